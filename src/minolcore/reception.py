@@ -1,0 +1,35 @@
+"""What a gateway reports for one received radio packet, before any validation."""
+
+from __future__ import annotations
+
+import enum
+
+from minolcore._model import Record
+
+__all__ = ["Radio", "Reception"]
+
+
+class Radio(enum.Enum):
+    """Which radio protocol carried the packet."""
+
+    WMBUS = "wmbus"
+    LORAWAN = "lorawan"
+
+
+class Reception(Record):
+    """One copy of one transmission, as one gateway heard it.
+
+    ``received_at`` is the event time in seconds since the Unix epoch (UTC) at which the
+    gateway heard the packet (not when it reached the cloud); ``rssi`` is in dBm, ``snr``
+    in dB, ``frequency`` in MHz. ``payload`` is the packet exactly as delivered (a wireless
+    M-Bus frame in any CRC shape, or a LoRaWAN PHYPayload).
+    """
+
+    gateway_id: str
+    received_at: float
+    payload: bytes
+    radio: Radio = Radio.WMBUS
+    rssi: float | None = None
+    snr: float | None = None
+    frequency: float | None = None
+    mode: str = ""
