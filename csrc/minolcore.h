@@ -1,0 +1,78 @@
+/* minolcore C core: the hot loops of the frame layer and the dedupe table.
+ *
+ * C99, libc only. Every function here has a pure-Python twin in
+ * src/minolcore/_reference/, and the equivalence tests prove them equal.
+ * The cdef part of build_ffi.py repeats these declarations for cffi.
+ */
+#ifndef MINOLCORE_H
+#define MINOLCORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Status of one frame in a batch; the numbers match minolcore.wmbus.FrameStatus. */
+enum {
+    MC_OK = 0,
+    MC_TOO_SHORT = 1,
+    MC_L_FIELD = 2,
+    MC_CRC = 3,
+    MC_HEADER_TRUNCATED = 4
+};
+
+/* CRC shapes and caller modes; numbers match CRCShape and CRCMode. */
+enum { MC_SHAPE_NONE = 0, MC_SHAPE_A = 1, MC_SHAPE_B = 2 };
+enum { MC_MODE_AUTO = 0, MC_MODE_PRESENT = 1, MC_MODE_ABSENT = 2 };
+
+/* Bits of mc_frame_info.flags; numbers match minolcore.wmbus.scan.Flag. */
+enum {
+    MC_FLAG_ELL = 1,
+    MC_FLAG_AFL = 2,
+    MC_FLAG_TPL = 4,
+    MC_FLAG_LONG_TPL = 8,
+    MC_FLAG_MCR = 16,
+    MC_FLAG_L_REWRITTEN = 32,
+    MC_FLAG_HIDDEN = 64
+};
+
+/* One row of the scan result; the layout matches FRAME_INFO_DTYPE (56 bytes). */
+typedef struct {
+    uint64_t fingerprint;
+    int64_t out_offset;
+    uint32_t id;
+    uint32_t meter_id;
+    uint32_t message_counter;
+    uint16_t manufacturer;
+    uint16_t meter_manufacturer;
+    uint16_t out_length;
+    uint16_t trailing;
+    uint8_t status;
+    uint8_t crc_shape;
+    uint8_t flags;
+    uint8_t c_field;
+    uint8_t version;
+    uint8_t device_type;
+    uint8_t ci;
+    uint8_t tpl_ci;
+    uint8_t meter_version;
+    uint8_t meter_device_type;
+    uint8_t acc;
+    uint8_t security_mode;
+    uint8_t encrypted_blocks;
+    uint8_t reserved[7];
+} mc_frame_info;
+
+const char *mc_version(void);
+
+/* CRC-16/EN-13757 of len bytes. */
+uint16_t mc_crc16(const uint8_t *data, size_t len);
+
+/* SipHash-2-4 of len bytes under a 16-byte key. */
+uint64_t mc_siphash24(const uint8_t *key, const uint8_t *data, size_t len);
+
+/* Validate, strip and fingerprint n frames at buf[offsets[i]:offsets[i]+lengths[i]].
+ * The canonical CRC-free frame (and any trailing bytes) of frame i is written to
+ * out[offsets[i]:...]; out must be as large as buf. The caller checks the bounds. */
+void mc_scan(const uint8_t *buf, const int64_t *offsets, const int32_t *lengths, size_t n,
+             int mode, const uint8_t *key, uint8_t *out, mc_frame_info *info);
+
+#endif
