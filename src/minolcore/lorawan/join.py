@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Mapping
+from typing import NoReturn
 
 from minolcore._model import Record
 from minolcore.errors import ConfigError, LoRaWANError, MICError, ReplayError
@@ -63,6 +64,7 @@ __all__ = [
 ]
 
 _NONCE_MASK = 0xFFFFFF
+_FCNT16_SPAN = 0x1_0000
 _NWK_ADDR_BITS = 25
 _NWK_ID_MASK = 0x7F
 
@@ -181,17 +183,32 @@ class Session:
 
         Raises :class:`SessionMICError` for a bad MIC and :class:`FCntReplayError` for a
         counter that does not increase (``retransmission`` is set when it equals the last
-        one); in both cases the session is left unchanged.
+        one; an older frame that verifies at its own, lower counter is reported as a
+        replay too); in every case the session is left unchanged.
         """
         up = decode_uplink(phy, nwk_s_key=self._nwk_s_key, app_s_key=self._app_s_key, last_fcnt=self.fcnt_up)
         if up.dev_addr != self.dev_addr:
             raise DevAddrMismatchError(self.dev_addr, up.dev_addr)
         if not up.mic_valid:
-            raise SessionMICError(self.dev_addr, up.fcnt)
+            self._raise_for_bad_mic(phy, up.fcnt)
         if self.fcnt_up is not None and up.fcnt <= self.fcnt_up:
             raise FCntReplayError(self.dev_addr, up.fcnt, self.fcnt_up)
         self.fcnt_up = up.fcnt
         return up
+
+    def _raise_for_bad_mic(self, phy: bytes, fcnt: int) -> NoReturn:
+        # A replayed older frame is rebuilt past the 16-bit rollover and so fails the MIC;
+        # if it verifies at the counter it really had, report it as the replay it is.
+        last = self.fcnt_up
+        if last is not None and fcnt > last:
+            older = fcnt - (_FCNT16_SPAN)
+            if older >= 0:
+                replay = decode_uplink(
+                    phy, nwk_s_key=self._nwk_s_key, app_s_key=self._app_s_key, last_fcnt=older
+                )
+                if replay.mic_valid:
+                    raise FCntReplayError(self.dev_addr, replay.fcnt, last)
+        raise SessionMICError(self.dev_addr, fcnt)
 
     def build_downlink(
         self,
