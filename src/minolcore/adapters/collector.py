@@ -1,0 +1,232 @@
+"""Wireless M-Bus collector uploads: JSON lines and plain hex lines, parsed as a stream.
+
+A collector (a stationary receiver or a walk-by/drive-by device) uploads one telegram per line,
+in one of two shapes, which may be mixed in one upload:
+
+- JSON lines: ``{"gateway": "GW-1", "received_at": "2026-01-01T12:00:00Z", "rssi": -70,
+  "mode": "T1", "frame": "2E44..."}``. Aliases: ``gateway_id`` for ``gateway``; ``time`` or ``ts``
+  for ``received_at`` (ISO 8601 text or Unix seconds); ``telegram`` or ``hex`` for ``frame``.
+  When several aliases are present the first in that order wins. Unknown keys are ignored.
+- Hex lines: just the frame in hex (``2E4493...``, bytes may be separated by spaces); the gateway
+  id and time are the caller's defaults.
+
+:func:`iter_collector_lines` yields, in input order, one item per line: a :class:`Reception` or a
+:class:`RejectedLine` with the 1-based line number and the reason. Nothing raises for bad input
+and nothing is skipped silently, so a garbage line costs one rejection and the stream goes on.
+"""
+
+from __future__ import annotations
+
+import enum
+from binascii import unhexlify
+from collections.abc import Iterable, Iterator
+from os import PathLike
+
+import msgspec
+
+from minolcore._model import Record
+from minolcore.adapters import parse_event_time
+from minolcore.errors import GatewayProtocolError, InputError
+from minolcore.reception import Reception
+
+__all__ = [
+    "CollectorItem",
+    "CollectorLineError",
+    "RejectReason",
+    "RejectedLine",
+    "iter_collector_file",
+    "iter_collector_lines",
+    "parse_collector_line",
+]
+
+# Year 10000 in Unix seconds: anything later is not a time a meter was heard at; most often a
+# millisecond timestamp sent where seconds were expected.
+_MAX_TIME = 253_402_300_800.0
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_JSON_START = frozenset(("{", "[", '"', ord("{"), ord("["), ord('"')))
+_TIME_PATHS = ("`$.received_at`", "`$.time`", "`$.ts`")
+
+
+class RejectReason(enum.StrEnum):
+    """Why a collector line was rejected."""
+
+    EMPTY = "empty"
+    BAD_JSON = "bad_json"
+    BAD_FIELD = "bad_field"
+    MISSING_FRAME = "missing_frame"
+    ODD_HEX = "odd_hex"
+    NON_HEX = "non_hex"
+    BAD_TIME = "bad_time"
+
+
+class RejectedLine(Record, frozen=True, gc=False, kw_only=True):
+    """A line that produced no reception: ``line_no`` is 1-based, ``raw`` the line as given."""
+
+    line_no: int
+    reason: RejectReason
+    detail: str
+    raw: str | bytes
+
+
+CollectorItem = Reception | RejectedLine
+
+
+class CollectorLineError(GatewayProtocolError):
+    """One collector line that cannot be read (raised only by :func:`parse_collector_line`)."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class _JsonLine(Record, frozen=True, gc=False, kw_only=True):
+    frame: str | None = None
+    telegram: str | None = None
+    hex: str | None = None
+    gateway: str | None = None
+    gateway_id: str | None = None
+    received_at: str | float | None = None
+    time: str | float | None = None
+    ts: str | float | None = None
+    rssi: float | None = None
+    mode: str | None = None
+
+
+_DECODER = msgspec.json.Decoder(_JsonLine)
+
+
+def _unhex(text: str | bytes) -> bytes:
+    try:
+        return unhexlify(text)
+    except ValueError:
+        pass
+    # Only lines that failed the fast path get here: allow spaces between bytes, then name the defect.
+    spaced = text if isinstance(text, str) else text.decode("latin-1")
+    try:
+        return bytes.fromhex(spaced)
+    except ValueError:
+        pass
+    digits = "".join(spaced.split())
+    for column, char in enumerate(digits, 1):
+        if char not in _HEX_DIGITS:
+            raise CollectorLineError(RejectReason.NON_HEX, f"{char!r} (hex digit {column}) is not hex")
+    if len(digits) % 2:
+        raise CollectorLineError(RejectReason.ODD_HEX, f"{len(digits)} hex digits, an odd number")
+    raise CollectorLineError(RejectReason.NON_HEX, "whitespace inside a byte")
+
+
+def _event_time(value: str | float) -> float:
+    if isinstance(value, str):
+        try:
+            when = parse_event_time(value)
+        except ValueError:
+            try:
+                when = float(value)
+            except ValueError:
+                raise CollectorLineError(
+                    RejectReason.BAD_TIME, f"{value[:64]!r} is neither ISO 8601 nor Unix seconds"
+                ) from None
+    else:
+        when = value
+    if not 0.0 <= when < _MAX_TIME:
+        hint = " (milliseconds instead of seconds?)" if when >= _MAX_TIME else ""
+        raise CollectorLineError(RejectReason.BAD_TIME, f"time {when!r} is outside 1970..9999{hint}")
+    return when
+
+
+def _parse_json(text: str | bytes, default_gateway: str, default_time: float) -> Reception:
+    try:
+        line = _DECODER.decode(text)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        if " - at `$" not in message:
+            raise CollectorLineError(RejectReason.BAD_JSON, f"not a JSON object: {message}") from None
+        if message.endswith(_TIME_PATHS):
+            raise CollectorLineError(RejectReason.BAD_TIME, message) from None
+        raise CollectorLineError(RejectReason.BAD_FIELD, message) from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise CollectorLineError(RejectReason.BAD_JSON, str(exc)) from None
+    frame = line.frame or line.telegram or line.hex
+    if not frame:
+        raise CollectorLineError(RejectReason.MISSING_FRAME, "no frame, telegram or hex key with a value")
+    payload = _unhex(frame)
+    when = line.received_at
+    if when is None:
+        when = line.time if line.time is not None else line.ts
+    return Reception(
+        gateway_id=line.gateway or line.gateway_id or default_gateway,
+        received_at=default_time if when is None else _event_time(when),
+        payload=payload,
+        rssi=line.rssi,
+        mode=line.mode or "",
+    )
+
+
+def parse_collector_line(line: str | bytes, *, default_gateway: str, default_time: float) -> Reception:
+    """Parse one line (JSON or hex) into a reception; ``default_time`` is in Unix seconds.
+
+    Raises :class:`CollectorLineError` (with ``reason``) for a line that cannot be read.
+    """
+    text = line.strip()
+    if not text:
+        raise CollectorLineError(RejectReason.EMPTY, "blank line")
+    if text[0] in _JSON_START:
+        return _parse_json(text, default_gateway, default_time)
+    return Reception(gateway_id=default_gateway, received_at=default_time, payload=_unhex(text))
+
+
+def _check_defaults(default_gateway: str, default_time: float) -> None:
+    if not isinstance(default_gateway, str) or not default_gateway:
+        raise InputError("default_gateway must be a non-empty string")
+    if not 0.0 <= default_time < _MAX_TIME:
+        raise InputError(f"default_time {default_time!r} is not Unix seconds between 1970 and 9999")
+
+
+def iter_collector_lines(
+    lines: Iterable[str | bytes], *, default_gateway: str, default_time: float
+) -> Iterator[CollectorItem]:
+    """Yield one :class:`Reception` or :class:`RejectedLine` per input line, in order.
+
+    Hex lines and JSON lines without gateway or time take ``default_gateway`` and
+    ``default_time`` (Unix seconds). Line numbers count every line from 1, blank ones included.
+    Bad defaults raise :class:`InputError` at once; bad lines never raise.
+    """
+    _check_defaults(default_gateway, default_time)
+    return _iter_lines(lines, default_gateway, default_time)
+
+
+def _strip_bom(line: str | bytes) -> str | bytes:
+    if isinstance(line, str):
+        return line.removeprefix("\ufeff")
+    return line.removeprefix(b"\xef\xbb\xbf")
+
+
+def _iter_lines(
+    lines: Iterable[str | bytes], default_gateway: str, default_time: float
+) -> Iterator[CollectorItem]:
+    item: CollectorItem
+    for line_no, raw in enumerate(lines, 1):
+        try:
+            # Editors on Windows start UTF-8 files with a byte order mark; it belongs to the file.
+            line = _strip_bom(raw) if line_no == 1 else raw
+            item = parse_collector_line(line, default_gateway=default_gateway, default_time=default_time)
+        except CollectorLineError as exc:
+            item = RejectedLine(line_no=line_no, reason=exc.reason, detail=exc.detail, raw=raw)
+        yield item
+
+
+def iter_collector_file(
+    path: str | PathLike[str], *, default_gateway: str, default_time: float
+) -> Iterator[CollectorItem]:
+    """Stream a collector upload file (Unix seconds for ``default_time``); see :func:`iter_collector_lines`.
+
+    The file is read as bytes: JSON and hex need no text decoding, which saves a copy per line.
+    """
+    _check_defaults(default_gateway, default_time)
+
+    def generate() -> Iterator[CollectorItem]:
+        with open(path, "rb") as handle:
+            yield from _iter_lines(handle, default_gateway, default_time)
+
+    return generate()
