@@ -96,13 +96,20 @@ static int strip_crcs(const uint8_t *d, int total, int mode, uint8_t *out, int *
                 return MC_OK;
             }
             b_failed = 1;
-        } else if (total == b_rewritten_total(l_field) && format_b_ok(d, total)) {
-            *out_len = strip_format_b(d, total, out);
+        } else if (total == b_rewritten_total(l_field)) {
+            /* The meter's CRC covers the original L, which counted the CRC bytes. */
+            uint8_t original[MAX_INPUT];
+            memcpy(original, d, (size_t)total);
+            original[0] = (uint8_t)(total - 1);
+            if (!format_b_ok(original, total))
+                goto not_b;
+            *out_len = strip_format_b(original, total, out);
             out[0] = (uint8_t)(*out_len - 1);
             *shape = MC_SHAPE_B;
             *rewritten = 1;
             return MC_OK;
         }
+    not_b:
         if (mode == MC_MODE_PRESENT) {
             if (total == a_format_length(l_field) || b_failed)
                 return MC_CRC;

@@ -177,8 +177,11 @@ def strip_crcs(data: bytes, mode: CRCMode = CRCMode.AUTO) -> tuple[CRCShape, byt
             b_error = _format_b_error(data)
             if b_error is None:
                 return CRCShape.FORMAT_B, _fix_l(_strip_format_b(data)), b"", False
-        elif total == _b_rewritten_total(l_field) and _format_b_error(data) is None:
-            return CRCShape.FORMAT_B, _fix_l(_strip_format_b(data)), b"", True
+        elif total == _b_rewritten_total(l_field):
+            # The meter's CRC covers the original L, which counted the CRC bytes.
+            original = bytes((total - 1,)) + data[1:]
+            if _format_b_error(original) is None:
+                return CRCShape.FORMAT_B, _fix_l(_strip_format_b(original)), b"", True
         if mode is CRCMode.PRESENT:
             if total == a_format_length(l_field):
                 raise CRCError(0, stored, computed)

@@ -1,0 +1,135 @@
+"""Batch scan: the C core equals the pure-Python reference on every column and status."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minolcore import _native
+from minolcore._reference.scan import scan_into
+from minolcore.errors import InputError
+from minolcore.wmbus import FRAME_INFO_DTYPE, CRCMode, Flag, FrameStatus, parse_frame, scan, scan_frames
+from minolcore.wmbus.builder import build_frame
+from minolcore.wmbus.scan import pack_frames
+from tests.test_frame import V1, V2, V3, V4, V5_B_WITH_CRC, V6, V8, frames
+
+KEY = bytes(range(16))
+MODES = {"auto": CRCMode.AUTO, "present": CRCMode.PRESENT, "absent": CRCMode.ABSENT}
+
+
+def reference_scan(frame_list: list[bytes], crc: str) -> tuple[np.ndarray, np.ndarray]:
+    buffer, offsets, lengths = pack_frames(frame_list)
+    info = np.zeros(len(frame_list), dtype=FRAME_INFO_DTYPE)
+    output = np.zeros(len(buffer), dtype=np.uint8)
+    scan_into(buffer, offsets, lengths, MODES[crc], KEY, output, info)
+    return info, output
+
+
+def assert_same_as_reference(frame_list: list[bytes], crc: str) -> None:
+    result = scan_frames(frame_list, crc=crc, key=KEY)  # type: ignore[arg-type]
+    info, output = reference_scan(frame_list, crc)
+    for name in FRAME_INFO_DTYPE.names or ():
+        assert np.array_equal(result.info[name], info[name]), name
+    for index in range(len(frame_list)):
+        start = int(info["out_offset"][index])
+        end = start + int(info["out_length"][index]) + int(info["trailing"][index])
+        assert np.array_equal(result.output[start:end], output[start:end])
+
+
+def test_vectors_scan() -> None:
+    raws = [bytes.fromhex(text) for text in (V1, V2, V3, V4, V5_B_WITH_CRC, V6, V8)]
+    result = scan_frames(raws, key=KEY)
+    assert list(result.status) == [FrameStatus.OK] * 7
+    assert list(result.crc_shape) == [1, 1, 1, 1, 2, 0, 0]
+    assert result.manufacturer[0] == 0x1593 and result.id[0] == 0x12345678
+    assert list(result.security_mode[:4]) == [5, 7, 7, 5]
+    assert list(result.encrypted_blocks[:4]) == [2, 2, 2, 1]
+    # V3 and V4: the long TPL header names the real meter behind the radio converter.
+    assert result.flags[2] & Flag.LONG_TPL and result.meter_id[2] == 0x12345678 and result.id[2] == 0x11223344
+    assert result.meter_manufacturer[3] == 0x4493 and result.meter_device_type[3] == 0x08
+    assert result.message_counter[1] == 2739 and result.flags[1] & Flag.MCR
+    assert result.flags[5] & Flag.HIDDEN and result.acc[5] == 0x50
+    assert result.trailing[6] == 3
+    for index, raw in enumerate(raws):
+        assert result.frame(index) == parse_frame(raw).data
+    assert result.fingerprint[0] == _native.siphash24(KEY, result.frame(0))
+
+
+def test_copies_in_different_shapes_share_a_fingerprint() -> None:
+    canonical = parse_frame(V1).data
+    shapes = [bytes.fromhex(V1), canonical, build_frame(
+        manufacturer="ELS", id="12345678", version=0x33, device_type=3, ci=0x7A, payload=canonical[11:], shape="B"
+    )]
+    result = scan_frames(shapes, key=KEY)
+    assert list(result.status) == [0, 0, 0]
+    assert len(set(result.fingerprint.tolist())) == 1
+    other_key = scan_frames(shapes, key=bytes(16))
+    assert other_key.fingerprint[0] != result.fingerprint[0]
+
+
+def test_bad_frames_get_statuses_and_the_batch_goes_on() -> None:
+    corrupted = bytearray(bytes.fromhex(V1))
+    corrupted[30] ^= 0x10
+    raws = [b"", b"\x0a\x44", bytes(corrupted), bytes.fromhex("0B44AE0C78563412010772AA"),
+            bytes.fromhex("2044AE0C7856341201078C2027"), bytes.fromhex(V1)]
+    result = scan_frames(raws, key=KEY)
+    assert list(result.status) == [
+        FrameStatus.TOO_SHORT, FrameStatus.TOO_SHORT, FrameStatus.CRC, FrameStatus.HEADER_TRUNCATED,
+        FrameStatus.L_FIELD, FrameStatus.OK,
+    ]
+    assert result.ok().tolist() == [False] * 5 + [True]
+
+
+def test_corpus_scan(corpus: list[dict[str, object]]) -> None:
+    raws = [bytes.fromhex(str(c["telegram_hex"])) for c in corpus
+            if len(str(c["telegram_hex"])) % 2 == 0 and not str(c["telegram_hex"]).startswith("68")]
+    result = scan_frames(raws, key=KEY)
+    assert int(np.count_nonzero(result.ok())) == len(raws) == 256
+    for index, raw in enumerate(raws):
+        frame = parse_frame(raw)
+        assert result.frame(index) == frame.data
+        assert result.id[index] == frame.id_value and result.meter_id[index] == frame.meter_address.id_value
+    assert_same_as_reference(raws, "auto")
+
+
+def test_batch_description_errors() -> None:
+    with pytest.raises(InputError):
+        scan(b"abc", [0], [4])
+    with pytest.raises(InputError):
+        scan(b"abc", [0, 1], [1])
+    with pytest.raises(InputError):
+        scan_frames([bytes.fromhex(V1)], key=b"short")
+    assert len(scan(b"", [], [])) == 0
+
+
+@pytest.mark.equivalence
+@given(st.lists(st.binary(max_size=300), max_size=8), st.sampled_from(["auto", "present", "absent"]))
+def test_c_equals_reference_on_arbitrary_bytes(frame_list: list[bytes], crc: str) -> None:
+    assert_same_as_reference(frame_list, crc)
+
+
+@pytest.mark.equivalence
+@given(
+    st.lists(st.tuples(frames(), st.sampled_from(["A", "B", "none"])), min_size=1, max_size=4),
+    st.sampled_from(["auto", "present", "absent"]),
+    st.data(),
+)
+def test_c_equals_reference_on_mutated_frames(
+    specs: list[tuple[tuple[dict[str, object], bytes], str]], crc: str, data: st.DataObject
+) -> None:
+    frame_list = []
+    for (fields, payload), shape in specs:
+        raw = bytearray(build_frame(**fields, payload=payload, shape=shape))  # type: ignore[arg-type]
+        mutation = data.draw(st.sampled_from(["none", "flip", "cut", "extend", "l_field"]))
+        if mutation == "flip":
+            raw[data.draw(st.integers(0, len(raw) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+        elif mutation == "cut":
+            del raw[data.draw(st.integers(0, len(raw) - 1)) :]
+        elif mutation == "extend":
+            raw += data.draw(st.binary(min_size=1, max_size=6))
+        elif mutation == "l_field":
+            raw[0] = data.draw(st.integers(0, 255))
+        frame_list.append(bytes(raw))
+    assert_same_as_reference(frame_list, crc)
