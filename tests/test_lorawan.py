@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+from typing import TypedDict
 
 import numpy as np
 import pytest
@@ -60,7 +61,13 @@ ROW3 = bytes.fromhex(
 ROW4 = bytes.fromhex("60f17dbe4920020001f9d65d27")
 DEV_ADDR = "49BE7DF1"
 
-KEYS = {"nwk_s_key": NWK_S_KEY, "app_s_key": APP_S_KEY}
+
+class _Keys(TypedDict):
+    nwk_s_key: bytes
+    app_s_key: bytes
+
+
+KEYS: _Keys = {"nwk_s_key": NWK_S_KEY, "app_s_key": APP_S_KEY}
 
 
 # --- vectors.md section 2 -------------------------------------------------------------------
@@ -310,9 +317,9 @@ def test_build_then_decode_round_trip(fields: dict[str, object]) -> None:
     assert frame.fopts == fields["fopts"]
     assert frame.fcnt16 == fcnt & 0xFFFF
     if fields["fport"] == 0:
-        assert msg.mac_commands == parse_mac_commands(fields["payload"], uplink=bool(fields["uplink"]))  # type: ignore[arg-type]
+        assert msg.mac_commands == parse_mac_commands(fields["payload"], uplink=bool(fields["uplink"]))
     else:
-        assert msg.mac_commands == parse_mac_commands(fields["fopts"], uplink=bool(fields["uplink"]))  # type: ignore[arg-type]
+        assert msg.mac_commands == parse_mac_commands(fields["fopts"], uplink=bool(fields["uplink"]))
 
 
 @given(data_frames(), st.data())

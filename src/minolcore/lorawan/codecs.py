@@ -141,7 +141,7 @@ class CodecRegistry:
         if not isinstance(item, tuple) or len(item) != 2:
             return False
         profile, fport = item
-        return fport in self._codecs.get(profile, {})
+        return isinstance(profile, str) and fport in self._codecs.get(profile, {})
 
     def __repr__(self) -> str:
         return f"CodecRegistry(profiles={len(self._codecs)})"
