@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypedDict
 
 import numpy as np
@@ -604,3 +605,18 @@ def test_struct_layouts() -> None:
     sizes = {s: s.size for s in (B0, AI, KEY_DERIVATION_BLOCK, FHDR, JOIN_REQUEST, JOIN_ACCEPT_BODY)}
     assert list(sizes.values()) == [16, 16, 16, 8, 23, 12]
     assert all(isinstance(s, struct.Struct) for s in sizes)
+
+
+def test_shared_key_contexts_under_threads() -> None:
+    key = AesKey(APP_S_KEY)
+    blocks = [bytes([i]) * 32 for i in range(64)]
+    expected = [Cipher(algorithms.AES(APP_S_KEY), modes.ECB()).encryptor().update(b) for b in blocks]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(20):
+            assert list(pool.map(key.ecb_encrypt, blocks)) == expected
+    # While another caller holds the cached context, a private one is used instead of waiting.
+    key._ecb_lock.acquire()
+    try:
+        assert key.ecb_encrypt(blocks[1]) == expected[1]
+    finally:
+        key._ecb_lock.release()

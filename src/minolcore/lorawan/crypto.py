@@ -49,20 +49,23 @@ _AI_TAG = 0x01
 _NWK_S_KEY_TAG = 0x01
 _APP_S_KEY_TAG = 0x02
 _MAX_FRM_BLOCKS = 255  # i is one byte, so at most 255 keystream blocks (4080 bytes)
+_MAX_MSG = 0xFF
 
 KeyLike: TypeAlias = bytes | bytearray | memoryview | AesKey
 
 
 class FRMPayloadSizeError(LoRaWANError, InputError):
-    """An FRMPayload longer than the 255 keystream blocks (4080 bytes) LoRaWAN can address."""
+    """A payload or message longer than the LoRaWAN blocks can describe (length in bytes)."""
 
     def __init__(self, length: int) -> None:
-        super().__init__(f"FRMPayload of {length} bytes exceeds {_MAX_FRM_BLOCKS * 16}")
+        super().__init__(f"{length} bytes exceed what the LoRaWAN B0/A_i blocks can describe")
         self.length = length
 
 
 def b0_block(dev_addr: int, fcnt32: int, msg_len: int, *, uplink: bool) -> bytes:
     """The 16-byte B0 block for a data frame; ``msg_len`` in bytes (MHDR..FRMPayload)."""
+    if not 0 <= msg_len <= _MAX_MSG:
+        raise FRMPayloadSizeError(msg_len)
     return B0.pack(_B0_TAG, 0 if uplink else 1, dev_addr, fcnt32, msg_len)
 
 
@@ -72,8 +75,11 @@ def compute_data_mic(nwk_s_key: KeyLike, msg: bytes, *, dev_addr: int, fcnt32: i
     ``msg`` is MHDR through FRMPayload (the PHYPayload without its MIC); ``fcnt32`` is
     the full 32-bit frame counter, not the 16 transmitted bits.
     """
+    if len(msg) > _MAX_MSG:
+        # B0 holds the length in one byte; a longer message cannot be a LoRaWAN frame.
+        raise FRMPayloadSizeError(len(msg))
     ctx = as_key(nwk_s_key).cmac_context()
-    ctx.update(B0.pack(_B0_TAG, 0 if uplink else 1, dev_addr, fcnt32, len(msg) & 0xFF))
+    ctx.update(B0.pack(_B0_TAG, 0 if uplink else 1, dev_addr, fcnt32, len(msg)))
     ctx.update(msg)
     return ctx.finalize()[:MIC_SIZE]
 
