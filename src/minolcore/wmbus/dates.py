@@ -1,0 +1,104 @@
+"""Date and time types of EN 13757-3 Annex A: G (date), J (time), F (date-time), I (date-time with seconds).
+
+Every reader returns an ISO 8601 string, or ``None`` when the field is marked invalid
+(IV bit, all bits set) or does not name a real calendar date. A periodic date (day 0,
+month 15, year 127 mean "every day / month / year") is not one point in time either, so it
+also reads as ``None``: callers get "not set", never a strange date such as 2127-15-31.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Final
+
+__all__ = ["decode_timepoint", "type_f", "type_g", "type_i", "type_j"]
+
+_DAYS_IN_MONTH: Final = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _date(year: int, month: int, day: int) -> str | None:
+    if not (1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month]):
+        return None
+    if month == 2 and day == 29 and not (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)):
+        return None
+    return f"{year:04d}-{month:02d}-{day:02d}"
+
+
+def _g_fields(lo: int, hi: int) -> tuple[int, int, int]:
+    """(year within the century, month, day) of a type G date."""
+    return ((lo & 0xE0) >> 5) | ((hi & 0xF0) >> 1), hi & 0x0F, lo & 0x1F
+
+
+def type_g(data: bytes) -> str | None:
+    """Type G, 2 bytes: a date "YYYY-MM-DD" (years 2000-2099)."""
+    lo, hi = data[0], data[1]
+    if lo == 0xFF and hi == 0xFF:
+        return None
+    year, month, day = _g_fields(lo, hi)
+    return _date(2000 + year, month, day)
+
+
+def type_j(data: bytes) -> str | None:
+    """Type J, 3 bytes: a time of day "HH:MM:SS"."""
+    second, minute, hour = data[0] & 0x3F, data[1] & 0x3F, data[2] & 0x1F
+    if data[0] == data[1] == data[2] == 0xFF or second > 59 or minute > 59 or hour > 23:
+        return None
+    return f"{hour:02d}:{minute:02d}:{second:02d}"
+
+
+def type_f(data: bytes) -> str | None:
+    """Type F, 4 bytes: date and time "YYYY-MM-DDTHH:MM".
+
+    The hundred-year field (bits 13-14) counts centuries from 1900; meters that leave it
+    at 0 mean 2000-2099, the same reading as type G.
+    """
+    b0, b1, b2, b3 = data[0], data[1], data[2], data[3]
+    if b0 & 0x80 or (b0 == b1 == b2 == b3 == 0xFF):
+        return None
+    minute, hour = b0 & 0x3F, b1 & 0x1F
+    if minute > 59 or hour > 23:
+        return None
+    hundred = (b1 >> 5) & 0x03
+    year, month, day = _g_fields(b2, b3)
+    year += 1900 + 100 * hundred if hundred else 2000
+    date = _date(year, month, day)
+    if date is None:
+        return None
+    return f"{date}T{hour:02d}:{minute:02d}"
+
+
+def type_i(data: bytes) -> str | None:
+    """Type I, 6 bytes: date and time with seconds "YYYY-MM-DDTHH:MM:SS" (years 2000-2099)."""
+    b0, b1, b2, b3, b4 = data[0], data[1], data[2], data[3], data[4]
+    if b1 & 0x80 or all(b == 0xFF for b in data[:6]):
+        return None
+    second, minute, hour = b0 & 0x3F, b1 & 0x3F, b2 & 0x1F
+    if second > 59 or minute > 59 or hour > 23:
+        return None
+    year, month, day = _g_fields(b3, b4)
+    date = _date(2000 + year, month, day)
+    if date is None:
+        return None
+    return f"{date}T{hour:02d}:{minute:02d}:{second:02d}"
+
+
+def decode_timepoint(data: bytes) -> str | None:
+    """A date/time point chosen by its length: 2 bytes G, 3 bytes J, 4 bytes F, 6 bytes I.
+
+    Any other length gives ``None``.
+    """
+    n = len(data)
+    if n == 4:
+        return type_f(data)
+    if n == 2:
+        return type_g(data)
+    if n == 6:
+        return type_i(data)
+    if n == 3:
+        return type_j(data)
+    return None
+
+
+def parse_iso(text: str) -> _dt.datetime:
+    """The datetime of an ISO string written by this module (date or date-time)."""
+    return _dt.datetime.fromisoformat(text)
