@@ -1,0 +1,136 @@
+"""Gateway ingestion throughput: collector lines, Semtech datagrams, envelope opening.
+
+Run with ``PYTHONPATH=src python -m pytest benchmarks/bench_ingest.py --benchmark-only``; each
+benchmark stores its rate (lines/s, datagrams/s, envelopes/s) in ``extra_info``.
+``python benchmarks/bench_ingest.py`` streams one million collector lines and prints lines/s.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from minolcore.adapters import semtech
+from minolcore.adapters.collector import iter_collector_lines
+from minolcore.envelope import EnvelopeOpener, seal
+
+FRAME_HEX = "2E4493157856341233037A2A0000002F2F0C1427048502046D32371F1502FD1700002F2F2F2F2F2F2F2F"
+BASE_TIME = 1_767_268_800
+
+
+def collector_lines(count: int) -> list[bytes]:
+    """A realistic upload mix: 3/5 JSON with ISO time, 1/5 JSON with Unix time, 1/5 hex, 1 in 1000 garbage."""
+    lines: list[bytes] = []
+    for i in range(count):
+        if i % 1000 == 999:
+            line = "not a telegram"
+        elif i % 5 == 0:
+            line = FRAME_HEX
+        elif i % 5 == 1:
+            line = json.dumps(
+                {
+                    "gateway": "GW-1",
+                    "received_at": BASE_TIME + i,
+                    "rssi": -70,
+                    "mode": "T1",
+                    "frame": FRAME_HEX,
+                }
+            )
+        else:
+            stamp = f"2026-01-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z"
+            line = json.dumps(
+                {"gateway": "GW-2", "time": stamp, "rssi": -81, "mode": "C1", "frame": FRAME_HEX}
+            )
+        lines.append(line.encode())
+    return lines
+
+
+def consume(lines: Sequence[bytes | str]) -> int:
+    count = 0
+    for _ in iter_collector_lines(lines, default_gateway="GW-0", default_time=float(BASE_TIME)):
+        count += 1
+    return count
+
+
+def record_rate(benchmark: Any, name: str, items: int) -> None:
+    mean = benchmark.stats.stats.mean
+    benchmark.extra_info[name] = round(items / mean)
+
+
+def test_collector_lines_bytes(benchmark: Any) -> None:
+    lines = collector_lines(200_000)
+    assert benchmark.pedantic(consume, args=(lines,), rounds=5, iterations=1) == len(lines)
+    record_rate(benchmark, "lines_per_s", len(lines))
+
+
+def test_collector_lines_str(benchmark: Any) -> None:
+    lines = [line.decode() for line in collector_lines(200_000)]
+    assert benchmark.pedantic(consume, args=(lines,), rounds=5, iterations=1) == len(lines)
+    record_rate(benchmark, "lines_per_s", len(lines))
+
+
+def push_datagrams(count: int) -> list[bytes]:
+    rxpk = [
+        {
+            "time": "2026-01-01T12:00:00.000000Z",
+            "tmst": 3512348611 + n,
+            "chan": n,
+            "rfch": 0,
+            "freq": 868.1,
+            "stat": 1,
+            "modu": "LORA",
+            "datr": "SF7BW125",
+            "codr": "4/5",
+            "rssi": -60,
+            "lsnr": 7.5,
+            "size": 23,
+            "data": base64.b64encode(bytes(range(n, n + 23))).decode(),
+        }
+        for n in range(3)
+    ]
+    body = json.dumps({"rxpk": rxpk}).encode()
+    eui = bytes.fromhex("AA555A0000000000")
+    return [b"\x02" + (i % 65536).to_bytes(2, "big") + b"\x00" + eui + body for i in range(count)]
+
+
+def test_semtech_push_data(benchmark: Any) -> None:
+    datagrams = push_datagrams(20_000)
+
+    def run() -> int:
+        ingest = semtech.GatewayIngest()
+        for datagram in datagrams:
+            ingest.receive(datagram, received_at=float(BASE_TIME))
+        return ingest.rxpk_ok
+
+    assert benchmark.pedantic(run, rounds=5, iterations=1) == 3 * len(datagrams)
+    record_rate(benchmark, "datagrams_per_s", len(datagrams))
+
+
+def test_envelope_open(benchmark: Any) -> None:
+    key = bytes(range(16))
+    batch = b"\n".join(collector_lines(100))
+    envelopes = [seal(batch, gateway_id="GW-1", sequence=n, key=key) for n in range(5_000)]
+
+    def run() -> int:
+        opener = EnvelopeOpener({"GW-1": key})
+        return sum(len(opener.open(envelope).batch) for envelope in envelopes)
+
+    assert benchmark.pedantic(run, rounds=5, iterations=1) == len(batch) * len(envelopes)
+    record_rate(benchmark, "envelopes_per_s", len(envelopes))
+
+
+def _time(label: str, run: Callable[[], int], count: int) -> None:
+    start = time.perf_counter()
+    assert run() == count
+    elapsed = time.perf_counter() - start
+    print(f"{label}: {count:,} lines in {elapsed:.2f} s = {count / elapsed:,.0f} lines/s")
+
+
+if __name__ == "__main__":
+    million = collector_lines(1_000_000)
+    _time("bytes lines", lambda: consume(million), len(million))
+    as_text = [line.decode() for line in million]
+    _time("str lines", lambda: consume(as_text), len(as_text))
