@@ -21,7 +21,7 @@ import binascii
 import enum
 import struct
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, ClassVar, Literal, TypeVar
 
 import msgspec
@@ -413,8 +413,8 @@ def parse_datagram(data: bytes, *, received_at: float | None = None) -> Event:
 def _gateway_eui(data: bytes) -> str:
     if len(data) < GATEWAY_HEADER_SIZE:
         raise DatagramTooShortError(len(data), GATEWAY_HEADER_SIZE)
-    (eui,) = GATEWAY_EUI.unpack_from(data, HEADER.size)
-    return eui.hex().upper()  # type: ignore[no-any-return]
+    eui: bytes = GATEWAY_EUI.unpack_from(data, HEADER.size)[0]
+    return eui.hex().upper()
 
 
 def _json_body(decoder: msgspec.json.Decoder[_T], body: bytes) -> _T:
@@ -562,7 +562,7 @@ def pull_resp(token: int, txpk: Txpk) -> bytes:
     return _header(token, Identifier.PULL_RESP) + _ENCODER.encode({"txpk": body})
 
 
-def push_data(token: int, gateway_eui: str, rxpk: tuple[Rxpk, ...] = (), stat: Stat | None = None) -> bytes:
+def push_data(token: int, gateway_eui: str, rxpk: Sequence[Rxpk] = (), stat: Stat | None = None) -> bytes:
     """PUSH_DATA as a gateway sends it (for simulators and tests); ``token`` is 16-bit."""
     body: dict[str, object] = {}
     if rxpk:
