@@ -521,7 +521,8 @@ def read_vib(buf: bytes, pos: int, end: int, record_offset: int) -> VibInfo:
         length = buf[pos]
         if pos + 1 + length > end:
             raise RecordError(record_offset, "plain-text VIF runs past the end")
-        unit = bytes(buf[pos + 1 : pos + 1 + length])[::-1].decode("latin-1")
+        # Suffixes from VIFEs ("/h") were collected on the empty unit of the table entry.
+        unit = bytes(buf[pos + 1 : pos + 1 + length])[::-1].decode("latin-1") + unit
         pos += 1 + length
     return (pos, bytes(buf[start:pos]), quantity, unit, exponent, kind, tuple(modifiers), flags, offset_exp)
 
