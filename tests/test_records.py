@@ -19,7 +19,7 @@ from minolcore.errors import InputError, MinolcoreError, RecordError
 from minolcore.wmbus import dates
 from minolcore.wmbus.records import DataRecord, DecodedRecords, decode_records, format_signature, walk_records
 from minolcore.wmbus.vif import FB_TABLE, FD_TABLE, PRIMARY
-from record_encoder import (
+from tests.record_encoder import (
     BCD_DIGITS,
     INT_WIDTH,
     REAL32,
