@@ -57,6 +57,29 @@ uint16_t mc_crc16(const uint8_t *data, size_t len);
 uint64_t mc_siphash24(const uint8_t *key, const uint8_t *data, size_t len);
 void mc_scan(const uint8_t *buf, const int64_t *offsets, const int32_t *lengths, size_t n,
              int mode, const uint8_t *key, uint8_t *out, mc_frame_info *info);
+
+typedef struct mc_dedupe mc_dedupe;
+typedef struct {
+    uint64_t count;
+    uint64_t capacity;
+    uint64_t max_capacity;
+    int64_t next_id;
+    int64_t watermark;
+    int64_t last_sweep_watermark;
+    uint64_t overflow;
+    uint64_t expired;
+    uint64_t sweeps;
+    int64_t retention_ms;
+} mc_dedupe_stats;
+mc_dedupe *mc_dedupe_new(uint64_t initial_capacity, uint64_t max_capacity, int64_t retention_ms);
+void mc_dedupe_free(mc_dedupe *table);
+int mc_dedupe_batch(mc_dedupe *table, const uint64_t *fingerprints, const int64_t *times_ms, size_t n,
+                    int64_t window_ms, int64_t *uplink_ids, uint8_t *is_new);
+void mc_dedupe_get_stats(const mc_dedupe *table, mc_dedupe_stats *out);
+size_t mc_dedupe_export(const mc_dedupe *table, uint64_t *fingerprints, int64_t *first_seen_ms,
+                        int64_t *uplink_ids, size_t max_entries);
+int mc_dedupe_restore(mc_dedupe *table, const uint64_t *fingerprints, const int64_t *first_seen_ms,
+                      const int64_t *uplink_ids, size_t n, const mc_dedupe_stats *state);
 """
 
 SOURCES = sorted(str(path.relative_to(ROOT)) for path in HERE.glob("mc_*.c"))

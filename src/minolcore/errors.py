@@ -9,8 +9,8 @@ from __future__ import annotations
 
 __all__ = [
     "AccessDeniedError",
-    "ChecksumError",
     "CRCError",
+    "ChecksumError",
     "ConfigError",
     "DecodeError",
     "FrameError",
