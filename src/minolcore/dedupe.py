@@ -208,7 +208,7 @@ class DedupeTable:
             return table
         ffi, lib = _native.ffi, _native.lib
         state = ffi.new("mc_dedupe_stats *")
-        for name in DedupeStats.__struct_fields__:
+        for name in DedupeStats.__annotations__:
             setattr(state, name, getattr(stats, name))
         fps = np.ascontiguousarray(snapshot.fingerprints, dtype=np.uint64)
         first = np.ascontiguousarray(snapshot.first_seen_ms, dtype=np.int64)
@@ -232,4 +232,7 @@ class DedupeTable:
 
     def __repr__(self) -> str:
         stats = self.stats()
-        return f"<DedupeTable {stats.count} entries, capacity {stats.capacity}, retention {stats.retention_ms} ms>"
+        return (
+            f"<DedupeTable {stats.count} entries, capacity {stats.capacity}, "
+            f"retention {stats.retention_ms} ms>"
+        )

@@ -68,9 +68,7 @@ class ReferenceDedupeTable:
             else:
                 uplink = self.next_id
                 self.next_id += 1
-                if entry is not None:
-                    self.entries[fp] = (time_ms, uplink)
-                elif self._make_room():
+                if entry is not None or self._make_room():
                     self.entries[fp] = (time_ms, uplink)
                 else:
                     self.overflow += 1
