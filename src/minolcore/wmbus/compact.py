@@ -197,7 +197,7 @@ def expand_profile(
         if abs(running - round(running)) < 1e-6:
             running = round(running)
     # Going back in time undoes an increase; a decrement counter runs the other way.
-    sign = -direction if profile.mode in (1, 3) else direction
+    sign = direction if profile.mode in (1, 3) else -direction
     values: list[Number | None] = []
     for element in profile.elements:
         running = None if running is None or element is None else running + sign * element
