@@ -8,7 +8,6 @@ also reads as ``None``: callers get "not set", never a strange date such as 2127
 
 from __future__ import annotations
 
-import datetime as _dt
 from typing import Final
 
 __all__ = ["decode_timepoint", "type_f", "type_g", "type_i", "type_j"]
@@ -97,8 +96,3 @@ def decode_timepoint(data: bytes) -> str | None:
     if n == 3:
         return type_j(data)
     return None
-
-
-def parse_iso(text: str) -> _dt.datetime:
-    """The datetime of an ISO string written by this module (date or date-time)."""
-    return _dt.datetime.fromisoformat(text)
