@@ -32,6 +32,25 @@ def test_scan_c_1m_frames(benchmark, million_frames: Batch) -> None:
     benchmark.extra_info["bytes"] = len(batch.buffer)
 
 
+@pytest.mark.skipif(_native.BACKEND != "cffi", reason="measures the C core")
+def test_scan_c_1m_frames_in_64k_batches(benchmark, million_frames: Batch) -> None:
+    """The same million frames fed as a stream of 65,536-frame batches (as the CLI feeds them)."""
+    batch = million_frames
+    chunk = 65_536
+
+    def run() -> int:
+        ok = 0
+        for start in range(0, len(batch), chunk):
+            result = scan(
+                batch.buffer, batch.offsets[start : start + chunk], batch.lengths[start : start + chunk], key=KEY
+            )
+            ok += int(np.count_nonzero(result.ok()))
+        return ok
+
+    assert benchmark.pedantic(run, rounds=7, iterations=1) == len(batch)
+    benchmark.extra_info["frames"] = len(batch)
+
+
 def test_scan_reference_5k_frames(benchmark, million_frames: Batch) -> None:
     count = REFERENCE_FRAMES
     buffer = million_frames.buffer[: int(million_frames.offsets[count])]
@@ -39,7 +58,7 @@ def test_scan_reference_5k_frames(benchmark, million_frames: Batch) -> None:
 
     def run() -> np.ndarray:
         info = np.zeros(count, dtype=FRAME_INFO_DTYPE)
-        output = np.zeros(len(buffer), dtype=np.uint8)
+        output = np.zeros(int(lengths.sum()), dtype=np.uint8)
         scan_into(buffer, offsets, lengths, CRCMode.AUTO, KEY, output, info)
         return info
 

@@ -71,7 +71,8 @@ uint64_t mc_siphash24(const uint8_t *key, const uint8_t *data, size_t len);
 
 /* Validate, strip and fingerprint n frames at buf[offsets[i]:offsets[i]+lengths[i]].
  * The canonical CRC-free frame (and any trailing bytes) of frame i is written to
- * out[offsets[i]:...]; out must be as large as buf. The caller checks the bounds. */
+ * out[info[i].out_offset:...], where out_offset is the sum of the lengths before i; out
+ * must hold the sum of all lengths. The caller checks the bounds. */
 void mc_scan(const uint8_t *buf, const int64_t *offsets, const int32_t *lengths, size_t n,
              int mode, const uint8_t *key, uint8_t *out, mc_frame_info *info);
 

@@ -22,7 +22,7 @@ MODES = {"auto": CRCMode.AUTO, "present": CRCMode.PRESENT, "absent": CRCMode.ABS
 def reference_scan(frame_list: list[bytes], crc: str) -> tuple[np.ndarray, np.ndarray]:
     buffer, offsets, lengths = pack_frames(frame_list)
     info = np.zeros(len(frame_list), dtype=FRAME_INFO_DTYPE)
-    output = np.zeros(len(buffer), dtype=np.uint8)
+    output = np.zeros(int(lengths.sum()), dtype=np.uint8)
     scan_into(buffer, offsets, lengths, MODES[crc], KEY, output, info)
     return info, output
 

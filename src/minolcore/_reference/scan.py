@@ -36,17 +36,19 @@ def scan_into(
 ) -> None:
     """Fill ``output`` and the rows of ``info`` exactly as ``mc_scan`` does."""
     raw_all = buffer.tobytes()
+    cursor = 0
     for index in range(len(offsets)):
         offset = int(offsets[index])
         row = info[index]
-        row["out_offset"] = offset
+        row["out_offset"] = out_offset = cursor
         raw = raw_all[offset : offset + int(lengths[index])]
+        cursor += len(raw)
         try:
             shape, canonical, trailing, rewritten = strip_crcs(raw, mode)
         except FrameError as error:
             row["status"] = error.status
             continue
-        output[offset : offset + len(canonical) + len(trailing)] = np.frombuffer(
+        output[out_offset : out_offset + len(canonical) + len(trailing)] = np.frombuffer(
             canonical + trailing, dtype=np.uint8
         )
         _fill(row, canonical, shape, len(trailing), rewritten, key)

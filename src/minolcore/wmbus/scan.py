@@ -74,7 +74,8 @@ class ScanResult:
 
     ``info`` is a structured array with one row per frame (see :data:`FRAME_INFO_DTYPE`);
     each field is also an attribute (``result.status``, ``result.fingerprint``, ...).
-    ``output`` holds the canonical CRC-free frames: frame ``i`` is
+    ``output`` holds the canonical CRC-free frames, packed in batch order (each frame has
+    room for as many bytes as it had on input): frame ``i`` is
     ``output[out_offset[i] : out_offset[i] + out_length[i]]``, followed by its
     ``trailing[i]`` bytes received beyond L.
     """
@@ -167,7 +168,7 @@ def scan(
     if _native.BACKEND == "cffi":
         # mc_scan writes every row and every byte it reports, so nothing needs zeroing.
         info = np.empty(len(offs), dtype=FRAME_INFO_DTYPE)
-        output = np.empty(len(buf), dtype=np.uint8)
+        output = np.empty(int(lens.sum()), dtype=np.uint8)
         ffi, lib = _native.ffi, _native.lib
         lib.mc_scan(
             ffi.from_buffer("uint8_t[]", buf),
@@ -183,7 +184,7 @@ def scan(
         from minolcore._reference.scan import scan_into  # noqa: PLC0415
 
         info = np.zeros(len(offs), dtype=FRAME_INFO_DTYPE)
-        output = np.zeros(len(buf), dtype=np.uint8)
+        output = np.zeros(int(lens.sum()), dtype=np.uint8)
         scan_into(buf, offs, lens, mode, fingerprint_key, output, info)
     return ScanResult(info, output)
 
