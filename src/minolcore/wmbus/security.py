@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algori
 from cryptography.hazmat.primitives.cmac import CMAC
 
 from minolcore import _native
-from minolcore._model import Record
+from minolcore._model import Record, replace
 from minolcore.errors import (
     HeaderTruncatedError,
     InputError,
@@ -336,21 +336,21 @@ def _encrypted_span(frame: Frame) -> tuple[int, int, bytes]:
 def _with_plaintext(frame: Frame, start: int, plain: bytes, size: int) -> Frame:
     """The frame with ``size`` bytes from ``start`` replaced by ``plain``; bytes taken from
     beyond L become part of the frame (its L grows)."""
+    # The headers precede the ciphertext, so every offset of ``frame`` stays valid; the
+    # frame is not parsed again (that would hide the layers of a revealed ELL once more).
     data = frame.data
     inside = len(data) - start
     if size <= inside:
-        new = data[:start] + plain + data[start + size :]
-        return frame_from_canonical(new, frame.trailing, frame.crc_shape, frame.l_field, frame.l_rewritten)
+        return replace(frame, data=data[:start] + plain + data[start + size :])
     new = bytes((len(data) + size - inside - 1,)) + data[1:start] + plain
-    trailing = frame.trailing[size - inside :]
-    return frame_from_canonical(new, trailing, frame.crc_shape, frame.l_field, frame.l_rewritten)
+    return replace(frame, data=new, trailing=frame.trailing[size - inside :])
 
 
-def _unseal_mode5(frame: Frame, key: OMSKey | None) -> Unsealed:
+def _unseal_mode5(frame: Frame, key: OMSKey | None, allow_plaintext: bool) -> Unsealed:
     start, size, available = _encrypted_span(frame)
     if size == 0:
         return Unsealed(frame=frame, apl=frame.payload, mode=5, status=STATUS_NOT_ENCRYPTED)
-    stored_plain = available[:2] == KEY_CHECK
+    stored_plain = allow_plaintext and available[:2] == KEY_CHECK
     if key is None:
         if stored_plain:
             return _already_decrypted(frame, 5, None)
@@ -378,13 +378,13 @@ def _mode7_keys(frame: Frame, key: OMSKey, afl: AFLHeader) -> tuple[OMSKey, OMSK
     return derive_mode7_keys(key, afl.mcr, _security_address(frame).id_value)
 
 
-def _unseal_mode7(frame: Frame, key: OMSKey | None) -> Unsealed:
+def _unseal_mode7(frame: Frame, key: OMSKey | None, allow_plaintext: bool) -> Unsealed:
     afl = frame.afl
     if afl is None or afl.mcr is None or afl.mac is None:
         raise UnsupportedSecurityError("7 without an AFL message counter and MAC")
     counter = afl.mcr
     start, size, available = _encrypted_span(frame)
-    stored_plain = available[:2] == KEY_CHECK
+    stored_plain = allow_plaintext and available[:2] == KEY_CHECK
     if key is None:
         if stored_plain or size == 0:
             return _already_decrypted(frame, 7, counter, size == 0)
@@ -455,13 +455,13 @@ def _reveal_ell(frame: Frame, plain: bytes) -> Frame:
     )
 
 
-def _unseal_ell(frame: Frame, key: OMSKey | None) -> tuple[Frame, str]:
+def _unseal_ell(frame: Frame, key: OMSKey | None, allow_plaintext: bool) -> tuple[Frame, str]:
     ell = frame.ell
     assert ell is not None and ell.sn is not None
     if ell.encryption != _SN_ENCRYPTION_CTR:
         raise UnsupportedSecurityError(f"ELL encryption {ell.encryption}")
     payload = frame.data[frame.payload_offset :]
-    stored_plain = _payload_crc_ok(payload)
+    stored_plain = allow_plaintext and _payload_crc_ok(payload)
     if key is None:
         if stored_plain:
             return _reveal_ell(frame, payload), STATUS_ALREADY_DECRYPTED
@@ -474,7 +474,7 @@ def _unseal_ell(frame: Frame, key: OMSKey | None) -> tuple[Frame, str]:
     raise WrongKeyError("ELL AES-CTR: the payload CRC does not match (wrong key or corrupted data)")
 
 
-def unseal(frame: Frame, key: KeyLike | None) -> Unsealed:
+def unseal(frame: Frame, key: KeyLike | None, *, allow_plaintext: bool = True) -> Unsealed:
     """Remove every security layer of ``frame`` (ELL AES-CTR, then TPL mode 5 or 7).
 
     Returns the plaintext frame and application layer with a status (``"decrypted"``,
@@ -482,11 +482,15 @@ def unseal(frame: Frame, key: KeyLike | None) -> Unsealed:
     :class:`WrongKeyError`, :class:`MACMismatchError`, :class:`UnsupportedSecurityError`,
     or :class:`HeaderTruncatedError` when the announced ciphertext is missing; it never
     returns unchecked plaintext.
+
+    ``allow_plaintext=False`` refuses telegrams stored already decrypted (for live radio
+    traffic, where a plaintext telegram under an encrypting header is a forgery, not a
+    collector's copy): they then fail like any other telegram whose check fails.
     """
     oms_key = None if key is None else as_key(key)
     ell_status: str | None = None
     if frame.hidden:
-        frame, ell_status = _unseal_ell(frame, oms_key)
+        frame, ell_status = _unseal_ell(frame, oms_key, allow_plaintext)
     mode = frame.security_mode
     if mode == 0:
         if ell_status is None:
@@ -502,9 +506,9 @@ def unseal(frame: Frame, key: KeyLike | None) -> Unsealed:
             ell_encrypted=True,
         )
     if mode == 5:
-        result = _unseal_mode5(frame, oms_key)
+        result = _unseal_mode5(frame, oms_key, allow_plaintext)
     elif mode == 7:
-        result = _unseal_mode7(frame, oms_key)
+        result = _unseal_mode7(frame, oms_key, allow_plaintext)
     else:
         raise UnsupportedSecurityError(mode)
     if ell_status is None:

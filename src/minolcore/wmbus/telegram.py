@@ -366,10 +366,10 @@ def _describe(error: BaseException) -> str:
 # --- wireless and wired --------------------------------------------------------------------------
 
 
-def _wireless_parts(frame: Frame, key: OMSKey | None, strict: bool) -> _Parts:
+def _wireless_parts(frame: Frame, key: OMSKey | None, strict: bool, allow_plaintext: bool = True) -> _Parts:
     link = _link_info(frame)
     try:
-        unsealed = unseal(frame, key)
+        unsealed = unseal(frame, key, allow_plaintext=allow_plaintext)
     except (SecurityError, FrameError) as error:
         if strict:
             raise
@@ -399,7 +399,7 @@ def _wireless_parts(frame: Frame, key: OMSKey | None, strict: bool) -> _Parts:
     )
 
 
-def _unseal_wired(wired: WiredFrame, key: OMSKey | None) -> tuple[SecurityInfo, bytes]:
+def _unseal_wired(wired: WiredFrame, key: OMSKey | None, allow_plaintext: bool) -> tuple[SecurityInfo, bytes]:
     """Security of a wired long frame: plain, stored decrypted, or mode 5 under a long header."""
     tpl = wired.tpl
     payload = wired.payload
@@ -409,7 +409,8 @@ def _unseal_wired(wired: WiredFrame, key: OMSKey | None) -> tuple[SecurityInfo, 
     size = tpl.encrypted_blocks * BLOCK
     if size == 0:
         return SecurityInfo(mode=mode, status=STATUS_NOT_ENCRYPTED), payload
-    if payload[:2] == KEY_CHECK and (key is None or mode != 5):
+    stored_plain = allow_plaintext and payload[:2] == KEY_CHECK
+    if stored_plain and (key is None or mode != 5):
         return SecurityInfo(mode=mode, status=STATUS_ALREADY_DECRYPTED), payload
     if mode != 5 or tpl.address is None:
         raise UnsupportedSecurityError(f"{mode} in a wired frame without a long header")
@@ -422,12 +423,12 @@ def _unseal_wired(wired: WiredFrame, key: OMSKey | None) -> tuple[SecurityInfo, 
     plain = batch.run()[0]
     if plain[:2] == KEY_CHECK:
         return SecurityInfo(mode=5, status=STATUS_DECRYPTED), plain + payload[size:]
-    if payload[:2] == KEY_CHECK:
+    if stored_plain:
         return SecurityInfo(mode=5, status=STATUS_ALREADY_DECRYPTED), payload
     raise WrongKeyError("mode 5: the plaintext does not start with 2F2F (wrong key or corrupted data)")
 
 
-def _wired_parts(raw: bytes, key: OMSKey | None, strict: bool) -> _Parts:
+def _wired_parts(raw: bytes, key: OMSKey | None, strict: bool, allow_plaintext: bool = True) -> _Parts:
     wired = parse_wired_frame(raw)
     tpl = wired.tpl
     link = None
@@ -442,7 +443,7 @@ def _wired_parts(raw: bytes, key: OMSKey | None, strict: bool) -> _Parts:
             c_field=wired.c_field,
         )
     try:
-        security, apl = _unseal_wired(wired, key)
+        security, apl = _unseal_wired(wired, key, allow_plaintext)
     except (SecurityError, FrameError) as error:
         if strict:
             raise
@@ -477,6 +478,7 @@ def decode(
     crc: CRCModeName = "auto",
     signatures: FormatSignatureCache | None = None,
     strict: bool = True,
+    allow_plaintext: bool = True,
 ) -> Telegram:
     """Decode one telegram: a wireless M-Bus frame (CRCs present, absent or detected as
     ``crc`` says) or a wired M-Bus long frame (``68 L L 68 ... 16``), as bytes or hex.
@@ -484,16 +486,17 @@ def decode(
     ``key`` is the meter's AES-128 key (16 bytes, 32 hex digits or an :class:`OMSKey`).
     ``signatures`` decodes compact frames and learns from every full frame decoded.
     With ``strict`` (the default) frame, security and input errors raise their typed
-    exception; with ``strict=False`` they are reported in the returned telegram. Values
-    are in the unit each record names.
+    exception; with ``strict=False`` they are reported in the returned telegram.
+    ``allow_plaintext=False`` refuses telegrams stored already decrypted (see
+    :func:`~minolcore.wmbus.security.unseal`). Values are in the unit each record names.
     """
     try:
         raw = to_bytes(frame)
         oms_key = None if key is None else as_key(key)
         if _is_wired(raw):
-            parts = _wired_parts(raw, oms_key, strict)
+            parts = _wired_parts(raw, oms_key, strict, allow_plaintext)
         else:
-            parts = _wireless_parts(parse_frame(raw, crc=crc), oms_key, strict)
+            parts = _wireless_parts(parse_frame(raw, crc=crc), oms_key, strict, allow_plaintext)
     except MinolcoreError as error:
         if strict:
             raise
@@ -565,6 +568,7 @@ def decode_batch(
     *,
     crc: CRCModeName = "auto",
     signatures: FormatSignatureCache | None = None,
+    allow_plaintext: bool = True,
 ) -> list[Telegram]:
     """Decode many telegrams; one :class:`Telegram` per input, in order, never raising for
     a bad telegram (its ``errors`` say what failed). ``keys`` is one key for all, a sequence
@@ -585,13 +589,13 @@ def decode_batch(
         try:
             raw = to_bytes(item)
             if _is_wired(raw):
-                parts[index] = _wired_parts(raw, resolver.key_for(index, ()), strict=False)
+                parts[index] = _wired_parts(raw, resolver.key_for(index, ()), False, allow_plaintext)
                 continue
             frame = parse_frame(raw, crc=crc)
             key = resolver.key_for(index, (frame.meter_address.id, decode_id(frame.id_value)))
             candidate = _batch_candidate(frame, key)
             if candidate is None or key is None:
-                parts[index] = _wireless_parts(frame, key, strict=False)
+                parts[index] = _wireless_parts(frame, key, False, allow_plaintext)
                 continue
         except MinolcoreError as error:
             parts[index] = _invalid(error)
@@ -612,5 +616,5 @@ def decode_batch(
             )
         else:
             # Stored decrypted or a failed key check: the plain path decides and reports.
-            parts[index] = _wireless_parts(frame, key, strict=False)
+            parts[index] = _wireless_parts(frame, key, False, allow_plaintext)
     return [_finish(p if p is not None else _invalid(InputError("not decoded")), signatures) for p in parts]
