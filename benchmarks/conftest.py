@@ -20,7 +20,7 @@ def realistic_frames(count: int, seed: int = 1) -> list[bytes]:
     rng = random.Random(seed)
     frames = []
     for _ in range(count):
-        payload_length = rng.randrange(8, 110)
+        payload_length = rng.randrange(11, 118)
         tpl = TPLHeader(
             ci=0x7A,
             kind=TPLKind.SHORT,
