@@ -1,0 +1,798 @@
+"""The network server stage: admission, multi-gateway dedupe, replay protection, statistics.
+
+Sans-IO and batch-first: :meth:`NetworkServer.feed` takes the receptions of one batch
+(every copy of every transmission, as each gateway heard it) and returns one
+:class:`NetworkUplink` per transmission with all the receptions merged into it, plus every
+copy that was refused with its reason. Nothing is silently dropped.
+
+Wireless M-Bus takes one C scan call for the whole batch, numpy masks for admission and one
+dedupe-table call; :meth:`NetworkServer.feed_wmbus_columns` exposes that path on raw columns
+(a byte buffer with offsets and lengths) for collectors that upload millions of frames.
+LoRaWAN frames are few per second per gateway and each needs its own CMAC, so that path is
+a plain loop over the frames that open a new uplink.
+
+Uplink ids are global to the server: wireless M-Bus uplinks get even ids, LoRaWAN uplinks
+odd ones (each path has its own dedupe table and window). A copy that arrives in a later
+``feed`` call within the window is reported in ``late_receptions`` under the id of the
+uplink emitted before, never as a new uplink.
+
+Replay protection keeps per device the last accepted counter: the 32-bit LoRaWAN FCnt,
+rebuilt from the 16 transmitted bits, and the OMS mode-7 AFL message counter (MCR). A
+new transmission whose counter does not increase is refused as ``"replay"``; copies of
+the very same bytes inside the window are merged by the dedupe table before that check.
+
+Keys (session keys, the fingerprint key) never appear in reprs, logs, errors or snapshots.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import struct
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from minolcore._model import Record
+from minolcore._native import siphash24
+from minolcore.dedupe import DedupeSnapshot, DedupeTable
+from minolcore.errors import ConfigError, InputError, LoRaWANError
+from minolcore.lorawan import Session, Uplink, decode_uplink
+from minolcore.reception import Radio, Reception
+from minolcore.wmbus.frame import FrameStatus
+from minolcore.wmbus.headers import Address
+from minolcore.wmbus.link import decode_id, decode_manufacturer
+from minolcore.wmbus.scan import Flag, ScanResult, pack_frames, scan
+
+__all__ = [
+    "STATE_VERSION",
+    "GatewayStats",
+    "NetworkBatch",
+    "NetworkServer",
+    "NetworkState",
+    "NetworkStats",
+    "NetworkUplink",
+    "Outcome",
+    "ReceptionInfo",
+    "RejectReason",
+    "RejectedReception",
+    "WMBusColumns",
+    "decode_state",
+    "encode_state",
+    "wmbus_device_key",
+]
+
+logger = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+"""Layout version of :class:`NetworkState`."""
+
+_LORAWAN_HEADER = struct.Struct("<BIBH")  # MHDR, DevAddr, FCtrl, FCnt16
+_LORAWAN_MIN = _LORAWAN_HEADER.size + 4  # header + MIC
+_LORAWAN_MAX = 255
+_UPLINK_MHDRS = frozenset((0x40, 0x80))  # (un)confirmed data up, LoRaWAN R1
+_FCNT16_SPAN = 1 << 16
+_MAX_UNKNOWN_GATEWAYS = 1024  # ids are attacker-chosen: cap what we remember about them
+_KEY_CHECK_INPUT = b"minolcore.network key check"
+
+
+class RejectReason(enum.StrEnum):
+    """Why a reception was refused."""
+
+    UNKNOWN_GATEWAY = "unknown_gateway"
+    UNKNOWN_DEVICE = "unknown_device"
+    BAD_CRC = "bad_crc"
+    MALFORMED = "malformed"
+    BAD_MIC = "bad_mic"
+    REPLAY = "replay"
+
+
+class Outcome(enum.IntEnum):
+    """Per-item outcome codes of the columnar API (uint8 column ``outcome``)."""
+
+    OPENED = 0  # first copy of a new uplink
+    MERGED = 1  # another copy of an uplink opened in the same call
+    LATE = 2  # a copy of an uplink emitted by an earlier call
+    UNKNOWN_GATEWAY = 3
+    UNKNOWN_DEVICE = 4
+    BAD_CRC = 5
+    MALFORMED = 6
+    BAD_MIC = 7
+    REPLAY = 8
+
+
+_N_OUTCOMES = len(Outcome)
+_FIRST_REJECT = int(Outcome.UNKNOWN_GATEWAY)
+_REASON_OF: dict[int, RejectReason] = {
+    int(Outcome.UNKNOWN_GATEWAY): RejectReason.UNKNOWN_GATEWAY,
+    int(Outcome.UNKNOWN_DEVICE): RejectReason.UNKNOWN_DEVICE,
+    int(Outcome.BAD_CRC): RejectReason.BAD_CRC,
+    int(Outcome.MALFORMED): RejectReason.MALFORMED,
+    int(Outcome.BAD_MIC): RejectReason.BAD_MIC,
+    int(Outcome.REPLAY): RejectReason.REPLAY,
+}
+_OUTCOME_OF = {reason: code for code, reason in _REASON_OF.items()}
+
+
+def wmbus_device_key(address: Address) -> int:
+    """The packed 64-bit key of a wireless M-Bus address: M(16) ID(32) version(8) type(8)."""
+    return (
+        (address.manufacturer_code & 0xFFFF) << 48
+        | (address.id_value & 0xFFFFFFFF) << 16
+        | (address.version & 0xFF) << 8
+        | (address.device_type & 0xFF)
+    )
+
+
+def _device_name(key: int) -> str:
+    return (
+        f"{decode_manufacturer(key >> 48)}-{decode_id((key >> 16) & 0xFFFFFFFF)}"
+        f"-{(key >> 8) & 0xFF:02X}-{key & 0xFF:02X}"
+    )
+
+
+def _address_of(key: int) -> Address:
+    return Address(
+        manufacturer_code=key >> 48,
+        id_value=(key >> 16) & 0xFFFFFFFF,
+        version=(key >> 8) & 0xFF,
+        device_type=key & 0xFF,
+    )
+
+
+# --- output records ---------------------------------------------------------------------------
+
+
+class ReceptionInfo(Record):
+    """One gateway's copy of an uplink: event time in s since the epoch, RSSI in dBm, SNR in dB,
+    frequency in MHz."""
+
+    gateway_id: str
+    received_at: float
+    rssi: float | None = None
+    snr: float | None = None
+    frequency: float | None = None
+
+
+class NetworkUplink(Record):
+    """One transmission, once, with every copy heard in the same batch.
+
+    ``uplink_id`` is global to the server; ``device`` is ``"MMM-IIIIIIII-VV-TT"`` (wireless
+    M-Bus, the real meter behind a radio converter) or the DevAddr in hex (LoRaWAN);
+    ``frame`` the canonical CRC-free frame or the verified PHYPayload; ``counter`` the MCR
+    or the 32-bit FCnt when there is one; ``received_at`` the earliest event time of the
+    receptions in s since the epoch.
+    """
+
+    uplink_id: int
+    radio: Radio
+    device: str
+    frame: bytes
+    received_at: float
+    receptions: tuple[ReceptionInfo, ...]
+    counter: int | None = None
+    address: Address | None = None
+    lorawan: Uplink | None = None
+
+
+class RejectedReception(Record):
+    """A refused reception: its position in the fed sequence, the reason, and the reception."""
+
+    index: int
+    reason: RejectReason
+    reception: Reception
+
+
+class NetworkBatch(Record):
+    """What one :meth:`NetworkServer.feed` call produced.
+
+    ``late_receptions`` maps the id of an uplink emitted by an earlier call to the copies
+    of it that arrived only now (a collector that uploads late).
+    """
+
+    uplinks: tuple[NetworkUplink, ...]
+    late_receptions: dict[int, tuple[ReceptionInfo, ...]]
+    rejected: tuple[RejectedReception, ...]
+
+
+class GatewayStats(Record):
+    """Counters of one gateway (numbers of receptions)."""
+
+    received: int = 0
+    uplinks: int = 0
+    merged: int = 0
+    late: int = 0
+    rejected: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class NetworkStats(Record):
+    """Counters of the server since it was created (numbers of receptions, except ``uplinks``,
+    which counts uplinks; every uplink is opened by exactly one reception)."""
+
+    received: int
+    uplinks: int
+    merged: int
+    late: int
+    rejected: dict[str, int]
+    gateways: dict[str, GatewayStats]
+    unknown_gateways: dict[str, int]
+
+
+class NetworkState(Record):
+    """Everything a server learns while running, as plain JSON-encodable data, no keys.
+
+    ``key_check`` is a SipHash of a fixed string under the fingerprint key: it lets
+    :meth:`NetworkServer.restore` refuse a different key (whose fingerprints would not
+    match the stored ones) without storing the key. Counters are keyed by the packed
+    wireless M-Bus address (:func:`wmbus_device_key`) and the 32-bit DevAddr.
+    """
+
+    version: int
+    key_check: int
+    wmbus_dedupe: DedupeSnapshot
+    lorawan_dedupe: DedupeSnapshot
+    wmbus_counters: dict[int, int]
+    lorawan_fcnts: dict[int, int]
+    refused_uplinks: dict[int, tuple[str, int]]
+    stats: NetworkStats
+
+
+class WMBusColumns:
+    """Per-frame result columns of :meth:`NetworkServer.feed_wmbus_columns`.
+
+    ``outcome`` (uint8, :class:`Outcome`), ``uplink_id`` (int64, -1 when refused before the
+    dedupe table), ``device_key`` (uint64, :func:`wmbus_device_key` of the real meter),
+    and the ``scan`` result with the canonical frames.
+    """
+
+    __slots__ = ("device_key", "outcome", "scan", "uplink_id")
+
+    def __init__(
+        self,
+        outcome: npt.NDArray[np.uint8],
+        uplink_id: npt.NDArray[np.int64],
+        device_key: npt.NDArray[np.uint64],
+        scan_result: ScanResult,
+    ) -> None:
+        self.outcome = outcome
+        self.uplink_id = uplink_id
+        self.device_key = device_key
+        self.scan = scan_result
+
+    def __len__(self) -> int:
+        return len(self.outcome)
+
+    def __repr__(self) -> str:
+        counts = np.bincount(self.outcome, minlength=_N_OUTCOMES)
+        return f"<WMBusColumns {len(self)} frames, {int(counts[0])} new uplinks>"
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+class NetworkServer:
+    """Admission, dedupe and replay protection for wireless M-Bus and LoRaWAN receptions.
+
+    ``gateways``: the registered gateway ids. ``wmbus_devices``: addresses of the registered
+    meters (a meter behind a radio converter by its own address). ``lorawan_devices``: one
+    :class:`~minolcore.lorawan.Session` per DevAddr (its ``fcnt_up`` seeds the replay
+    counter). ``fingerprint_key``: 16 secret bytes, random by default (pass the same key to
+    :meth:`restore`). Windows and retention are in ms of event time; retention defaults to
+    twice the window; ``max_capacity`` caps each dedupe table in slots (24 bytes each).
+    """
+
+    def __init__(
+        self,
+        *,
+        gateways: Iterable[str],
+        wmbus_devices: Iterable[Address] = (),
+        lorawan_devices: Iterable[Session] = (),
+        fingerprint_key: bytes | None = None,
+        wmbus_window_ms: int = 300_000,
+        lorawan_window_ms: int = 1_000,
+        wmbus_retention_ms: int | None = None,
+        lorawan_retention_ms: int | None = None,
+        initial_capacity: int = 1 << 12,
+        max_capacity: int = 1 << 24,
+    ) -> None:
+        key = os.urandom(16) if fingerprint_key is None else fingerprint_key
+        if not isinstance(key, bytes) or len(key) != 16:
+            raise ConfigError("the fingerprint key must be 16 bytes")
+        if wmbus_window_ms < 0 or lorawan_window_ms < 0:
+            raise ConfigError("dedupe windows must be >= 0 ms")
+        self._key = key
+        self._gateway_ids: list[str] = []
+        self._gateway_index: dict[str, int] = {}
+        for gateway in gateways:
+            if gateway not in self._gateway_index:
+                self._gateway_index[gateway] = len(self._gateway_ids)
+                self._gateway_ids.append(gateway)
+        self._wmbus_keys = np.unique(np.array([wmbus_device_key(a) for a in wmbus_devices], dtype=np.uint64))
+        self._sessions: dict[int, Session] = {}
+        self._fcnts: dict[int, int] = {}
+        for session in lorawan_devices:
+            addr = int(session.dev_addr, 16)
+            self._sessions[addr] = session
+            if session.fcnt_up is not None:
+                self._fcnts[addr] = session.fcnt_up
+        self._wmbus_window = int(wmbus_window_ms)
+        self._lorawan_window = int(lorawan_window_ms)
+        wmbus_retention = 2 * self._wmbus_window if wmbus_retention_ms is None else wmbus_retention_ms
+        lorawan_retention = 2 * self._lorawan_window if lorawan_retention_ms is None else lorawan_retention_ms
+        if wmbus_retention < self._wmbus_window or lorawan_retention < self._lorawan_window:
+            raise ConfigError("retention must be at least the dedupe window")
+        self._wmbus_table = DedupeTable(
+            initial_capacity=initial_capacity, max_capacity=max_capacity, retention_ms=wmbus_retention
+        )
+        self._lorawan_table = DedupeTable(
+            initial_capacity=initial_capacity, max_capacity=max_capacity, retention_ms=lorawan_retention
+        )
+        self._wmbus_retention = wmbus_retention
+        self._lorawan_retention = lorawan_retention
+        self._mcrs: dict[int, int] = {}
+        # Uplink ids whose first copy was refused after the dedupe table gave them an id
+        # (replay, bad MIC): later copies share that verdict. Value: (outcome, first time in ms).
+        self._refused: dict[int, tuple[int, int]] = {}
+        self._gateway_counts = np.zeros((len(self._gateway_ids), _N_OUTCOMES), dtype=np.int64)
+        self._unknown_gateways: dict[str, int] = {}
+        self._unknown_other = 0
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @property
+    def gateway_ids(self) -> tuple[str, ...]:
+        """The registered gateways; position i is gateway index i of the columnar API."""
+        return tuple(self._gateway_ids)
+
+    def gateway_index(self, gateway_id: str) -> int:
+        """Index of a gateway for the columnar API, -1 if it is not registered."""
+        return self._gateway_index.get(gateway_id, -1)
+
+    @property
+    def key_check(self) -> int:
+        """A 64-bit check value of the fingerprint key (not the key; safe to store)."""
+        return siphash24(self._key, _KEY_CHECK_INPUT)
+
+    def __repr__(self) -> str:
+        return (
+            f"<NetworkServer {len(self._gateway_ids)} gateways, {len(self._wmbus_keys)} wM-Bus devices, "
+            f"{len(self._sessions)} LoRaWAN devices, windows {self._wmbus_window}/{self._lorawan_window} ms, "
+            "keys=<redacted>>"
+        )
+
+    # -- wireless M-Bus, columnar ----------------------------------------------------------
+
+    def feed_wmbus_columns(
+        self,
+        buffer: Any,
+        offsets: Any,
+        lengths: Any,
+        gateway_index: Any,
+        times_ms: Any,
+    ) -> WMBusColumns:
+        """Admit, dedupe and replay-check a batch of wireless M-Bus frames given as columns.
+
+        Frame i is ``buffer[offsets[i] : offsets[i] + lengths[i]]`` (bytes, any CRC shape);
+        ``gateway_index[i]`` is :meth:`gateway_index` of its gateway (-1: unknown);
+        ``times_ms[i]`` its event time in ms since the epoch. Updates the counters and the
+        per-device state; returns one outcome per frame.
+        """
+        columns = self._wmbus_columns(buffer, offsets, lengths, gateway_index, times_ms)
+        self._unknown_other += int(np.count_nonzero(columns.outcome == Outcome.UNKNOWN_GATEWAY))
+        return columns
+
+    def _wmbus_columns(
+        self, buffer: Any, offsets: Any, lengths: Any, gateway_index: Any, times_ms: Any
+    ) -> WMBusColumns:
+        gw = np.ascontiguousarray(gateway_index, dtype=np.int64)
+        times = np.ascontiguousarray(times_ms, dtype=np.int64)
+        result = scan(buffer, offsets, lengths, key=self._key)
+        count = len(result)
+        if gw.shape != (count,) or times.shape != (count,):
+            raise InputError("gateway_index and times_ms need one value per frame")
+        info = result.info
+        outcome = np.full(count, Outcome.OPENED, dtype=np.uint8)
+        status = info["status"]
+        outcome[status != FrameStatus.OK] = Outcome.MALFORMED
+        outcome[status == FrameStatus.CRC] = Outcome.BAD_CRC
+        device = (
+            info["meter_manufacturer"].astype(np.uint64) << np.uint64(48)
+            | info["meter_id"].astype(np.uint64) << np.uint64(16)
+            | info["meter_version"].astype(np.uint64) << np.uint64(8)
+            | info["meter_device_type"].astype(np.uint64)
+        )
+        registered = self._wmbus_keys
+        if len(registered):
+            pos = np.searchsorted(registered, device)
+            known = registered[np.minimum(pos, len(registered) - 1)] == device
+        else:
+            known = np.zeros(count, dtype=np.bool_)
+        outcome[(outcome == Outcome.OPENED) & ~known] = Outcome.UNKNOWN_DEVICE
+        bad_gateway = (gw < 0) | (gw >= len(self._gateway_ids))
+        outcome[bad_gateway] = Outcome.UNKNOWN_GATEWAY
+        uplink_ids = np.full(count, -1, dtype=np.int64)
+        admitted = np.flatnonzero(outcome == Outcome.OPENED)
+        if len(admitted):
+            id_base = self._wmbus_table.stats().next_id
+            ids, new = self._wmbus_table.process(
+                info["fingerprint"][admitted], times[admitted], self._wmbus_window
+            )
+            uplink_ids[admitted] = ids * 2
+            codes = np.where(new, np.uint8(Outcome.OPENED), np.uint8(Outcome.MERGED))
+            codes[~new & (ids < id_base)] = Outcome.LATE
+            has_mcr = (info["flags"][admitted] & Flag.MCR) != 0
+            opened_mcr = np.flatnonzero(new & has_mcr)
+            if len(opened_mcr):
+                rows = admitted[opened_mcr]
+                ok = self._check_mcrs(device[rows], info["message_counter"][rows].astype(np.int64))
+                replayed = opened_mcr[~ok]
+                codes[replayed] = Outcome.REPLAY
+                for row in admitted[replayed]:
+                    self._refused[int(uplink_ids[row])] = (int(Outcome.REPLAY), int(times[row]))
+            if self._refused:
+                self._apply_refused(uplink_ids[admitted], codes, new)
+            outcome[admitted] = codes
+            self._prune_refused(self._wmbus_table.stats().watermark - self._wmbus_retention, parity=0)
+        self._count(gw, outcome, bad_gateway)
+        return WMBusColumns(outcome, uplink_ids, device, result)
+
+    def _check_mcrs(
+        self, keys: npt.NDArray[np.uint64], counters: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.bool_]:
+        """Which of these new uplinks (in batch order) raise their meter's MCR; updates the state.
+
+        An item passes iff its counter exceeds the meter's last counter and every earlier
+        counter of the batch: a refused item never exceeds that running maximum, so the
+        running maximum over all earlier items equals the one over the accepted ones, which
+        a segmented cumulative maximum gives without a Python loop.
+        """
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        values = counters[order] + 1  # 0 means "no counter yet"
+        unique, starts, group = np.unique(sorted_keys, return_index=True, return_inverse=True)
+        last = np.array([self._mcrs.get(int(k), -1) + 1 for k in unique], dtype=np.int64)
+        offset = group.astype(np.int64) << 34  # counters are < 2**32: groups never overlap
+        running = np.maximum.accumulate(values + offset)
+        previous = np.empty_like(running)
+        previous[0] = 0
+        previous[1:] = running[:-1] - offset[1:]
+        previous[starts] = 0
+        bound = np.maximum(np.maximum(previous, 0), last[group])
+        accepted_sorted = values > bound
+        new_last = np.maximum(last, np.maximum.reduceat(values, starts)) - 1
+        for k, value in zip(unique.tolist(), new_last.tolist(), strict=True):
+            self._mcrs[k] = value
+        accepted = np.empty(len(keys), dtype=np.bool_)
+        accepted[order] = accepted_sorted
+        return accepted
+
+    def _apply_refused(
+        self, ids: npt.NDArray[np.int64], codes: npt.NDArray[np.uint8], new: npt.NDArray[np.bool_]
+    ) -> None:
+        refused_ids = np.fromiter(self._refused, dtype=np.int64, count=len(self._refused))
+        refused_codes = np.fromiter(
+            (v[0] for v in self._refused.values()), dtype=np.uint8, count=len(refused_ids)
+        )
+        order = np.argsort(refused_ids)
+        refused_ids, refused_codes = refused_ids[order], refused_codes[order]
+        pos = np.minimum(np.searchsorted(refused_ids, ids), len(refused_ids) - 1)
+        hit = ~new & (refused_ids[pos] == ids)
+        codes[hit] = refused_codes[pos[hit]]
+
+    def _prune_refused(self, cutoff_ms: int, parity: int) -> None:
+        # The dedupe table forgets fingerprints older than its retention; refusals can go too.
+        if self._refused:
+            self._refused = {
+                uid: v for uid, v in self._refused.items() if uid % 2 != parity or v[1] >= cutoff_ms
+            }
+
+    def _count(
+        self, gw: npt.NDArray[np.int64], outcome: npt.NDArray[np.uint8], bad_gateway: npt.NDArray[np.bool_]
+    ) -> None:
+        good = ~bad_gateway
+        flat = gw[good] * _N_OUTCOMES + outcome[good]
+        counts = np.bincount(flat, minlength=self._gateway_counts.size)
+        self._gateway_counts += counts.reshape(self._gateway_counts.shape)
+
+    def _count_unknown_gateways(self, gateway_ids: Iterable[str]) -> None:
+        for gateway in gateway_ids:
+            if gateway in self._unknown_gateways or len(self._unknown_gateways) < _MAX_UNKNOWN_GATEWAYS:
+                self._unknown_gateways[gateway] = self._unknown_gateways.get(gateway, 0) + 1
+            else:
+                self._unknown_other += 1
+
+    # -- LoRaWAN -----------------------------------------------------------------------------
+
+    def _feed_lorawan(
+        self, phys: Sequence[bytes], gw: npt.NDArray[np.int64], times: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], list[Uplink | None]]:
+        count = len(phys)
+        outcome = np.full(count, Outcome.OPENED, dtype=np.uint8)
+        uplink_ids = np.full(count, -1, dtype=np.int64)
+        decoded: list[Uplink | None] = [None] * count
+        fingerprints = np.zeros(count, dtype=np.uint64)
+        addrs = np.zeros(count, dtype=np.int64)
+        for i, phy in enumerate(phys):
+            if gw[i] < 0:
+                outcome[i] = Outcome.UNKNOWN_GATEWAY
+                continue
+            if not _LORAWAN_MIN <= len(phy) <= _LORAWAN_MAX:
+                outcome[i] = Outcome.MALFORMED
+                continue
+            mhdr, addr, fctrl, _ = _LORAWAN_HEADER.unpack_from(phy)
+            if mhdr not in _UPLINK_MHDRS or _LORAWAN_HEADER.size + (fctrl & 0x0F) > len(phy) - 4:
+                outcome[i] = Outcome.MALFORMED
+                continue
+            if addr not in self._sessions:
+                outcome[i] = Outcome.UNKNOWN_DEVICE
+                continue
+            addrs[i] = addr
+            fingerprints[i] = siphash24(self._key, phy)
+        admitted = np.flatnonzero(outcome == Outcome.OPENED)
+        if len(admitted):
+            id_base = self._lorawan_table.stats().next_id
+            ids, new = self._lorawan_table.process(
+                fingerprints[admitted], times[admitted], self._lorawan_window
+            )
+            uplink_ids[admitted] = ids * 2 + 1
+            codes = np.where(new, np.uint8(Outcome.OPENED), np.uint8(Outcome.MERGED))
+            codes[~new & (ids < id_base)] = Outcome.LATE
+            for j in np.flatnonzero(new).tolist():
+                row = int(admitted[j])
+                code, up = self._verify_lorawan(phys[row], int(addrs[row]))
+                codes[j] = code
+                if up is None:
+                    self._refused[int(uplink_ids[row])] = (code, int(times[row]))
+                else:
+                    decoded[row] = up
+            if self._refused:
+                self._apply_refused(uplink_ids[admitted], codes, new)
+            outcome[admitted] = codes
+            self._prune_refused(self._lorawan_table.stats().watermark - self._lorawan_retention, parity=1)
+        return outcome, uplink_ids, decoded
+
+    def _verify_lorawan(self, phy: bytes, addr: int) -> tuple[int, Uplink | None]:
+        session = self._sessions[addr]
+        last = self._fcnts.get(addr)
+        try:
+            up = decode_uplink(phy, nwk_s_key=session.nwk_s_key, app_s_key=session.app_s_key, last_fcnt=last)
+        except LoRaWANError:
+            # A counter that would pass 2**32 - 1, or bytes decode_uplink refuses.
+            return int(Outcome.MALFORMED), None
+        if not up.mic_valid:
+            # An old frame replayed after a 16-bit rollover is rebuilt one span too high and
+            # fails the MIC; if it verifies at its real, lower counter it is a replay.
+            if last is not None and up.fcnt - _FCNT16_SPAN >= 0:
+                older = decode_uplink(
+                    phy,
+                    nwk_s_key=session.nwk_s_key,
+                    app_s_key=session.app_s_key,
+                    last_fcnt=up.fcnt - _FCNT16_SPAN,
+                )
+                if older.mic_valid and older.fcnt <= last:
+                    return int(Outcome.REPLAY), None
+            return int(Outcome.BAD_MIC), None
+        if last is not None and up.fcnt <= last:
+            return int(Outcome.REPLAY), None
+        self._fcnts[addr] = up.fcnt
+        return int(Outcome.OPENED), up
+
+    # -- the object API ----------------------------------------------------------------------
+
+    def feed(self, receptions: Sequence[Reception]) -> NetworkBatch:
+        """Process one batch of receptions (any radio, any gateway, any order).
+
+        Returns one uplink per new transmission with the copies of this batch merged into
+        it, copies of uplinks emitted earlier as ``late_receptions``, and every refused
+        reception with its reason.
+        """
+        wmbus_rows: list[int] = []
+        lorawan_rows: list[int] = []
+        for i, reception in enumerate(receptions):
+            (lorawan_rows if reception.radio is Radio.LORAWAN else wmbus_rows).append(i)
+        outcome = np.zeros(len(receptions), dtype=np.uint8)
+        uplink_ids = np.full(len(receptions), -1, dtype=np.int64)
+        frames: dict[int, bytes] = {}
+        counters: dict[int, int | None] = {}
+        devices: dict[int, int] = {}
+        decoded: dict[int, Uplink] = {}
+        if wmbus_rows:
+            selected = [receptions[i] for i in wmbus_rows]
+            buffer, offsets, lengths = pack_frames([r.payload for r in selected])
+            gw = np.array([self._gateway_index.get(r.gateway_id, -1) for r in selected], dtype=np.int64)
+            times = np.array([_to_ms(r.received_at) for r in selected], dtype=np.int64)
+            columns = self._wmbus_columns(buffer, offsets, lengths, gw, times)
+            rows = np.array(wmbus_rows, dtype=np.int64)
+            outcome[rows] = columns.outcome
+            uplink_ids[rows] = columns.uplink_id
+            message_counter = columns.scan.message_counter
+            flags = columns.scan.flags
+            for j in np.flatnonzero(columns.outcome == Outcome.OPENED).tolist():
+                row = wmbus_rows[j]
+                frames[row] = columns.scan.frame(j)
+                counters[row] = int(message_counter[j]) if flags[j] & Flag.MCR else None
+                devices[row] = int(columns.device_key[j])
+        if lorawan_rows:
+            selected = [receptions[i] for i in lorawan_rows]
+            gw = np.array([self._gateway_index.get(r.gateway_id, -1) for r in selected], dtype=np.int64)
+            times = np.array([_to_ms(r.received_at) for r in selected], dtype=np.int64)
+            codes, ids, ups = self._feed_lorawan([r.payload for r in selected], gw, times)
+            self._count(gw, codes, gw < 0)
+            rows = np.array(lorawan_rows, dtype=np.int64)
+            outcome[rows] = codes
+            uplink_ids[rows] = ids
+            for j, up in enumerate(ups):
+                if up is not None:
+                    decoded[lorawan_rows[j]] = up
+        return self._build_batch(receptions, outcome, uplink_ids, frames, counters, devices, decoded)
+
+    def _build_batch(
+        self,
+        receptions: Sequence[Reception],
+        outcome: npt.NDArray[np.uint8],
+        uplink_ids: npt.NDArray[np.int64],
+        frames: dict[int, bytes],
+        counters: dict[int, int | None],
+        devices: dict[int, int],
+        decoded: dict[int, Uplink],
+    ) -> NetworkBatch:
+        merged: dict[int, list[ReceptionInfo]] = {}
+        late: dict[int, list[ReceptionInfo]] = {}
+        rejected: list[RejectedReception] = []
+        openers: list[int] = []
+        unknown: list[str] = []
+        for i, (code, uid) in enumerate(zip(outcome.tolist(), uplink_ids.tolist(), strict=True)):
+            reception = receptions[i]
+            if code >= _FIRST_REJECT:
+                rejected.append(RejectedReception(index=i, reason=_REASON_OF[code], reception=reception))
+                if code == Outcome.UNKNOWN_GATEWAY:
+                    unknown.append(reception.gateway_id)
+                continue
+            info = ReceptionInfo(
+                gateway_id=reception.gateway_id,
+                received_at=reception.received_at,
+                rssi=reception.rssi,
+                snr=reception.snr,
+                frequency=reception.frequency,
+            )
+            if code == Outcome.LATE:
+                late.setdefault(uid, []).append(info)
+                continue
+            merged.setdefault(uid, []).append(info)
+            if code == Outcome.OPENED:
+                openers.append(i)
+        self._count_unknown_gateways(unknown)
+        uplinks: list[NetworkUplink] = []
+        for i in openers:
+            uid = int(uplink_ids[i])
+            infos = tuple(merged[uid])
+            first = min(r.received_at for r in infos)
+            if i in decoded:
+                up = decoded[i]
+                uplinks.append(
+                    NetworkUplink(
+                        uplink_id=uid,
+                        radio=Radio.LORAWAN,
+                        device=up.dev_addr,
+                        frame=bytes(receptions[i].payload),
+                        received_at=first,
+                        receptions=infos,
+                        counter=up.fcnt,
+                        lorawan=up,
+                    )
+                )
+            else:
+                key = devices[i]
+                uplinks.append(
+                    NetworkUplink(
+                        uplink_id=uid,
+                        radio=Radio.WMBUS,
+                        device=_device_name(key),
+                        frame=frames[i],
+                        received_at=first,
+                        receptions=infos,
+                        counter=counters[i],
+                        address=_address_of(key),
+                    )
+                )
+        if rejected:
+            logger.debug("network batch: %d receptions, %d refused", len(receptions), len(rejected))
+        return NetworkBatch(
+            uplinks=tuple(uplinks),
+            late_receptions={uid: tuple(infos) for uid, infos in late.items()},
+            rejected=tuple(rejected),
+        )
+
+    # -- statistics, snapshot, restore -------------------------------------------------------
+
+    def stats(self) -> NetworkStats:
+        """Counters since creation (or carried over by :meth:`restore`)."""
+        gateways: dict[str, GatewayStats] = {}
+        for index, gateway in enumerate(self._gateway_ids):
+            row = self._gateway_counts[index].tolist()
+            gateways[gateway] = GatewayStats(
+                received=sum(row),
+                uplinks=row[Outcome.OPENED],
+                merged=row[Outcome.MERGED],
+                late=row[Outcome.LATE],
+                rejected={_REASON_OF[c].value: row[c] for c in _REASON_OF if row[c]},
+            )
+        totals = self._gateway_counts.sum(axis=0).tolist()
+        unknown_total = sum(self._unknown_gateways.values()) + self._unknown_other
+        rejected = {_REASON_OF[c].value: totals[c] for c in _REASON_OF if totals[c]}
+        if unknown_total:
+            rejected[RejectReason.UNKNOWN_GATEWAY.value] = unknown_total
+        unknown = dict(self._unknown_gateways)
+        if self._unknown_other:
+            unknown["<other>"] = self._unknown_other
+        return NetworkStats(
+            received=sum(totals) + unknown_total,
+            uplinks=totals[Outcome.OPENED],
+            merged=totals[Outcome.MERGED],
+            late=totals[Outcome.LATE],
+            rejected=rejected,
+            gateways=gateways,
+            unknown_gateways=unknown,
+        )
+
+    def snapshot(self) -> NetworkState:
+        """The learned state (dedupe tables, counters, refusals, statistics), without keys."""
+        return NetworkState(
+            version=STATE_VERSION,
+            key_check=self.key_check,
+            wmbus_dedupe=self._wmbus_table.snapshot(),
+            lorawan_dedupe=self._lorawan_table.snapshot(),
+            wmbus_counters=dict(self._mcrs),
+            lorawan_fcnts=dict(self._fcnts),
+            refused_uplinks={uid: (_REASON_OF[code].value, t) for uid, (code, t) in self._refused.items()},
+            stats=self.stats(),
+        )
+
+    @classmethod
+    def restore(cls, state: NetworkState, **config: Any) -> NetworkServer:
+        """A server with the given configuration (as for the constructor; the same
+        ``fingerprint_key`` is required) in the state a :meth:`snapshot` captured."""
+        if state.version != STATE_VERSION:
+            raise ConfigError(f"network state version {state.version}, expected {STATE_VERSION}")
+        server = cls(**config)
+        if server.key_check != state.key_check:
+            raise ConfigError("the fingerprint key differs from the one the state was taken with")
+        server._wmbus_table = DedupeTable.restore(state.wmbus_dedupe)
+        server._lorawan_table = DedupeTable.restore(state.lorawan_dedupe)
+        server._mcrs = dict(state.wmbus_counters)
+        server._fcnts.update(state.lorawan_fcnts)
+        server._refused = {
+            uid: (_OUTCOME_OF[RejectReason(reason)], t) for uid, (reason, t) in state.refused_uplinks.items()
+        }
+        for gateway, counts in state.stats.gateways.items():
+            index = server._gateway_index.get(gateway)
+            if index is None:
+                continue
+            row = server._gateway_counts[index]
+            row[Outcome.OPENED] = counts.uplinks
+            row[Outcome.MERGED] = counts.merged
+            row[Outcome.LATE] = counts.late
+            for reason, value in counts.rejected.items():
+                row[_OUTCOME_OF[RejectReason(reason)]] = value
+        unknown = dict(state.stats.unknown_gateways)
+        server._unknown_other = unknown.pop("<other>", 0)
+        server._unknown_gateways = unknown
+        return server
+
+
+def _to_ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def encode_state(state: NetworkState) -> bytes:
+    """JSON bytes of a :class:`NetworkState`."""
+    return msgspec.json.encode(state)
+
+
+def decode_state(data: bytes) -> NetworkState:
+    """A :class:`NetworkState` from :func:`encode_state` output."""
+    return msgspec.json.decode(data, type=NetworkState)
