@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from benchmarks.conftest import record_rate
 from minolcore.adapters import semtech
 from minolcore.adapters.collector import iter_collector_lines
 from minolcore.envelope import EnvelopeOpener, seal
@@ -53,11 +54,6 @@ def consume(lines: Sequence[bytes | str]) -> int:
     for _ in iter_collector_lines(lines, default_gateway="GW-0", default_time=float(BASE_TIME)):
         count += 1
     return count
-
-
-def record_rate(benchmark: Any, name: str, items: int) -> None:
-    mean = benchmark.stats.stats.mean
-    benchmark.extra_info[name] = round(items / mean)
 
 
 def test_collector_lines_bytes(benchmark: Any) -> None:

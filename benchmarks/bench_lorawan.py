@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.conftest import record_rate
 from minolcore.lorawan import AesKey, build_data_frame, decode_uplink, verify_mics
 from minolcore.lorawan.crypto import compute_data_mic
 
@@ -50,7 +51,7 @@ def traffic() -> dict[str, Any]:
 
 
 def _rate(benchmark: Any) -> None:
-    benchmark.extra_info["uplinks_per_s"] = round(BATCH / benchmark.stats.stats.mean)
+    record_rate(benchmark, "uplinks_per_s", BATCH)
 
 
 def test_verify_mics_batch(benchmark: Any, traffic: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from tests.test_records import (
     locate_apl,
 )
 
+from benchmarks.conftest import record_rate
 from minolcore.wmbus.compact import FormatSignatureCache
 from minolcore.wmbus.records import decode_records
 
@@ -52,11 +53,10 @@ def _decode_all() -> int:
 def test_decode_records_mix(benchmark) -> None:
     count = benchmark(_decode_all)
     assert count == RECORDS_PER_ROUND
-    median = benchmark.stats.stats.median
     benchmark.extra_info["apls_per_round"] = len(APLS)
     benchmark.extra_info["records_per_round"] = RECORDS_PER_ROUND
-    benchmark.extra_info["apls_per_s"] = round(len(APLS) / median)
-    benchmark.extra_info["records_per_s"] = round(RECORDS_PER_ROUND / median)
+    record_rate(benchmark, "apls_per_s", len(APLS))
+    record_rate(benchmark, "records_per_s", RECORDS_PER_ROUND)
 
 
 def test_decode_compact_frames(benchmark) -> None:
@@ -70,4 +70,4 @@ def test_decode_compact_frames(benchmark) -> None:
 
     count = benchmark(run)
     assert count > 0
-    benchmark.extra_info["compact_frames_per_s"] = round(len(payloads) / benchmark.stats.stats.median)
+    record_rate(benchmark, "compact_frames_per_s", len(payloads))

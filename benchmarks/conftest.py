@@ -62,3 +62,14 @@ class Batch:
 def million_frames() -> Batch:
     frames = realistic_frames(UNIQUE_FRAMES)
     return Batch(frames, BATCH_FRAMES // UNIQUE_FRAMES)
+
+
+def record_rate(benchmark: object, name: str, items: int) -> None:
+    """Store ``items / median`` (items per second) in the benchmark's extra info.
+
+    With ``--benchmark-disable`` (CI runs each benchmark once as a test) there are no
+    statistics, and nothing is stored.
+    """
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None:
+        benchmark.extra_info[name] = round(items / stats.stats.median)  # type: ignore[attr-defined]
