@@ -78,6 +78,7 @@ _UPLINK_MHDRS = frozenset((0x40, 0x80))  # (un)confirmed data up, LoRaWAN R1
 _FCNT16_SPAN = 1 << 16
 _MAX_UNKNOWN_GATEWAYS = 1024  # ids are attacker-chosen: cap what we remember about them
 _KEY_CHECK_INPUT = b"minolcore.network key check"
+_INT64_MIN = -(2**63)
 
 
 class RejectReason(enum.StrEnum):
@@ -331,8 +332,6 @@ class NetworkServer:
         self._lorawan_table = DedupeTable(
             initial_capacity=initial_capacity, max_capacity=max_capacity, retention_ms=lorawan_retention
         )
-        self._wmbus_retention = wmbus_retention
-        self._lorawan_retention = lorawan_retention
         self._mcrs: dict[int, int] = {}
         # Uplink ids whose first copy was refused after the dedupe table gave them an id
         # (replay, bad MIC): later copies share that verdict. Value: (outcome, first time in ms).
@@ -436,7 +435,7 @@ class NetworkServer:
             if self._refused:
                 self._apply_refused(uplink_ids[admitted], codes, new)
             outcome[admitted] = codes
-            self._prune_refused(self._wmbus_table.stats().watermark - self._wmbus_retention, parity=0)
+            self._prune_refused(self._wmbus_table, parity=0)
         self._count(gw, outcome, bad_gateway)
         return WMBusColumns(outcome, uplink_ids, device, result)
 
@@ -483,12 +482,17 @@ class NetworkServer:
         hit = ~new & (refused_ids[pos] == ids)
         codes[hit] = refused_codes[pos[hit]]
 
-    def _prune_refused(self, cutoff_ms: int, parity: int) -> None:
-        # The dedupe table forgets fingerprints older than its retention; refusals can go too.
-        if self._refused:
-            self._refused = {
-                uid: v for uid, v in self._refused.items() if uid % 2 != parity or v[1] >= cutoff_ms
-            }
+    def _prune_refused(self, table: DedupeTable, parity: int) -> None:
+        # A refusal must live exactly as long as its fingerprint in the table, or a late copy
+        # would find the entry and pass as a copy of an accepted uplink. The table drops an
+        # entry only at a sweep, and a sweep drops every entry first seen before its cutoff.
+        if not self._refused:
+            return
+        stats = table.stats()
+        if stats.last_sweep_watermark < _INT64_MIN + stats.retention_ms:
+            return
+        cutoff = stats.last_sweep_watermark - stats.retention_ms
+        self._refused = {uid: v for uid, v in self._refused.items() if uid % 2 != parity or v[1] >= cutoff}
 
     def _count(
         self, gw: npt.NDArray[np.int64], outcome: npt.NDArray[np.uint8], bad_gateway: npt.NDArray[np.bool_]
@@ -552,7 +556,7 @@ class NetworkServer:
             if self._refused:
                 self._apply_refused(uplink_ids[admitted], codes, new)
             outcome[admitted] = codes
-            self._prune_refused(self._lorawan_table.stats().watermark - self._lorawan_retention, parity=1)
+            self._prune_refused(self._lorawan_table, parity=1)
         return outcome, uplink_ids, decoded
 
     def _verify_lorawan(self, phy: bytes, addr: int) -> tuple[int, Uplink | None]:
