@@ -1,0 +1,149 @@
+"""What the pipeline stores, and the small interface every store implements.
+
+Every row has a natural key, and writes are "insert or ignore" on it, in one transaction
+per batch: feeding the same input twice changes nothing, and a process killed during a
+write loses nothing that feeding the input again does not restore.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Protocol
+
+from minolcore._model import Record
+
+__all__ = [
+    "DeviceRow",
+    "ReadingRow",
+    "ReceptionRow",
+    "RejectedRow",
+    "StatusEventRow",
+    "Store",
+    "StoreBatch",
+    "UplinkRow",
+    "content_key",
+]
+
+
+def content_key(device_uid: str, frame: bytes) -> str:
+    """Stable key of an uplink: the device and a BLAKE2b digest of its canonical bytes (hex).
+
+    Unlike the per-pipeline SipHash fingerprint it is the same in every process, so a
+    restarted pipeline recognises what it stored before.
+    """
+    digest = hashlib.blake2b(frame, digest_size=16, person=b"minolcore-uplink")
+    digest.update(device_uid.encode())
+    return digest.hexdigest()
+
+
+class DeviceRow(Record):
+    """A sender seen by the pipeline (``first_seen_ms``/``last_seen_ms``: ms since the epoch)."""
+
+    device_uid: str
+    radio: str
+    manufacturer: str
+    meter_id: str
+    version: int
+    device_type: int
+    kind: str
+    first_seen_ms: int
+    last_seen_ms: int
+
+
+class UplinkRow(Record):
+    """One transmission after dedupe (``first_seen_ms``: earliest event time, ms)."""
+
+    uplink_key: str
+    device_uid: str
+    first_seen_ms: int
+    size: int
+    security_status: str
+    decode_errors: str = ""
+
+
+class ReceptionRow(Record):
+    """One gateway's copy of an uplink (time in ms since the epoch, RSSI dBm, SNR dB)."""
+
+    uplink_key: str
+    gateway_id: str
+    received_at_ms: int
+    rssi: float | None = None
+    snr: float | None = None
+
+
+class ReadingRow(Record):
+    """One value of one device at one time, assigned to a building and unit.
+
+    ``reading_time`` is an ISO 8601 string (the time the value refers to: a record's date
+    for historic values, else the telegram's time); ``value`` is in ``unit``.
+    """
+
+    device_uid: str
+    reading_time: str
+    quantity: str
+    storage: int
+    tariff: int
+    subunit: int
+    function: str
+    value: float | None
+    unit: str
+    valid: bool
+    building_id: str | None
+    unit_id: str | None
+    uplink_key: str
+
+
+class StatusEventRow(Record):
+    """A status change or fault of a device at a time (ISO 8601)."""
+
+    device_uid: str
+    event_time: str
+    event: str
+    detail: str = ""
+
+
+class RejectedRow(Record):
+    """A reception the pipeline rejected, with its reason (time in ms since the epoch)."""
+
+    gateway_id: str
+    received_at_ms: int
+    reason: str
+    payload_hex: str
+    detail: str = ""
+
+
+class StoreBatch(Record):
+    """Everything one pipeline batch writes, in one transaction."""
+
+    devices: Sequence[DeviceRow] = ()
+    uplinks: Sequence[UplinkRow] = ()
+    receptions: Sequence[ReceptionRow] = ()
+    readings: Sequence[ReadingRow] = ()
+    status_events: Sequence[StatusEventRow] = ()
+    rejected: Sequence[RejectedRow] = ()
+
+
+class Store(Protocol):
+    """The storage interface of the pipeline (SQLite now; PostgreSQL can follow)."""
+
+    def write(self, batch: StoreBatch) -> None:
+        """Write one batch atomically and idempotently."""
+
+    def readings(
+        self,
+        *,
+        device_uid: str | None = None,
+        building_id: str | None = None,
+        unit_id: str | None = None,
+        quantity: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[ReadingRow]:
+        """Readings matching every given filter, ordered by device and time (ISO bounds)."""
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table."""
+
+    def close(self) -> None:
+        """Release the connection."""

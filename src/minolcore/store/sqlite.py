@@ -1,0 +1,270 @@
+"""The default store: one SQLite file in WAL mode.
+
+Rows are inserted with ``INSERT ... ON CONFLICT DO NOTHING`` on their natural keys (device
+times keep their extremes with an upsert), one transaction per batch, so writes are
+idempotent and crash-safe: SQLite commits a batch whole or not at all.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from minolcore.errors import ConfigError
+from minolcore.store.base import (
+    DeviceRow,
+    ReadingRow,
+    ReceptionRow,
+    RejectedRow,
+    StatusEventRow,
+    StoreBatch,
+    UplinkRow,
+)
+
+__all__ = ["SQLiteStore"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+    device_uid TEXT PRIMARY KEY, radio TEXT NOT NULL, manufacturer TEXT NOT NULL,
+    meter_id TEXT NOT NULL, version INTEGER NOT NULL, device_type INTEGER NOT NULL,
+    kind TEXT NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS uplinks (
+    uplink_key TEXT PRIMARY KEY, device_uid TEXT NOT NULL, first_seen_ms INTEGER NOT NULL,
+    size INTEGER NOT NULL, security_status TEXT NOT NULL, decode_errors TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS receptions (
+    uplink_key TEXT NOT NULL, gateway_id TEXT NOT NULL, received_at_ms INTEGER NOT NULL,
+    rssi REAL, snr REAL,
+    PRIMARY KEY (uplink_key, gateway_id, received_at_ms)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS readings (
+    device_uid TEXT NOT NULL, reading_time TEXT NOT NULL, quantity TEXT NOT NULL,
+    storage INTEGER NOT NULL, tariff INTEGER NOT NULL, subunit INTEGER NOT NULL,
+    function TEXT NOT NULL, value REAL, unit TEXT NOT NULL, valid INTEGER NOT NULL,
+    building_id TEXT, unit_id TEXT, uplink_key TEXT NOT NULL,
+    PRIMARY KEY (device_uid, reading_time, quantity, storage, tariff, subunit, function)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS readings_by_unit ON readings (unit_id, quantity, reading_time);
+CREATE TABLE IF NOT EXISTS status_events (
+    device_uid TEXT NOT NULL, event_time TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL,
+    PRIMARY KEY (device_uid, event_time, event)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rejected (
+    gateway_id TEXT NOT NULL, received_at_ms INTEGER NOT NULL, reason TEXT NOT NULL,
+    payload_hex TEXT NOT NULL, detail TEXT NOT NULL,
+    PRIMARY KEY (gateway_id, received_at_ms, payload_hex)
+) WITHOUT ROWID;
+"""
+
+_INSERT_DEVICE = """
+INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (device_uid) DO UPDATE SET
+    first_seen_ms = min(first_seen_ms, excluded.first_seen_ms),
+    last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),
+    kind = CASE WHEN devices.kind = 'generic' THEN excluded.kind ELSE devices.kind END
+"""
+_INSERT_UPLINK = """
+INSERT INTO uplinks VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (uplink_key) DO UPDATE SET first_seen_ms = min(first_seen_ms, excluded.first_seen_ms)
+"""
+_INSERT_RECEPTION = "INSERT INTO receptions VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+_INSERT_READING = "INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+_INSERT_STATUS = "INSERT INTO status_events VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+_INSERT_REJECTED = "INSERT INTO rejected VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+
+_TABLES = ("devices", "uplinks", "receptions", "readings", "status_events", "rejected")
+
+
+class SQLiteStore:
+    """The pipeline's store in one SQLite file (``":memory:"`` for tests)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as error:
+            raise ConfigError(f"cannot open the database: {error}", where=self.path) from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING", (str(SCHEMA_VERSION),)
+            )
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            raise ConfigError(f"not a minolcore database: {error}", where=self.path) from None
+
+    def write(self, batch: StoreBatch) -> None:
+        """Write one batch in one transaction; rows already present are left as they are."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(_INSERT_DEVICE, [_device_values(row) for row in batch.devices])
+            db.executemany(_INSERT_UPLINK, [_uplink_values(row) for row in batch.uplinks])
+            db.executemany(_INSERT_RECEPTION, [_reception_values(row) for row in batch.receptions])
+            db.executemany(_INSERT_READING, [_reading_values(row) for row in batch.readings])
+            db.executemany(_INSERT_STATUS, [_status_values(row) for row in batch.status_events])
+            db.executemany(_INSERT_REJECTED, [_rejected_values(row) for row in batch.rejected])
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def readings(
+        self,
+        *,
+        device_uid: str | None = None,
+        building_id: str | None = None,
+        unit_id: str | None = None,
+        quantity: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[ReadingRow]:
+        """Readings matching every given filter, ordered by device and time (ISO bounds, inclusive)."""
+        clauses: list[str] = []
+        params: list[object] = []
+        for column, value in (
+            ("device_uid", device_uid),
+            ("building_id", building_id),
+            ("unit_id", unit_id),
+            ("quantity", quantity),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            clauses.append("reading_time >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("reading_time <= ?")
+            params.append(until)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = f"SELECT * FROM readings {where} ORDER BY device_uid, reading_time, quantity, storage"
+        return [_reading_row(values) for values in self._db.execute(query, params)]
+
+    def devices(self) -> list[DeviceRow]:
+        """Every device seen, ordered by its uid."""
+        rows = self._db.execute("SELECT * FROM devices ORDER BY device_uid")
+        return [DeviceRow(**dict(zip(DeviceRow.__annotations__, values, strict=True))) for values in rows]
+
+    def status_events(self, device_uid: str | None = None) -> list[StatusEventRow]:
+        """Status events, optionally of one device, ordered by device and time."""
+        query = "SELECT * FROM status_events"
+        params: tuple[str, ...] = ()
+        if device_uid is not None:
+            query += " WHERE device_uid = ?"
+            params = (device_uid,)
+        rows = self._db.execute(query + " ORDER BY device_uid, event_time, event", params)
+        return [StatusEventRow(device_uid=a, event_time=b, event=c, detail=d) for a, b, c, d in rows]
+
+    def rejected(self) -> list[RejectedRow]:
+        """Rejected receptions, ordered by time."""
+        rows = self._db.execute("SELECT * FROM rejected ORDER BY received_at_ms, gateway_id, payload_hex")
+        return [
+            RejectedRow(gateway_id=a, received_at_ms=b, reason=c, payload_hex=d, detail=e)
+            for a, b, c, d, e in rows
+        ]
+
+    def rejected_by_reason(self) -> dict[str, int]:
+        """Number of rejected receptions per reason."""
+        return dict(self._db.execute("SELECT reason, count(*) FROM rejected GROUP BY reason ORDER BY reason"))
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table."""
+        return {table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in _TABLES}
+
+    def dump(self) -> dict[str, list[tuple[object, ...]]]:
+        """Every row of every table in key order: two stores with equal dumps hold the same data."""
+        orders = {
+            "devices": "device_uid",
+            "uplinks": "uplink_key",
+            "receptions": "uplink_key, gateway_id, received_at_ms",
+            "readings": "device_uid, reading_time, quantity, storage, tariff, subunit, function",
+            "status_events": "device_uid, event_time, event",
+            "rejected": "gateway_id, received_at_ms, payload_hex",
+        }
+        return {
+            table: list(self._db.execute(f"SELECT * FROM {table} ORDER BY {order}"))
+            for table, order in orders.items()
+        }
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<SQLiteStore {self.path}>"
+
+
+def _device_values(row: DeviceRow) -> tuple[object, ...]:
+    return (
+        row.device_uid,
+        row.radio,
+        row.manufacturer,
+        row.meter_id,
+        row.version,
+        row.device_type,
+        row.kind,
+        row.first_seen_ms,
+        row.last_seen_ms,
+    )
+
+
+def _uplink_values(row: UplinkRow) -> tuple[object, ...]:
+    return (
+        row.uplink_key,
+        row.device_uid,
+        row.first_seen_ms,
+        row.size,
+        row.security_status,
+        row.decode_errors,
+    )
+
+
+def _reception_values(row: ReceptionRow) -> tuple[object, ...]:
+    return (row.uplink_key, row.gateway_id, row.received_at_ms, row.rssi, row.snr)
+
+
+def _reading_values(row: ReadingRow) -> tuple[object, ...]:
+    return (
+        row.device_uid,
+        row.reading_time,
+        row.quantity,
+        row.storage,
+        row.tariff,
+        row.subunit,
+        row.function,
+        row.value,
+        row.unit,
+        int(row.valid),
+        row.building_id,
+        row.unit_id,
+        row.uplink_key,
+    )
+
+
+def _reading_row(values: tuple[Any, ...]) -> ReadingRow:
+    names = ReadingRow.__annotations__
+    row = dict(zip(names, values, strict=True))
+    row["valid"] = bool(row["valid"])
+    return ReadingRow(**row)
+
+
+def _status_values(row: StatusEventRow) -> tuple[object, ...]:
+    return (row.device_uid, row.event_time, row.event, row.detail)
+
+
+def _rejected_values(row: RejectedRow) -> tuple[object, ...]:
+    return (row.gateway_id, row.received_at_ms, row.reason, row.payload_hex, row.detail)

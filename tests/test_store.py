@@ -1,0 +1,106 @@
+"""The SQLite store: idempotent, transactional writes and the reads the reports use."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minolcore.errors import ConfigError
+from minolcore.store import (
+    DeviceRow,
+    ReadingRow,
+    ReceptionRow,
+    RejectedRow,
+    SQLiteStore,
+    StatusEventRow,
+    StoreBatch,
+    UplinkRow,
+    content_key,
+)
+
+
+def sample_batch(offset: int = 0) -> StoreBatch:
+    uid = "wmbus:QDS:55667788:55:08"
+    key = content_key(uid, b"frame-%d" % offset)
+    return StoreBatch(
+        devices=[DeviceRow(device_uid=uid, radio="wmbus", manufacturer="QDS", meter_id="55667788", version=0x55,
+                           device_type=8, kind="heat_cost_allocator", first_seen_ms=1000 + offset,
+                           last_seen_ms=1000 + offset)],
+        uplinks=[UplinkRow(uplink_key=key, device_uid=uid, first_seen_ms=1000 + offset, size=40,
+                           security_status="decrypted")],
+        receptions=[ReceptionRow(uplink_key=key, gateway_id=gw, received_at_ms=1000 + offset, rssi=-80.0, snr=None)
+                    for gw in ("GW-1", "GW-2")],
+        readings=[ReadingRow(device_uid=uid, reading_time=f"2026-01-{1 + offset % 28:02d}T00:00",
+                             quantity="hca_units", storage=0, tariff=0, subunit=0, function="instantaneous",
+                             value=1234.0 + offset, unit="HCA", valid=True, building_id="B1", unit_id="U1",
+                             uplink_key=key)],
+        status_events=[StatusEventRow(device_uid=uid, event_time="2026-01-01T00:00", event="power_low")],
+        rejected=[RejectedRow(gateway_id="GW-9", received_at_ms=5, reason="unknown_gateway", payload_hex="2E44")],
+    )
+
+
+def test_write_is_idempotent(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "m.sqlite")
+    store.write(sample_batch())
+    first = store.dump()
+    store.write(sample_batch())
+    assert store.dump() == first
+    assert store.counts() == {"devices": 1, "uplinks": 1, "receptions": 2, "readings": 1, "status_events": 1,
+                              "rejected": 1}
+    assert store.rejected_by_reason() == {"unknown_gateway": 1}
+    store.close()
+
+
+def test_device_times_keep_their_extremes(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "m.sqlite") as store:
+        store.write(sample_batch(5))
+        store.write(sample_batch(1))
+        store.write(sample_batch(9))
+        (device,) = store.devices()
+        assert (device.first_seen_ms, device.last_seen_ms) == (1001, 1009)
+
+
+def test_readings_filters(tmp_path: Path) -> None:
+    with SQLiteStore(":memory:") as store:
+        for offset in range(5):
+            store.write(sample_batch(offset))
+        rows = store.readings(unit_id="U1", since="2026-01-02", until="2026-01-04T23:59")
+        assert [row.value for row in rows] == [1235.0, 1236.0, 1237.0]
+        assert store.readings(unit_id="U2") == []
+
+
+def test_failed_batch_leaves_nothing(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "m.sqlite") as store:
+        broken = StoreBatch(devices=sample_batch().devices, readings=[object()])  # type: ignore[list-item]
+        with pytest.raises(AttributeError):
+            store.write(broken)
+        assert store.counts()["devices"] == 0
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ConfigError):
+        SQLiteStore(path)
+
+
+@given(st.permutations(list(range(6))))
+def test_order_of_batches_does_not_matter(order: list[int]) -> None:
+    reference = SQLiteStore(":memory:")
+    for offset in range(6):
+        reference.write(sample_batch(offset))
+    shuffled = SQLiteStore(":memory:")
+    for offset in order:
+        shuffled.write(sample_batch(offset))
+    assert shuffled.dump() == reference.dump()
+
+
+def test_content_key_is_stable() -> None:
+    assert content_key("a", b"x") == content_key("a", b"x")
+    assert content_key("a", b"x") != content_key("b", b"x")
+    assert len(content_key("a", b"x")) == 32
+    assert sqlite3.sqlite_version_info >= (3, 24)  # upserts need 3.24
