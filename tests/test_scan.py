@@ -59,9 +59,19 @@ def test_vectors_scan() -> None:
 
 def test_copies_in_different_shapes_share_a_fingerprint() -> None:
     canonical = parse_frame(V1).data
-    shapes = [bytes.fromhex(V1), canonical, build_frame(
-        manufacturer="ELS", id="12345678", version=0x33, device_type=3, ci=0x7A, payload=canonical[11:], shape="B"
-    )]
+    shapes = [
+        bytes.fromhex(V1),
+        canonical,
+        build_frame(
+            manufacturer="ELS",
+            id="12345678",
+            version=0x33,
+            device_type=3,
+            ci=0x7A,
+            payload=canonical[11:],
+            shape="B",
+        ),
+    ]
     result = scan_frames(shapes, key=KEY)
     assert list(result.status) == [0, 0, 0]
     assert len(set(result.fingerprint.tolist())) == 1
@@ -72,19 +82,32 @@ def test_copies_in_different_shapes_share_a_fingerprint() -> None:
 def test_bad_frames_get_statuses_and_the_batch_goes_on() -> None:
     corrupted = bytearray(bytes.fromhex(V1))
     corrupted[30] ^= 0x10
-    raws = [b"", b"\x0a\x44", bytes(corrupted), bytes.fromhex("0B44AE0C78563412010772AA"),
-            bytes.fromhex("2044AE0C7856341201078C2027"), bytes.fromhex(V1)]
+    raws = [
+        b"",
+        b"\x0a\x44",
+        bytes(corrupted),
+        bytes.fromhex("0B44AE0C78563412010772AA"),
+        bytes.fromhex("2044AE0C7856341201078C2027"),
+        bytes.fromhex(V1),
+    ]
     result = scan_frames(raws, key=KEY)
     assert list(result.status) == [
-        FrameStatus.TOO_SHORT, FrameStatus.TOO_SHORT, FrameStatus.CRC, FrameStatus.HEADER_TRUNCATED,
-        FrameStatus.L_FIELD, FrameStatus.OK,
+        FrameStatus.TOO_SHORT,
+        FrameStatus.TOO_SHORT,
+        FrameStatus.CRC,
+        FrameStatus.HEADER_TRUNCATED,
+        FrameStatus.L_FIELD,
+        FrameStatus.OK,
     ]
     assert result.ok().tolist() == [False] * 5 + [True]
 
 
 def test_corpus_scan(corpus: list[dict[str, object]]) -> None:
-    raws = [bytes.fromhex(str(c["telegram_hex"])) for c in corpus
-            if len(str(c["telegram_hex"])) % 2 == 0 and not str(c["telegram_hex"]).startswith("68")]
+    raws = [
+        bytes.fromhex(str(c["telegram_hex"]))
+        for c in corpus
+        if len(str(c["telegram_hex"])) % 2 == 0 and not str(c["telegram_hex"]).startswith("68")
+    ]
     result = scan_frames(raws, key=KEY)
     assert int(np.count_nonzero(result.ok())) == len(raws) == 256
     for index, raw in enumerate(raws):

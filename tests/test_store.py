@@ -27,19 +27,53 @@ def sample_batch(offset: int = 0) -> StoreBatch:
     uid = "wmbus:QDS:55667788:55:08"
     key = content_key(uid, b"frame-%d" % offset)
     return StoreBatch(
-        devices=[DeviceRow(device_uid=uid, radio="wmbus", manufacturer="QDS", meter_id="55667788", version=0x55,
-                           device_type=8, kind="heat_cost_allocator", first_seen_ms=1000 + offset,
-                           last_seen_ms=1000 + offset)],
-        uplinks=[UplinkRow(uplink_key=key, device_uid=uid, first_seen_ms=1000 + offset, size=40,
-                           security_status="decrypted")],
-        receptions=[ReceptionRow(uplink_key=key, gateway_id=gw, received_at_ms=1000 + offset, rssi=-80.0, snr=None)
-                    for gw in ("GW-1", "GW-2")],
-        readings=[ReadingRow(device_uid=uid, reading_time=f"2026-01-{1 + offset % 28:02d}T00:00",
-                             quantity="hca_units", storage=0, tariff=0, subunit=0, function="instantaneous",
-                             value=1234.0 + offset, unit="HCA", valid=True, building_id="B1", unit_id="U1",
-                             uplink_key=key)],
+        devices=[
+            DeviceRow(
+                device_uid=uid,
+                radio="wmbus",
+                manufacturer="QDS",
+                meter_id="55667788",
+                version=0x55,
+                device_type=8,
+                kind="heat_cost_allocator",
+                first_seen_ms=1000 + offset,
+                last_seen_ms=1000 + offset,
+            )
+        ],
+        uplinks=[
+            UplinkRow(
+                uplink_key=key,
+                device_uid=uid,
+                first_seen_ms=1000 + offset,
+                size=40,
+                security_status="decrypted",
+            )
+        ],
+        receptions=[
+            ReceptionRow(uplink_key=key, gateway_id=gw, received_at_ms=1000 + offset, rssi=-80.0, snr=None)
+            for gw in ("GW-1", "GW-2")
+        ],
+        readings=[
+            ReadingRow(
+                device_uid=uid,
+                reading_time=f"2026-01-{1 + offset % 28:02d}T00:00",
+                quantity="hca_units",
+                storage=0,
+                tariff=0,
+                subunit=0,
+                function="instantaneous",
+                value=1234.0 + offset,
+                unit="HCA",
+                valid=True,
+                building_id="B1",
+                unit_id="U1",
+                uplink_key=key,
+            )
+        ],
         status_events=[StatusEventRow(device_uid=uid, event_time="2026-01-01T00:00", event="power_low")],
-        rejected=[RejectedRow(gateway_id="GW-9", received_at_ms=5, reason="unknown_gateway", payload_hex="2E44")],
+        rejected=[
+            RejectedRow(gateway_id="GW-9", received_at_ms=5, reason="unknown_gateway", payload_hex="2E44")
+        ],
     )
 
 
@@ -49,8 +83,14 @@ def test_write_is_idempotent(tmp_path: Path) -> None:
     first = store.dump()
     store.write(sample_batch())
     assert store.dump() == first
-    assert store.counts() == {"devices": 1, "uplinks": 1, "receptions": 2, "readings": 1, "status_events": 1,
-                              "rejected": 1}
+    assert store.counts() == {
+        "devices": 1,
+        "uplinks": 1,
+        "receptions": 2,
+        "readings": 1,
+        "status_events": 1,
+        "rejected": 1,
+    }
     assert store.rejected_by_reason() == {"unknown_gateway": 1}
     store.close()
 

@@ -135,8 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from minolcore.wmbus.decode_cli import run_decode  # noqa: PLC0415
 
             return run_decode(
-                args.hex, key=args.key, as_json=args.json, jsonl=args.jsonl,
-                stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr,
+                args.hex,
+                key=args.key,
+                as_json=args.json,
+                jsonl=args.jsonl,
+                stdin=sys.stdin,
+                stdout=sys.stdout,
+                stderr=sys.stderr,
             )
     except MinolcoreError as error:
         print(f"minolcore: {error}", file=sys.stderr)
