@@ -199,7 +199,8 @@ int mc_dedupe_restore(mc_dedupe *t, const uint64_t *fingerprints, const int64_t 
                       const int64_t *uplink_ids, size_t n, const mc_dedupe_stats *state)
 {
     uint64_t needed = round_up_pow2(state->capacity);
-    while (needed < (n + 1) * 2)
+    /* A table may be exactly half full: keep its capacity then, as the live table had it. */
+    while (needed < n * 2)
         needed <<= 1;
     slot_t *fresh = calloc(needed, sizeof(slot_t));
     if (!fresh)

@@ -200,7 +200,7 @@ class DedupeTable:
                     snapshot.fingerprints, snapshot.first_seen_ms, snapshot.uplink_ids, strict=True
                 )
             }
-            while (len(ref.entries) + 1) * 2 > ref.capacity:
+            while len(ref.entries) * 2 > ref.capacity:
                 ref.capacity *= 2
             ref.next_id, ref.watermark = stats.next_id, stats.watermark
             ref.last_sweep_watermark, ref.overflow = stats.last_sweep_watermark, stats.overflow
