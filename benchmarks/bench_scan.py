@@ -42,7 +42,10 @@ def test_scan_c_1m_frames_in_64k_batches(benchmark, million_frames: Batch) -> No
         ok = 0
         for start in range(0, len(batch), chunk):
             result = scan(
-                batch.buffer, batch.offsets[start : start + chunk], batch.lengths[start : start + chunk], key=KEY
+                batch.buffer,
+                batch.offsets[start : start + chunk],
+                batch.lengths[start : start + chunk],
+                key=KEY,
             )
             ok += int(np.count_nonzero(result.ok()))
         return ok
