@@ -167,7 +167,9 @@ class SecurityInfo(Record):
 
 class Telegram(Record):
     """One decoded telegram. ``records`` hold values in the unit each record names;
-    ``errors`` list frame, security and record errors as text (empty when all went well)."""
+    ``errors`` list frame, security and record errors as text (empty when all went well).
+    ``beyond_l`` counts the bytes received beyond the L-field that were read as records
+    (a meter whose L is too short; 0 normally)."""
 
     kind: TelegramKind
     link: LinkInfo | None
@@ -180,6 +182,7 @@ class Telegram(Record):
     signature: int | None = None
     compact: bool = False
     wired_address: int | None = None
+    beyond_l: int = 0
 
     @property
     def ok(self) -> bool:
@@ -200,6 +203,7 @@ class Telegram(Record):
             "signature": self.signature,
             "compact": self.compact,
             "wired_address": self.wired_address,
+            "beyond_l": self.beyond_l,
         }
 
     def to_json(self) -> str:
@@ -277,12 +281,16 @@ def _security_mode_of(frame: Frame) -> SecurityMode:
 
 
 def _decode_apl(
-    ci: int | None, apl: bytes, signatures: FormatSignatureCache | None
+    ci: int | None, apl: bytes, signatures: FormatSignatureCache | None, key_checked: bool
 ) -> tuple[DecodedRecords | None, tuple[str, ...], bool]:
-    """(decoded records or None, errors, compact) for the application layer behind ``ci``."""
+    """(decoded records or None, errors, compact) for the application layer behind ``ci``.
+    ``key_checked``: the APL came out of mode 5/7 and starts with its 2F2F key check."""
     if ci is None:
         return None, ("no transport layer CI",), False
     if ci in COMPACT_CIS:
+        if key_checked:
+            # An encrypted compact frame carries the key check before its signature.
+            apl = apl[len(KEY_CHECK) :]
         if signatures is None:
             signature = int.from_bytes(apl[:2], "little") if len(apl) >= 2 else 0
             return (
@@ -317,6 +325,7 @@ class _Parts(Record):
     apl: bytes | None
     errors: tuple[str, ...] = ()
     wired_address: int | None = None
+    trailing: bytes = b""  # bytes received beyond L (CRC-free frames only)
 
 
 def _finish(parts: _Parts, signatures: FormatSignatureCache | None) -> Telegram:
@@ -324,9 +333,27 @@ def _finish(parts: _Parts, signatures: FormatSignatureCache | None) -> Telegram:
     records: tuple[DataRecord, ...] = ()
     signature = None
     compact = False
+    beyond_l = 0
     errors = parts.errors
     if parts.apl is not None:
-        decoded, record_errors, compact = _decode_apl(parts.ci, parts.apl, signatures)
+        security = parts.security
+        key_checked = (
+            security is not None
+            and security.mode in (5, 7)
+            and security.status in (STATUS_DECRYPTED, STATUS_ALREADY_DECRYPTED)
+            and parts.apl[:2] == KEY_CHECK
+        )
+        decoded, record_errors, compact = _decode_apl(parts.ci, parts.apl, signatures, key_checked)
+        if decoded is not None and not decoded.complete and parts.trailing and not compact:
+            # Some meters send more than L covers (the policy of the security layer for
+            # ciphertext, applied to records): when the walk runs off the end of L, the
+            # bytes received beyond it are read too if that yields more records.
+            longer, longer_errors, _ = _decode_apl(
+                parts.ci, parts.apl + parts.trailing, signatures, key_checked
+            )
+            if longer is not None and len(longer.records) > len(decoded.records):
+                decoded, record_errors = longer, longer_errors
+                beyond_l = len(parts.trailing)
         errors = errors + record_errors
         if decoded is not None:
             records = decoded.records
@@ -344,6 +371,7 @@ def _finish(parts: _Parts, signatures: FormatSignatureCache | None) -> Telegram:
         signature=signature,
         compact=compact,
         wired_address=parts.wired_address,
+        beyond_l=beyond_l,
     )
 
 
@@ -395,7 +423,13 @@ def _wireless_parts(frame: Frame, key: OMSKey | None, strict: bool, allow_plaint
         mode=unsealed.mode, status=unsealed.status, message_counter=unsealed.message_counter
     )
     return _Parts(
-        kind="wireless", link=link, security=security, tpl=plain.tpl, ci=plain.tpl_ci, apl=unsealed.apl
+        kind="wireless",
+        link=link,
+        security=security,
+        tpl=plain.tpl,
+        ci=plain.tpl_ci,
+        apl=unsealed.apl,
+        trailing=plain.trailing,
     )
 
 
@@ -613,6 +647,7 @@ def decode_batch(
                 tpl=frame.tpl,
                 ci=frame.tpl_ci,
                 apl=plain + frame.data[end:],
+                trailing=frame.trailing,
             )
         else:
             # Stored decrypted or a failed key check: the plain path decides and reports.
