@@ -1,0 +1,87 @@
+"""Device models and profiles: decoded telegrams as typed heat cost allocator, heat meter,
+water meter, smoke detector and pulse counter readings.
+
+``to_model(telegram, received_at=...)`` maps a decoded
+:class:`~minolcore.wmbus.telegram.Telegram` onto its model through the default
+:class:`ProfileRegistry`; ``model_from_records`` does the same from records. See
+:mod:`minolcore.devices.models` for the fields and units and
+:mod:`minolcore.devices.profiles` for the mapping rules.
+"""
+
+from minolcore.devices.models import (
+    KINDS,
+    DeviceIdentity,
+    DeviceReading,
+    DeviceStatus,
+    GenericDevice,
+    HeatCostAllocator,
+    HeatMeter,
+    HistoryValue,
+    PulseChannel,
+    PulseCounter,
+    ReadingTimeSource,
+    SmokeDetector,
+    WaterMedium,
+    WaterMeter,
+    WaterStatus,
+)
+from minolcore.devices.profiles import (
+    FAILED_SECURITY,
+    DeviceError,
+    DeviceProfile,
+    EiSmokeDetectorProfile,
+    GenericProfile,
+    HeatCostAllocatorProfile,
+    HeatMeterProfile,
+    ProfileBase,
+    ProfileRegistry,
+    PulseCounterProfile,
+    SmokeDetectorProfile,
+    WaterMeterProfile,
+    ZennerWaterProfile,
+    default_registry,
+    identity_of,
+    model_from_records,
+    normalise_received_at,
+    pulse_channels,
+    standard_status,
+    to_model,
+)
+
+__all__ = [
+    "FAILED_SECURITY",
+    "KINDS",
+    "DeviceError",
+    "DeviceIdentity",
+    "DeviceProfile",
+    "DeviceReading",
+    "DeviceStatus",
+    "EiSmokeDetectorProfile",
+    "GenericDevice",
+    "GenericProfile",
+    "HeatCostAllocator",
+    "HeatCostAllocatorProfile",
+    "HeatMeter",
+    "HeatMeterProfile",
+    "HistoryValue",
+    "ProfileBase",
+    "ProfileRegistry",
+    "PulseChannel",
+    "PulseCounter",
+    "PulseCounterProfile",
+    "ReadingTimeSource",
+    "SmokeDetector",
+    "SmokeDetectorProfile",
+    "WaterMedium",
+    "WaterMeter",
+    "WaterMeterProfile",
+    "WaterStatus",
+    "ZennerWaterProfile",
+    "default_registry",
+    "identity_of",
+    "model_from_records",
+    "normalise_received_at",
+    "pulse_channels",
+    "standard_status",
+    "to_model",
+]
