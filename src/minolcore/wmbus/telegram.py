@@ -31,6 +31,7 @@ is one of "decrypted", "not_encrypted", "already_decrypted", "no_key", "wrong_ke
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, TypeAlias
 
@@ -48,10 +49,11 @@ from minolcore.errors import (
     WrongKeyError,
 )
 from minolcore.wmbus.compact import FormatSignatureCache
-from minolcore.wmbus.frame import CRCModeName, Frame, parse_frame
+from minolcore.wmbus.frame import LINK_HEADER_LENGTH, CRCModeName, Frame, FrameStatus, parse_frame
 from minolcore.wmbus.headers import COMPACT_CIS, Address, TPLHeader, TPLKind, tpl_kind
 from minolcore.wmbus.link import decode_id, decode_manufacturer, device_type_name
 from minolcore.wmbus.records import DataRecord, DecodedRecords, decode_records
+from minolcore.wmbus.scan import Flag, scan_frames
 from minolcore.wmbus.security import (
     BLOCK,
     ELL_CTR,
@@ -584,16 +586,97 @@ class _KeyResolver:
         return None
 
 
-def _batch_candidate(frame: Frame, key: OMSKey | None) -> tuple[bytes, int] | None:
-    """(IV, ciphertext end) when ``frame`` can go through the batch mode-5 path."""
-    tpl = frame.tpl
-    if key is None or frame.hidden or tpl is None or tpl.security_mode != 5:
+class _Pending(Record):
+    """A mode-5 telegram waiting for the batch decryption, with what its telegram needs."""
+
+    index: int
+    raw: bytes
+    key: OMSKey
+    link: LinkInfo
+    tpl: TPLHeader
+    tail: bytes  # plaintext after the encrypted blocks
+    trailing: bytes
+
+
+_FAST_FLAGS: Final = frozenset((int(Flag.TPL), int(Flag.TPL | Flag.LONG_TPL)))
+_STATUS_OK: Final = int(FrameStatus.OK)
+_SCAN_COLUMNS: Final = (
+    "status",
+    "security_mode",
+    "flags",
+    "tpl_ci",
+    "encrypted_blocks",
+    "out_offset",
+    "out_length",
+    "trailing",
+    "acc",
+    "meter_manufacturer",
+    "meter_id",
+    "meter_version",
+    "meter_device_type",
+)
+_FAST_TPL: Final = {0x7A: (TPLKind.SHORT, 5), 0x72: (TPLKind.LONG, 13)}
+_LINK = struct.Struct("<BHIBB")  # C, M, ID, version, type
+
+
+def _fast_candidate(
+    index: int, raw: bytes, row: tuple[int, ...], out: bytes, resolver: _KeyResolver
+) -> tuple[_Pending, bytes, bytes] | None:
+    """The batch-path work for a scanned frame (``row``: its :data:`_SCAN_COLUMNS`):
+    (pending, IV, ciphertext), or None when the frame needs the general path (other
+    layers, other modes, no key, ciphertext not inside L)."""
+    (status, mode, flags, tpl_ci, blocks, out_offset, length, trailing_length, acc, *meter_row) = row
+    if status != _STATUS_OK or mode != 5 or flags not in _FAST_FLAGS:
         return None
-    size = tpl.encrypted_blocks * BLOCK
-    start = frame.payload_offset
-    if size == 0 or start + size > len(frame.data):
+    shape = _FAST_TPL.get(tpl_ci)
+    if shape is None:
         return None
-    return mode5_iv(frame.meter_address, tpl.acc), start + size
+    kind, header = shape
+    start = LINK_HEADER_LENGTH + header
+    size = blocks * BLOCK
+    if size == 0 or start + size > length:
+        return None
+    canonical = out[out_offset : out_offset + length]
+    c_field, m_code, id_value, version, device_type = _LINK.unpack_from(canonical, 1)
+    meter = (meter_row[0], meter_row[1], meter_row[2])
+    meter_type = meter_row[3]
+    key = resolver.key_for(index, (decode_id(meter[1]), decode_id(id_value)))
+    if key is None:
+        return None
+    address = None
+    meter_info = None
+    if kind is TPLKind.LONG:
+        address = Address(
+            manufacturer_code=meter[0], id_value=meter[1], version=meter[2], device_type=meter_type
+        )
+        if (meter[0], meter[1], meter[2], meter_type) != (m_code, id_value, version, device_type):
+            meter_info = _meter_address(address)
+    tpl = TPLHeader(
+        ci=tpl_ci,
+        kind=kind,
+        acc=acc,
+        sts=canonical[start - 3],
+        cf=canonical[start - 2] | canonical[start - 1] << 8,
+        address=address,
+    )
+    link = LinkInfo(
+        manufacturer=decode_manufacturer(m_code),
+        id=decode_id(id_value),
+        version=version,
+        device_type=device_type,
+        medium=device_type_name(device_type),
+        c_field=c_field,
+        meter=meter_info,
+    )
+    iv = _ADDRESS_IV.pack(meter[0], meter[1], meter[2], meter_type) + bytes((acc,)) * 8
+    trailing = out[out_offset + length : out_offset + length + trailing_length]
+    pending = _Pending(
+        index=index, raw=raw, key=key, link=link, tpl=tpl, tail=canonical[start + size :], trailing=trailing
+    )
+    return pending, iv, canonical[start : start + size]
+
+
+_ADDRESS_IV = struct.Struct("<HIBB")
 
 
 def decode_batch(
@@ -607,49 +690,65 @@ def decode_batch(
     """Decode many telegrams; one :class:`Telegram` per input, in order, never raising for
     a bad telegram (its ``errors`` say what failed). ``keys`` is one key for all, a sequence
     parallel to ``frames``, or a mapping from meter ID to key (see :data:`KeySource`); a
-    malformed ``keys`` argument raises :class:`InputError`. Mode-5 telegrams are decrypted
-    together, one AES-ECB call per key (see :class:`~minolcore.wmbus.security.Mode5Batch`).
-    Records are decoded in input order, so with ``signatures`` a compact frame profits from
-    every full frame before it in the batch.
+    malformed ``keys`` argument raises :class:`InputError`.
+
+    The frames are validated in one call into the C core (:func:`~minolcore.wmbus.scan.scan`);
+    mode-5 telegrams with a plain TPL header are then decrypted together, one AES-ECB call
+    per key (see :class:`~minolcore.wmbus.security.Mode5Batch`); every other telegram takes
+    the path of :func:`decode` (``strict=False``), with the same result. Records are decoded
+    in input order, so with ``signatures`` a compact frame profits from every full frame
+    before it in the batch. ``allow_plaintext`` is as for :func:`decode`.
     """
     items = list(frames)
     resolver = _KeyResolver(keys, len(items))
     parts: list[_Parts | None] = [None] * len(items)
-    pending: list[tuple[int, Frame, OMSKey, int]] = []
-    batch = Mode5Batch()
+    wireless: list[tuple[int, bytes]] = []
     for index, item in enumerate(items):
-        frame: Frame | None = None
-        key: OMSKey | None = None
         try:
             raw = to_bytes(item)
             if _is_wired(raw):
                 parts[index] = _wired_parts(raw, resolver.key_for(index, ()), False, allow_plaintext)
-                continue
-            frame = parse_frame(raw, crc=crc)
-            key = resolver.key_for(index, (frame.meter_address.id, decode_id(frame.id_value)))
-            candidate = _batch_candidate(frame, key)
-            if candidate is None or key is None:
-                parts[index] = _wireless_parts(frame, key, False, allow_plaintext)
-                continue
+            else:
+                wireless.append((index, raw))
         except MinolcoreError as error:
             parts[index] = _invalid(error)
-            continue
-        iv, end = candidate
-        batch.add(key, iv, frame.data[frame.payload_offset : end])
-        pending.append((index, frame, key, end))
+    pending: list[_Pending] = []
+    batch = Mode5Batch()
+    general: list[tuple[int, bytes]] = []
+    if wireless:
+        scanned = scan_frames([raw for _, raw in wireless], crc=crc)
+        out = scanned.output.tobytes()
+        # Whole columns to Python ints at once: indexing numpy rows field by field costs more
+        # than the decryption of the telegram.
+        rows = zip(*(scanned.info[name].tolist() for name in _SCAN_COLUMNS), strict=True)
+        for (index, raw), row in zip(wireless, rows, strict=True):
+            candidate = _fast_candidate(index, raw, row, out, resolver)
+            if candidate is None:
+                general.append((index, raw))
+                continue
+            waiting, iv, ciphertext = candidate
+            batch.add(waiting.key, iv, ciphertext)
+            pending.append(waiting)
     plains = batch.run() if len(batch) else []
-    for (index, frame, key, end), plain in zip(pending, plains, strict=True):
+    for work, plain in zip(pending, plains, strict=True):
         if plain[:2] == KEY_CHECK:
-            parts[index] = _Parts(
+            parts[work.index] = _Parts(
                 kind="wireless",
-                link=_link_info(frame),
+                link=work.link,
                 security=SecurityInfo(mode=5, status=STATUS_DECRYPTED),
-                tpl=frame.tpl,
-                ci=frame.tpl_ci,
-                apl=plain + frame.data[end:],
-                trailing=frame.trailing,
+                tpl=work.tpl,
+                ci=work.tpl.ci,
+                apl=plain + work.tail,
+                trailing=work.trailing,
             )
         else:
-            # Stored decrypted or a failed key check: the plain path decides and reports.
+            # Stored decrypted or a failed key check: the general path decides and reports.
+            general.append((work.index, work.raw))
+    for index, raw in general:
+        try:
+            frame = parse_frame(raw, crc=crc)
+            key = resolver.key_for(index, (frame.meter_address.id, decode_id(frame.id_value)))
             parts[index] = _wireless_parts(frame, key, False, allow_plaintext)
+        except MinolcoreError as error:
+            parts[index] = _invalid(error)
     return [_finish(p if p is not None else _invalid(InputError("not decoded")), signatures) for p in parts]
