@@ -15,6 +15,7 @@ import io
 import json
 import pathlib
 from collections import Counter
+from typing import Any
 
 from benchmarks.conftest import record_rate
 from minolcore.wmbus.decode_cli import run_decode
@@ -116,7 +117,7 @@ def test_mix_is_real_ciphertext() -> None:
         assert telegram.records
 
 
-def test_decode_batch_mode5(benchmark) -> None:
+def test_decode_batch_mode5(benchmark: Any) -> None:
     telegrams = benchmark(decode_batch, BATCH, KEY)
     assert len(telegrams) == BATCH_SIZE
     assert all(t.security is not None and t.security.status == "decrypted" for t in telegrams)
@@ -125,7 +126,7 @@ def test_decode_batch_mode5(benchmark) -> None:
     record_rate(benchmark, "telegrams_per_s", BATCH_SIZE)
 
 
-def test_decrypt_only_mode5_batch(benchmark) -> None:
+def test_decrypt_only_mode5_batch(benchmark: Any) -> None:
     # The crypto share alone: IV and ciphertext slices prepared, then one batch call.
     items = []
     for raw in BATCH:
@@ -139,7 +140,7 @@ def test_decrypt_only_mode5_batch(benchmark) -> None:
     record_rate(benchmark, "telegrams_per_s", len(items))
 
 
-def test_decode_single_mode5(benchmark) -> None:
+def test_decode_single_mode5(benchmark: Any) -> None:
     def run() -> int:
         return sum(len(decode(frame, KEY).records) for frame in MIX)
 
@@ -147,7 +148,7 @@ def test_decode_single_mode5(benchmark) -> None:
     record_rate(benchmark, "telegrams_per_s", len(MIX))
 
 
-def test_jsonl_100k_lines(benchmark) -> None:
+def test_jsonl_100k_lines(benchmark: Any) -> None:
     lines = "".join(f"{MIX[i % len(MIX)].hex().upper()} {KEY_HEX}\n" for i in range(JSONL_LINES))
 
     def run() -> int:

@@ -152,7 +152,7 @@ class _WatchedInput(io.StringIO):
         self.output = output
         self.handed_out = 0
 
-    def __next__(self) -> str:
+    def __next__(self) -> str:  # type: ignore[override]
         written = self.output.getvalue().count("\n")
         assert written == self.handed_out, f"{written} answers after {self.handed_out} lines"
         line = super().__next__()

@@ -404,7 +404,11 @@ def _sealed_mode5(key: bytes, value: int, meter: int) -> bytes:
 
 
 def test_batch_with_key_sequence_and_mapping() -> None:
-    frames = [_sealed_mode5(KEY, 1234, 0x11111111), _sealed_mode5(OTHER_KEY, 5678, 0x22222222), V1_FRAME]
+    frames: list[bytes | str] = [
+        _sealed_mode5(KEY, 1234, 0x11111111),
+        _sealed_mode5(OTHER_KEY, 5678, 0x22222222),
+        V1_FRAME,
+    ]
     by_sequence = decode_batch(frames, [KEY, OTHER_KEY.hex(), OMSKey.from_hex(V1_KEY)])
     assert [t.security.status for t in by_sequence if t.security] == ["decrypted"] * 3
     assert _find(by_sequence[0], "volume") == 1.234 and _find(by_sequence[1], "volume") == 5.678
