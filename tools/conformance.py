@@ -376,7 +376,7 @@ def render(report: Report, corpus: str, cache_mode: str, other: Report) -> str:
     add("```")
     add("")
     add(
-        f"Corpus: `{corpus}` ({report.cases} cases), decoded and scored in {report.seconds:.2f} s. "
+        f"Corpus: `{corpus}` ({report.cases} cases). "
         "Each case's `preceding_telegrams_hex` are decoded first, through the same format-signature cache."
     )
     add("")
