@@ -753,14 +753,6 @@ class SiteRegistry:
         end = None if removed is None else self._instant(removed, f"{where}.removed", end=True)
         if end is not None and end <= start:
             raise ConfigError("removal before installation", f"{where}.removed")
-        if installation_id is None:
-            key = f"{address}@{self._local_text(start)}"
-        else:
-            key = _text(installation_id, f"{where}.id")
-        if key in self._installations:
-            raise ConfigError(
-                f"duplicate installation id {key!r}", f"{where}.id" if installation_id else where
-            )
         for track in self._tracks.get(_track_key(address), ()):
             if not _compatible(track.address, address):
                 continue
@@ -771,6 +763,14 @@ class SiteRegistry:
                         "a device can be installed in one place at a time",
                         where,
                     )
+        if installation_id is None:
+            key = f"{str(address).replace(' ', '-')}@{self._local_text(start)}"
+        else:
+            key = _text(installation_id, f"{where}.id")
+        if key in self._installations:
+            raise ConfigError(
+                f"duplicate installation id {key!r}", f"{where}.id" if installation_id else where
+            )
         installation = Installation(
             id=key,
             address=address,
