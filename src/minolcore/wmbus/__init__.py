@@ -6,7 +6,9 @@ from minolcore._native import crc16
 from minolcore.wmbus.builder import build_frame
 from minolcore.wmbus.frame import CRCMode, CRCShape, Frame, FrameStatus, parse_frame
 from minolcore.wmbus.headers import Address, AFLHeader, ELLHeader, TPLHeader, TPLKind
+from minolcore.wmbus.records import DataRecord, DecodedRecords, decode_records
 from minolcore.wmbus.scan import FRAME_INFO_DTYPE, Flag, ScanResult, scan, scan_frames
+from minolcore.wmbus.telegram import Telegram, decode, decode_batch
 from minolcore.wmbus.wired import WiredFrame, build_wired_frame, parse_wired_frame
 
 __all__ = [
@@ -15,6 +17,8 @@ __all__ = [
     "Address",
     "CRCMode",
     "CRCShape",
+    "DataRecord",
+    "DecodedRecords",
     "ELLHeader",
     "Flag",
     "Frame",
@@ -22,10 +26,14 @@ __all__ = [
     "ScanResult",
     "TPLHeader",
     "TPLKind",
+    "Telegram",
     "WiredFrame",
     "build_frame",
     "build_wired_frame",
     "crc16",
+    "decode",
+    "decode_batch",
+    "decode_records",
     "parse_frame",
     "parse_wired_frame",
     "scan",

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from minolcore._model import Record
-from minolcore._reference.crc import crc16
+from minolcore._native import crc16
 from minolcore.errors import InputError, RecordError
 from minolcore.wmbus.vif import (
     CODING_INT,

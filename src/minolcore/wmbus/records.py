@@ -29,7 +29,7 @@ from typing import Any, Final, cast
 import msgspec
 
 from minolcore._model import Record
-from minolcore._reference.crc import crc16
+from minolcore._native import crc16
 from minolcore.errors import InputError, RecordError
 from minolcore.wmbus.compact import (
     PROFILE_MODES,
