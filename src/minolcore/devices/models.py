@@ -18,8 +18,8 @@ caller (``"received"``). ``received_at`` always holds the reception time as give
 form, so readings stay orderable even when a meter clock is wrong.
 
 Every model has a class attribute ``kind`` and serialises with ``kind`` as its first key
-(:meth:`to_dict`); :data:`DeviceReading` is the union of all models and round-trips through
-``msgspec.convert(data, DeviceReading)``.
+(:meth:`to_dict`); :data:`DeviceReading` is the union of all models. The dict of every
+model but :class:`GenericDevice` converts back with ``msgspec.convert(data, type(model))``.
 """
 
 from __future__ import annotations

@@ -381,8 +381,6 @@ def _convert(value: object, unit: str, target: str) -> float | None:
     when there is no conversion."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if not math.isfinite(value):
-        return None
     factor = (1.0, 1.0) if target == "degC" and unit == "degF" else _CONVERSIONS.get(target, {}).get(unit)
     if factor is None:
         return None
@@ -393,7 +391,7 @@ def _convert(value: object, unit: str, target: str) -> float | None:
     except OverflowError:
         return None  # a BCD or LVAR integer beyond the float range is no usable reading
     if target == "degC" and unit == "degF":
-        return (number - 32) * 5 / 9
+        number = (number - 32) * 5 / 9
     return number if math.isfinite(number) else None
 
 
