@@ -524,6 +524,8 @@ def test_registry_without_builtins_is_generic() -> None:
         (GenericProfile(), {"device_type": -1}),
         (GenericProfile(), {"device_type": True}),
         (GenericProfile(), {"device_type": []}),
+        (GenericProfile(), {"device_type": 8.0}),
+        (GenericProfile(), {"device_type": "08"}),
         (GenericProfile(), {"device_type": 8, "manufacturer": "ZR"}),
         (GenericProfile(), {"device_type": 8, "manufacturer": "Z1I"}),
     ],

@@ -155,7 +155,7 @@ class DeviceProfile(Protocol):
 
     @property
     def name(self) -> str:
-        """The profile's name, e.g. "oms.water" or "zri.water"."""
+        """The profile's name, e.g. "oms.water_meter" or "zri.water"."""
         ...
 
     def accepts(self, identity: DeviceIdentity, records: Sequence[DataRecord]) -> bool:
@@ -213,7 +213,12 @@ class ProfileRegistry:
     ) -> None:
         if not isinstance(profile, DeviceProfile):
             raise ConfigError("a profile needs name, accepts() and build()", where=repr(profile))
-        types = (device_type,) if isinstance(device_type, int) else tuple(device_type)
+        try:
+            types = (device_type,) if isinstance(device_type, int) else tuple(device_type)
+        except TypeError:
+            raise ConfigError(
+                f"device type must be a byte or bytes, got {device_type!r}", where=profile.name
+            ) from None
         for value in types:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFF:
                 raise ConfigError(f"device type must be a byte (0-255), got {value!r}", where=profile.name)
