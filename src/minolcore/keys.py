@@ -558,7 +558,8 @@ class KeyStore:
     def unseal(cls, blob: bytes, master_key: MasterKey, *, previous: Sequence[MasterKey] = ()) -> KeyStore:
         """A store from sealed bytes; ``previous`` master keys are tried after ``master_key``
         (so readers keep loading while a rotation is being rolled out)."""
-        _check_master(master_key)
+        for candidate in (master_key, *previous):
+            _check_master(candidate)
         if len(blob) < HEADER_SIZE + TAG_SIZE or blob[: len(MAGIC)] != MAGIC:
             raise KeyStoreError("not a minolcore key store (bad magic or too short)")
         if blob[len(MAGIC)] != FORMAT_VERSION:

@@ -1150,8 +1150,9 @@ def _load_billing(data: object, where: str) -> BillingSettings:
     table = _Table(
         data, where, ("due_date", "heating_consumption_percent", "hot_water_consumption_percent", "rest_by")
     )
-    due = table.need("due_date")
-    if not isinstance(due, str) or len(due.strip()) != 5 or due.strip()[2] != "-":
+    raw_due = table.need("due_date")
+    due = raw_due.strip() if isinstance(raw_due, str) else ""
+    if len(due) != 5 or due[2] != "-":
         raise ConfigError('must be "MM-DD", e.g. "12-31"', table.at("due_date"))
     try:
         month, day = int(due[:2]), int(due[3:])
