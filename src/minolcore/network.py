@@ -129,6 +129,15 @@ def wmbus_device_key(address: Address) -> int:
     )
 
 
+def _member(sorted_keys: npt.NDArray[np.uint64], keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+    """Which ``keys`` occur in ``sorted_keys`` (binary search, one numpy call)."""
+    if not len(sorted_keys):
+        return np.zeros(len(keys), dtype=np.bool_)
+    pos = np.searchsorted(sorted_keys, keys)
+    found: npt.NDArray[np.bool_] = sorted_keys[np.minimum(pos, len(sorted_keys) - 1)] == keys
+    return found
+
+
 def _device_name(key: int) -> str:
     return (
         f"{decode_manufacturer(key >> 48)}-{decode_id((key >> 16) & 0xFFFFFFFF)}"
@@ -279,8 +288,9 @@ class NetworkServer:
     """Admission, dedupe and replay protection for wireless M-Bus and LoRaWAN receptions.
 
     ``gateways``: the registered gateway ids. ``wmbus_devices``: addresses of the registered
-    meters (a meter behind a radio converter by its own address). ``lorawan_devices``: one
-    :class:`~minolcore.lorawan.Session` per DevAddr (its ``fcnt_up`` seeds the replay
+    meters (a meter behind a radio converter by its own address); ``wmbus_meters``:
+    (manufacturer code, ID) pairs of meters registered for any version and device type.
+    ``lorawan_devices``: one :class:`~minolcore.lorawan.Session` per DevAddr (its ``fcnt_up`` seeds the replay
     counter). ``fingerprint_key``: 16 secret bytes, random by default (pass the same key to
     :meth:`restore`). Windows and retention are in ms of event time; retention defaults to
     twice the window; ``max_capacity`` caps each dedupe table in slots (24 bytes each).
@@ -291,6 +301,7 @@ class NetworkServer:
         *,
         gateways: Iterable[str],
         wmbus_devices: Iterable[Address] = (),
+        wmbus_meters: Iterable[tuple[int, int]] = (),
         lorawan_devices: Iterable[Session] = (),
         fingerprint_key: bytes | None = None,
         wmbus_window_ms: int = 300_000,
@@ -313,6 +324,10 @@ class NetworkServer:
                 self._gateway_index[gateway] = len(self._gateway_ids)
                 self._gateway_ids.append(gateway)
         self._wmbus_keys = np.unique(np.array([wmbus_device_key(a) for a in wmbus_devices], dtype=np.uint64))
+        # Meters registered by manufacturer and ID alone (any version and device type).
+        self._wmbus_meter_keys = np.unique(
+            np.array([(m & 0xFFFF) << 32 | (i & 0xFFFFFFFF) for m, i in wmbus_meters], dtype=np.uint64)
+        )
         self._sessions: dict[int, Session] = {}
         self._fcnts: dict[int, int] = {}
         for session in lorawan_devices:
@@ -404,12 +419,9 @@ class NetworkServer:
             | info["meter_version"].astype(np.uint64) << np.uint64(8)
             | info["meter_device_type"].astype(np.uint64)
         )
-        registered = self._wmbus_keys
-        if len(registered):
-            pos = np.searchsorted(registered, device)
-            known = registered[np.minimum(pos, len(registered) - 1)] == device
-        else:
-            known = np.zeros(count, dtype=np.bool_)
+        known = _member(self._wmbus_keys, device)
+        if len(self._wmbus_meter_keys):
+            known |= _member(self._wmbus_meter_keys, device >> np.uint64(16))
         outcome[(outcome == Outcome.OPENED) & ~known] = Outcome.UNKNOWN_DEVICE
         bad_gateway = (gw < 0) | (gw >= len(self._gateway_ids))
         outcome[bad_gateway] = Outcome.UNKNOWN_GATEWAY
