@@ -569,3 +569,13 @@ def test_export_round_trip_of_random_histories(
     again = SiteRegistry.from_toml_text(registry.to_toml())
     assert again.installations() == registry.installations()
     assert all(isinstance(i, Installation) for i in again.installations())
+
+
+def test_gateways_round_trip() -> None:
+    site = SiteRegistry.from_toml_text('gateways = ["GW-1", "GW-2", "GW-1"]\n')
+    assert site.gateways == ("GW-1", "GW-2")
+    again = SiteRegistry.from_toml_text(site.to_toml())
+    assert again.gateways == ("GW-1", "GW-2")
+    with pytest.raises(ConfigError) as caught:
+        SiteRegistry.from_toml_text("gateways = 3\n")
+    assert caught.value.where == "gateways"

@@ -16,6 +16,7 @@ one device moves between units on a single day.
 Site file (TOML; lists are arrays of tables, indices in error messages count from 0)::
 
     timezone = "Europe/Berlin"
+    gateways = ["GW-1", "GW-2"]   # the gateways whose traffic is admitted (optional)
 
     [[buildings]]
     id = "B1"
@@ -492,6 +493,7 @@ class SiteRegistry:
         self._tracks: dict[tuple[str, str, str], list[_Track]] = {}
         self._tenancies: dict[str, list[Tenancy]] = {}
         self._assignments: dict[str, Assignment] = {}
+        self._gateways: list[str] = []
 
     @property
     def timezone(self) -> str:
@@ -532,9 +534,17 @@ class SiteRegistry:
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> SiteRegistry:
         """Build a registry from the parsed TOML structure (the same shape as the site file)."""
-        top = _Table(data, "site", ("timezone", "buildings", "units", "installations", "tenancies"))
+        top = _Table(
+            data, "site", ("timezone", "gateways", "buildings", "units", "installations", "tenancies")
+        )
         timezone = top.get("timezone")
         registry = cls(DEFAULT_TIMEZONE if timezone is None else _text(timezone, "timezone"))
+        gateways = top.get("gateways")
+        if gateways is not None:
+            if not isinstance(gateways, list):
+                raise ConfigError("must be a list of gateway ids", "gateways")
+            for index, gateway in enumerate(gateways):
+                registry.add_gateway(_text(gateway, f"gateways[{index}]"))
         for index, item in enumerate(_table_list(data, "buildings")):
             registry._load_building(item, f"buildings[{index}]")
         for index, item in enumerate(_table_list(data, "units")):
@@ -615,6 +625,18 @@ class SiteRegistry:
         )
 
     # --- building through the API ----------------------------------------------------------------
+
+    def add_gateway(self, gateway_id: str) -> None:
+        """Register a gateway (its id as the gateway reports it); repeats are ignored."""
+        if not isinstance(gateway_id, str) or not gateway_id.strip():
+            raise ConfigError("a gateway id must be a non-empty string", "gateways")
+        if gateway_id not in self._gateways:
+            self._gateways.append(gateway_id)
+
+    @property
+    def gateways(self) -> tuple[str, ...]:
+        """The registered gateway ids, in the order they were added."""
+        return tuple(self._gateways)
 
     def add_building(
         self,
@@ -987,6 +1009,8 @@ class SiteRegistry:
     def to_toml(self) -> str:
         """The registry as a site file that :meth:`from_toml_text` reads back to the same registry."""
         lines = [f"timezone = {_toml_str(self._tz_name)}"]
+        if self._gateways:
+            lines.append(f"gateways = [{', '.join(_toml_str(g) for g in self._gateways)}]")
         for b in self._buildings.values():
             lines += ["", "[[buildings]]", f"id = {_toml_str(b.id)}", f"name = {_toml_str(b.name)}"]
             if b.address is not None:
