@@ -1201,7 +1201,8 @@ def smoke_report(
     moment = dt.datetime.now(ctx.tz) if at is None else at
     local_at = moment.astimezone(ctx.tz).replace(tzinfo=None) if moment.tzinfo is not None else moment
     limit = local_at.isoformat(timespec="minutes")
-    candidates = _candidate_uids(store, building)
+    # A detector with no faults may send no readings at all, so its status events name it too.
+    candidates = _candidate_uids(store, building) | {event.device_uid for event in store.status_events()}
     states = [
         _smoke_state(ctx, inst, candidates, limit)
         for inst in site.installations(building=building, active_at=moment)
