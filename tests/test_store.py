@@ -36,15 +36,12 @@ def sample_batch(offset: int = 0) -> StoreBatch:
                 version=0x55,
                 device_type=8,
                 kind="heat_cost_allocator",
-                first_seen_ms=1000 + offset,
-                last_seen_ms=1000 + offset,
             )
         ],
         uplinks=[
             UplinkRow(
                 uplink_key=key,
                 device_uid=uid,
-                first_seen_ms=1000 + offset,
                 size=40,
                 security_status="decrypted",
             )
@@ -95,13 +92,11 @@ def test_write_is_idempotent(tmp_path: Path) -> None:
     store.close()
 
 
-def test_device_times_keep_their_extremes(tmp_path: Path) -> None:
+def test_device_activity_follows_from_receptions(tmp_path: Path) -> None:
     with SQLiteStore(tmp_path / "m.sqlite") as store:
-        store.write(sample_batch(5))
-        store.write(sample_batch(1))
-        store.write(sample_batch(9))
-        (device,) = store.devices()
-        assert (device.first_seen_ms, device.last_seen_ms) == (1001, 1009)
+        for offset in (5, 1, 9):
+            store.write(sample_batch(offset))
+        assert store.device_activity() == {"wmbus:QDS:55667788:55:08": (1001, 1009, 3)}
 
 
 def test_readings_filters(tmp_path: Path) -> None:

@@ -207,6 +207,8 @@ class NetworkBatch(Record):
     uplinks: tuple[NetworkUplink, ...]
     late_receptions: dict[int, tuple[ReceptionInfo, ...]]
     rejected: tuple[RejectedReception, ...]
+    # Positions in the fed batch of each late copy, parallel to ``late_receptions``.
+    late_indexes: dict[int, tuple[int, ...]] = msgspec.field(default_factory=dict)
 
 
 class GatewayStats(Record):
@@ -658,6 +660,7 @@ class NetworkServer:
     ) -> NetworkBatch:
         merged: dict[int, list[ReceptionInfo]] = {}
         late: dict[int, list[ReceptionInfo]] = {}
+        late_index: dict[int, list[int]] = {}
         rejected: list[RejectedReception] = []
         openers: list[int] = []
         unknown: list[str] = []
@@ -677,6 +680,7 @@ class NetworkServer:
             )
             if code == Outcome.LATE:
                 late.setdefault(uid, []).append(info)
+                late_index.setdefault(uid, []).append(i)
                 continue
             merged.setdefault(uid, []).append(info)
             if code == Outcome.OPENED:
@@ -721,6 +725,7 @@ class NetworkServer:
             uplinks=tuple(uplinks),
             late_receptions={uid: tuple(infos) for uid, infos in late.items()},
             rejected=tuple(rejected),
+            late_indexes={uid: tuple(indexes) for uid, indexes in late_index.items()},
         )
 
     # -- statistics, snapshot, restore -------------------------------------------------------

@@ -27,7 +27,7 @@ from minolcore.devices import DeviceReading, ProfileRegistry, model_from_records
 from minolcore.devices.models import DeviceIdentity
 from minolcore.errors import MinolcoreError
 from minolcore.keys import KeyStore
-from minolcore.lorawan import Session
+from minolcore.lorawan import Session, parse_phy
 from minolcore.network import NetworkBatch, NetworkServer, NetworkState, NetworkUplink, ReceptionInfo
 from minolcore.readings import reading_rows
 from minolcore.reception import Radio, Reception
@@ -44,6 +44,7 @@ from minolcore.store.base import (
     content_key,
 )
 from minolcore.wmbus.compact import FormatSignatureCache
+from minolcore.wmbus.frame import parse_frame
 from minolcore.wmbus.headers import Address
 from minolcore.wmbus.link import decode_id, decode_manufacturer, encode_manufacturer
 from minolcore.wmbus.records import decode_records
@@ -136,7 +137,9 @@ class Pipeline:
 
     ``site`` says which devices exist and where; ``keys`` holds their keys; ``store``
     receives every batch (None: nothing is stored, results are only returned). Windows are
-    in ms of event time. ``on_uplink`` is called with every decoded uplink and
+    in ms of event time; copies that arrive up to ``max_lateness_ms`` after newer traffic
+    (collectors uploading late) still merge into their uplink, and older ones still land
+    on the same stored uplink through its content key. ``on_uplink`` is called with every decoded uplink and
     ``on_rejected`` with every rejected reception, after the batch was stored.
     """
 
@@ -150,6 +153,7 @@ class Pipeline:
         fingerprint_key: bytes | None = None,
         wmbus_window_ms: int = 300_000,
         lorawan_window_ms: int = 1_000,
+        max_lateness_ms: int = 86_400_000,
         profiles: ProfileRegistry | None = None,
         signatures: FormatSignatureCache | None = None,
         on_uplink: Callable[[StoredUplink], None] | None = None,
@@ -173,11 +177,13 @@ class Pipeline:
             "fingerprint_key": fingerprint_key,
             "wmbus_window_ms": wmbus_window_ms,
             "lorawan_window_ms": lorawan_window_ms,
+            # Copies that collectors upload up to max_lateness_ms late still merge.
+            "wmbus_retention_ms": wmbus_window_ms + max_lateness_ms,
         }
         self.network = NetworkServer(**config) if state is None else NetworkServer.restore(state, **config)
         # uplink id -> (content key, first event time in ms): where late copies belong.
         self._uplink_keys: collections.OrderedDict[int, tuple[str, int]] = collections.OrderedDict()
-        self._wmbus_window_ms = wmbus_window_ms
+        self._horizon_ms = wmbus_window_ms + max_lateness_ms
         self._stats = PipelineStats()
 
     # -- configuration ---------------------------------------------------------------------
@@ -228,7 +234,7 @@ class Pipeline:
         for uplink, device_uid, identity, records, sts, errors in decoded:
             stored = self._store_uplink(rows, uplink, device_uid, identity, records, sts, errors)
             uplinks_out.append(stored)
-        self._late_receptions(rows, network)
+        self._late_receptions(rows, network, receptions)
         rejected = self._rejected_rows(rows, network)
         batch = rows.batch()
         if self.store is not None:
@@ -354,7 +360,6 @@ class Pipeline:
     ) -> StoredUplink:
         key = content_key(device_uid, uplink.frame)
         first_ms = _ms(uplink.received_at)
-        self._remember(uplink.uplink_id, key, first_ms)
         for reception in uplink.receptions:
             rows.receptions.append(
                 ReceptionRow(
@@ -366,16 +371,15 @@ class Pipeline:
                 )
             )
         security = "ok" if identity is not None else (errors[0] if errors else "not_decoded")
-        rows.uplinks.append(
-            UplinkRow(
-                uplink_key=key,
-                device_uid=device_uid,
-                first_seen_ms=first_ms,
-                size=len(uplink.frame),
-                security_status=security,
-                decode_errors="; ".join(errors),
-            )
+        uplink_row = UplinkRow(
+            uplink_key=key,
+            device_uid=device_uid,
+            size=len(uplink.frame),
+            security_status=security,
+            decode_errors="; ".join(errors),
         )
+        self._remember(uplink.uplink_id, key, first_ms)
+        rows.uplinks.append(uplink_row)
         if identity is None:
             rows.not_decoded[security] += 1
             return StoredUplink(
@@ -403,8 +407,6 @@ class Pipeline:
                 version=identity.version,
                 device_type=identity.device_type,
                 kind=model.kind,
-                first_seen_ms=first_ms,
-                last_seen_ms=first_ms,
             )
         )
         building = assignment.building.id if assignment is not None else None
@@ -431,20 +433,33 @@ class Pipeline:
 
     def _remember(self, uplink_id: int, key: str, first_ms: int) -> None:
         self._uplink_keys[uplink_id] = (key, first_ms)
-        horizon = first_ms - 2 * max(self._wmbus_window_ms, 1)
+        horizon = first_ms - self._horizon_ms
         while self._uplink_keys:
             oldest_id, (_, oldest_ms) = next(iter(self._uplink_keys.items()))
             if oldest_ms >= horizon or oldest_id == uplink_id:
                 break
             self._uplink_keys.popitem(last=False)
 
-    def _late_receptions(self, rows: _Rows, network: NetworkBatch) -> None:
+    def _late_receptions(self, rows: _Rows, network: NetworkBatch, batch: Sequence[Reception]) -> None:
         for uplink_id, receptions in network.late_receptions.items():
             known = self._uplink_keys.get(uplink_id)
             if known is None:
-                # The uplink was stored by an earlier process: the copy is counted, and the
-                # uplink row already holds the receptions of its first delivery.
-                rows.late_unmatched += len(receptions)
+                # The uplink is older than the pipeline remembers (or was stored by an earlier
+                # process): its content key is derived again from the copy itself.
+                for index, reception in zip(
+                    network.late_indexes.get(uplink_id, ()), receptions, strict=False
+                ):
+                    key = self._content_key_of(batch[index])
+                    if key is not None:
+                        rows.receptions.append(
+                            ReceptionRow(
+                                uplink_key=key,
+                                gateway_id=reception.gateway_id,
+                                received_at_ms=_ms(reception.received_at),
+                                rssi=reception.rssi,
+                                snr=reception.snr,
+                            )
+                        )
                 continue
             for reception in receptions:
                 rows.receptions.append(
@@ -456,6 +471,21 @@ class Pipeline:
                         snr=reception.snr,
                     )
                 )
+
+    @staticmethod
+    def _content_key_of(reception: Reception) -> str | None:
+        """The content key of the uplink a raw copy belongs to (as :meth:`_store_uplink` makes it)."""
+        try:
+            if reception.radio is Radio.LORAWAN:
+                phy = parse_phy(reception.payload)
+                dev_addr = getattr(phy, "dev_addr", None)
+                return (
+                    None if dev_addr is None else content_key(f"lorawan:{dev_addr}", bytes(reception.payload))
+                )
+            frame = parse_frame(reception.payload)
+        except MinolcoreError:
+            return None
+        return content_key(_wmbus_uid(frame.meter_address), frame.data)
 
     def _rejected_rows(self, rows: _Rows, network: NetworkBatch) -> list[RejectedRow]:
         out = []

@@ -38,7 +38,7 @@ def content_key(device_uid: str, frame: bytes) -> str:
 
 
 class DeviceRow(Record):
-    """A sender seen by the pipeline (``first_seen_ms``/``last_seen_ms``: ms since the epoch)."""
+    """A sender seen by the pipeline (when it was heard follows from its receptions)."""
 
     device_uid: str
     radio: str
@@ -47,16 +47,13 @@ class DeviceRow(Record):
     version: int
     device_type: int
     kind: str
-    first_seen_ms: int
-    last_seen_ms: int
 
 
 class UplinkRow(Record):
-    """One transmission after dedupe (``first_seen_ms``: earliest event time, ms)."""
+    """One transmission after dedupe; its times are those of its receptions."""
 
     uplink_key: str
     device_uid: str
-    first_seen_ms: int
     size: int
     security_status: str
     decode_errors: str = ""

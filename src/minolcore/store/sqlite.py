@@ -31,10 +31,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
     device_uid TEXT PRIMARY KEY, radio TEXT NOT NULL, manufacturer TEXT NOT NULL,
     meter_id TEXT NOT NULL, version INTEGER NOT NULL, device_type INTEGER NOT NULL,
-    kind TEXT NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL
+    kind TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS uplinks (
-    uplink_key TEXT PRIMARY KEY, device_uid TEXT NOT NULL, first_seen_ms INTEGER NOT NULL,
+    uplink_key TEXT PRIMARY KEY, device_uid TEXT NOT NULL,
     size INTEGER NOT NULL, security_status TEXT NOT NULL, decode_errors TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS receptions (
@@ -62,18 +62,18 @@ CREATE TABLE IF NOT EXISTS rejected (
 """
 
 _INSERT_DEVICE = """
-INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (device_uid) DO UPDATE SET
-    first_seen_ms = min(first_seen_ms, excluded.first_seen_ms),
-    last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),
     kind = CASE WHEN devices.kind = 'generic' THEN excluded.kind ELSE devices.kind END
 """
-_INSERT_UPLINK = """
-INSERT INTO uplinks VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (uplink_key) DO UPDATE SET first_seen_ms = min(first_seen_ms, excluded.first_seen_ms)
-"""
+_INSERT_UPLINK = "INSERT INTO uplinks VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 _INSERT_RECEPTION = "INSERT INTO receptions VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-_INSERT_READING = "INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+# The same value arrives in many uplinks (a due-date value is repeated all year): the row
+# keeps the smallest uplink key, so the store does not depend on arrival order.
+_INSERT_READING = """
+INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO UPDATE SET uplink_key = min(uplink_key, excluded.uplink_key)
+"""
 _INSERT_STATUS = "INSERT INTO status_events VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 _INSERT_REJECTED = "INSERT INTO rejected VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 
@@ -116,6 +116,18 @@ class SQLiteStore:
             raise
         db.execute("COMMIT")
 
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a configuration text beside the data (e.g. the site file the data was assigned with)."""
+        self._db.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def get_meta(self, key: str) -> str | None:
+        """A configuration text stored with :meth:`set_meta`, or None."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
     def readings(
         self,
         *,
@@ -152,6 +164,14 @@ class SQLiteStore:
         """Every device seen, ordered by its uid."""
         rows = self._db.execute("SELECT * FROM devices ORDER BY device_uid")
         return [DeviceRow(**dict(zip(DeviceRow.__annotations__, values, strict=True))) for values in rows]
+
+    def device_activity(self) -> dict[str, tuple[int, int, int]]:
+        """Per device: (first and last reception time in ms since the epoch, number of uplinks)."""
+        rows = self._db.execute(
+            "SELECT u.device_uid, min(r.received_at_ms), max(r.received_at_ms), count(DISTINCT u.uplink_key) "
+            "FROM uplinks u JOIN receptions r USING (uplink_key) GROUP BY u.device_uid"
+        )
+        return {uid: (first, last, count) for uid, first, last, count in rows}
 
     def status_events(self, device_uid: str | None = None) -> list[StatusEventRow]:
         """Status events, optionally of one device, ordered by device and time."""
@@ -209,28 +229,11 @@ class SQLiteStore:
 
 
 def _device_values(row: DeviceRow) -> tuple[object, ...]:
-    return (
-        row.device_uid,
-        row.radio,
-        row.manufacturer,
-        row.meter_id,
-        row.version,
-        row.device_type,
-        row.kind,
-        row.first_seen_ms,
-        row.last_seen_ms,
-    )
+    return (row.device_uid, row.radio, row.manufacturer, row.meter_id, row.version, row.device_type, row.kind)
 
 
 def _uplink_values(row: UplinkRow) -> tuple[object, ...]:
-    return (
-        row.uplink_key,
-        row.device_uid,
-        row.first_seen_ms,
-        row.size,
-        row.security_status,
-        row.decode_errors,
-    )
+    return (row.uplink_key, row.device_uid, row.size, row.security_status, row.decode_errors)
 
 
 def _reception_values(row: ReceptionRow) -> tuple[object, ...]:
