@@ -328,6 +328,7 @@ class _Device:
     dust: float = 0.0
     dust_rate: float = 0.0
     address_obj: Address | None = None
+    fresh: bool = False  # installed during the period: no billing values from before
     final_full: bool = False  # the last reading shows the whole register (a meter swapped that day)
 
     def value_end(self, index: int) -> int:
@@ -537,7 +538,7 @@ class _Builder:
                 last_day=cold_last,
             )
             if unit == swap_unit:
-                self._wmbus(
+                fresh = self._wmbus(
                     f"{unit}-cold-water-2",
                     DeviceKind.COLD_WATER_METER,
                     unit,
@@ -550,6 +551,7 @@ class _Builder:
                     long_tpl=True,
                     first_day=self.swap_day,
                 )
+                fresh.fresh = True
             self._wmbus(
                 f"{unit}-warm-water",
                 DeviceKind.WARM_WATER_METER,
@@ -662,7 +664,7 @@ class _Builder:
             DeviceKind.SMOKE_DETECTOR: (0, 0),
         }
         swapped_old = next(d for d in self.devices if d.uid.endswith("-cold-water") and d.last < self.end)
-        swapped_new = next(d for d in self.devices if d.uid.endswith("-cold-water-2"))
+        swapped_new = next(d for d in self.devices if d.fresh)
         for device in [*self.devices, self.stranger]:
             low, high = initial[device.kind]
             device.initial = rng.randrange(low, high + 1) if high else 0
@@ -713,7 +715,7 @@ class _Builder:
         return before + math.floor((ends[index] - before) * frac)
 
     def _billing_records(
-        self, device: _Device, index: int, day: dt.date, coding: int, width: int, vif: bytes
+        self, device: _Device, day: dt.date, coding: int, vif: bytes
     ) -> tuple[bytes, str | None, str | None, int | None, int | None]:
         """Storage 1 (due date Dec 31) and storage 2 (previous month end) records, if installed then."""
         parts = bytearray()
@@ -721,18 +723,18 @@ class _Builder:
         month_end = _month_end_before(day)
         due_index = (due - self.origin).days
         month_index = (month_end - self.origin).days
-        installed_from = device.first if device.uid.endswith("-2") else -1
+        installed_from = device.first if device.fresh else -1
         due_value = month_value = None
         due_text = month_text = None
         if due_index >= installed_from:
             due_value = device.value_end(due_index)
             parts += _H_DATE1 + _date_g(due)
-            parts += _dib(coding, storage=1) + vif + _enc(coding, due_value, width)
+            parts += _dib(coding, storage=1) + vif + _enc(coding, due_value)
             due_text = due.isoformat()
         if month_index >= installed_from:
             month_value = device.value_end(month_index)
             parts += _H_DATE2 + _date_g(month_end)
-            parts += _dib(coding, storage=2) + vif + _enc(coding, month_value, width)
+            parts += _dib(coding, storage=2) + vif + _enc(coding, month_value)
             month_text = month_end.isoformat()
         return bytes(parts), due_text, month_text, due_value, month_value
 
@@ -754,9 +756,7 @@ class _Builder:
             current = device.ends[index]
         if kind is DeviceKind.HEAT_COST_ALLOCATOR:
             body += _dib(0xB) + _VIF_HCA + _bcd(current, 6)
-            extra, due_date, month_end, due_v, month_v = self._billing_records(
-                device, index, day, 0xB, 6, _VIF_HCA
-            )
+            extra, due_date, month_end, due_v, month_v = self._billing_records(device, day, 0xB, _VIF_HCA)
             body += extra
             values["hca_units"] = current
             if due_v is not None:
@@ -775,9 +775,7 @@ class _Builder:
             body += _dib(0x3) + _VIF_WATT + _int(power_w, 3)
             body += _dib(0x2) + _VIF_FLOW_C + _int(round(flow_c * 10), 2)
             body += _dib(0x2) + _VIF_RETURN_C + _int(round(return_c * 10), 2)
-            extra, due_date, month_end, due_v, month_v = self._billing_records(
-                device, index, day, 0x4, 4, _VIF_KWH
-            )
+            extra, due_date, month_end, due_v, month_v = self._billing_records(device, day, 0x4, _VIF_KWH)
             body += extra
             values.update(
                 energy_kwh=float(current),
@@ -792,9 +790,7 @@ class _Builder:
                 values["month_end_energy_kwh"] = float(month_v)
         elif kind in (DeviceKind.COLD_WATER_METER, DeviceKind.WARM_WATER_METER):
             body += _dib(0x4) + _VIF_LITRE + _int(current, 4)
-            extra, due_date, month_end, due_v, month_v = self._billing_records(
-                device, index, day, 0x4, 4, _VIF_LITRE
-            )
+            extra, due_date, month_end, due_v, month_v = self._billing_records(device, day, 0x4, _VIF_LITRE)
             body += extra
             values["volume_m3"] = current / 1000
             if due_v is not None:
@@ -895,8 +891,14 @@ class _Builder:
         return frame, counter
 
 
-def _enc(coding: int, value: int, width: int) -> bytes:
-    return _bcd(value, 2 * width) if coding in (0x9, 0xA, 0xB, 0xC, 0xE) else _int(value, width)
+_BCD_DIGITS: Final = {0x9: 2, 0xA: 4, 0xB: 6, 0xC: 8, 0xE: 12}
+_INT_BYTES: Final = {0x1: 1, 0x2: 2, 0x3: 3, 0x4: 4, 0x6: 6, 0x7: 8}
+
+
+def _enc(coding: int, value: int) -> bytes:
+    """The data field of an integer or BCD coding (DIF bits 3-0)."""
+    digits = _BCD_DIGITS.get(coding)
+    return _bcd(value, digits) if digits is not None else _int(value, _INT_BYTES[coding])
 
 
 # --- traffic -------------------------------------------------------------------------------
