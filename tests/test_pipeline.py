@@ -14,7 +14,6 @@ from minolcore.pipeline import Pipeline, StoredUplink
 from minolcore.reception import Reception
 from minolcore.site import SiteRegistry, WMBusAddress
 from minolcore.store import SQLiteStore
-from minolcore.wmbus.builder import add_crcs
 from minolcore.wmbus.headers import TPLHeader, TPLKind
 from minolcore.wmbus.security import seal_frame
 from tests.record_encoder import date_g, datetime_f, encode_bcd
