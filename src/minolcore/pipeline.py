@@ -68,20 +68,7 @@ _FAULTS_WHEN_TRUE = (
     "smoke_chamber_soiled",
     "obstacle_detected",
 )
-_FAULTS_WHEN_FALSE = {"battery_sufficient": "battery_insufficient", "mounted": "not_mounted"}
-_SMOKE_STATE_FIELDS = (
-    "smoke_chamber_soiled",
-    "battery_sufficient",
-    "battery_voltage_v",
-    "mounted",
-    "obstacle_detected",
-    "alarm_count",
-    "last_alarm_date",
-    "test_count",
-    "last_test_date",
-    "removal_count",
-    "last_removal_date",
-)
+_FAULTS_WHEN_FALSE = {"battery_sufficient": "battery_low", "mounted": "not_mounted"}
 
 
 class PipelineStats(Record):
@@ -567,31 +554,28 @@ def _minute(text: str) -> str:
 
 
 def _status_events(device_uid: str, model: DeviceReading) -> list[StatusEventRow]:
-    """Faults of a reading as events, and the full state of a smoke detector (for inspection)."""
-    events = []
+    """Faults of a reading as events. A smoke detector also reports every fault that is
+    clear ("<fault>_cleared"), because its remote inspection needs the latest state."""
     when = _minute(model.reading_time)
-    status = getattr(model, "status", None)
-    for source in (status, model):
+    smoke = model.kind == "smoke_detector"
+    found: dict[str, bool] = {}
+    for source in (getattr(model, "status", None), model):
         if source is None:
             continue
         for name in _FAULTS_WHEN_TRUE:
-            if getattr(source, name, None) is True:
-                events.append(StatusEventRow(device_uid=device_uid, event_time=when, event=name))
+            value = getattr(source, name, None)
+            if isinstance(value, bool):
+                found[name] = found.get(name, False) or value
         for name, fault in _FAULTS_WHEN_FALSE.items():
-            if getattr(source, name, None) is False:
-                events.append(StatusEventRow(device_uid=device_uid, event_time=when, event=fault))
-    if model.kind == "smoke_detector":
-        state = {name: getattr(model, name, None) for name in _SMOKE_STATE_FIELDS}
-        events.append(
-            StatusEventRow(
-                device_uid=device_uid,
-                event_time=when,
-                event="state",
-                detail=msgspec.json.encode(state).decode(),
-            )
-        )
-    unique = {(e.event_time, e.event): e for e in events}
-    return list(unique.values())
+            value = getattr(source, name, None)
+            if isinstance(value, bool):
+                found[fault] = found.get(fault, False) or not value
+    events = []
+    for name, active in sorted(found.items()):
+        if active or smoke:
+            event = name if active else f"{name}_cleared"
+            events.append(StatusEventRow(device_uid=device_uid, event_time=when, event=event))
+    return events
 
 
 def _chunks(source: Iterable[Reception], size: int) -> Iterator[list[Reception]]:

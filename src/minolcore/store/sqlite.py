@@ -160,6 +160,11 @@ class SQLiteStore:
         query = f"SELECT * FROM readings {where} ORDER BY device_uid, reading_time, quantity, storage"
         return [_reading_row(values) for values in self._db.execute(query, params)]
 
+    def latest_reading_time(self) -> str | None:
+        """The newest reading time (ISO 8601), or None for an empty store."""
+        row = self._db.execute("SELECT max(reading_time) FROM readings").fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
     def devices(self) -> list[DeviceRow]:
         """Every device seen, ordered by its uid."""
         rows = self._db.execute("SELECT * FROM devices ORDER BY device_uid")
