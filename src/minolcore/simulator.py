@@ -227,6 +227,12 @@ class Simulation:
     start: dt.date
     days: int
 
+    def __repr__(self) -> str:
+        return (
+            f"<Simulation {self.start.isoformat()} +{self.days} d: {len(self.devices)} devices, "
+            f"{len(self.truth.uplinks)} transmissions, {len(self.receptions)} receptions>"
+        )
+
     def write_site_toml(self, path: str | Path) -> None:
         """Write the site file (``SiteRegistry.from_toml`` reads it back)."""
         Path(path).write_text(self.site.to_toml() + "\n", encoding="utf-8")
@@ -1003,8 +1009,9 @@ def simulate(*, start: dt.date, days: int, seed: int = 0, units: int = 6, gatewa
                 uplink=tx.uplink, verdict="late")))  # fmt: skip
             late += 1
         duplicates += len(heard) - 1
-        # A flipped bit in one live copy in format A or B, when another copy carries the uplink.
-        if tx.radio is Radio.WMBUS and len(heard) >= 2 and rng.random() < 0.01:
+        # A flipped bit in one live copy in format A or B, when another live copy carries the uplink
+        # (so that late collector copies always merge into an uplink opened before them).
+        if tx.radio is Radio.WMBUS and len(live_copies) >= 2 and rng.random() < 0.015:
             candidates = [c for c in live_copies if builder.shape[c.reception.gateway_id] != "none"]
             if candidates:
                 victim = rng.choice(candidates)
