@@ -1009,10 +1009,12 @@ def simulate(*, start: dt.date, days: int, seed: int = 0, units: int = 6, gatewa
                 uplink=tx.uplink, verdict="late")))  # fmt: skip
             late += 1
         duplicates += len(heard) - 1
-        # A flipped bit in one live copy in format A or B, when another live copy carries the uplink
+        # A flipped bit in one live copy, when another live copy carries the uplink
         # (so that late collector copies always merge into an uplink opened before them).
-        if tx.radio is Radio.WMBUS and len(live_copies) >= 2 and rng.random() < 0.015:
-            candidates = [c for c in live_copies if builder.shape[c.reception.gateway_id] != "none"]
+        if tx.radio is Radio.WMBUS and len(live_copies) >= 2 and rng.random() < 0.02:
+            # Format A only: a format-B frame with a bad CRC has the length of a CRC-free frame
+            # (L = len - 1), so a receiver that detects the shape cannot tell it is corrupted.
+            candidates = [c for c in live_copies if builder.shape[c.reception.gateway_id] == "A"]
             if candidates:
                 victim = rng.choice(candidates)
                 original = victim.reception
