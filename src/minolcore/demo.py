@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TextIO
 
 from minolcore.pipeline import Pipeline, PipelineStats
-from minolcore.reports import monthly_report, render
+from minolcore.reports import MonthlyReport, monthly_report
 from minolcore.simulator import simulate, write_collector_log
 from minolcore.store import SQLiteStore
 
-__all__ = ["DEMO_START", "print_stats", "run_demo"]
+__all__ = ["DEMO_START", "print_monthly", "print_stats", "run_demo"]
 
 DEMO_START = dt.date(2025, 1, 1)
 
@@ -43,6 +43,23 @@ def print_stats(stats: PipelineStats, out: TextIO) -> None:
     print("decoded uplinks per device kind:", file=out)
     for kind, count in stats.devices_by_kind.items():
         print(f"  {kind:<22} {count:>10,}", file=out)
+
+
+def print_monthly(report: MonthlyReport, out: TextIO) -> None:
+    """Each unit's monthly consumption, one line per month, the kinds side by side."""
+    kinds = sorted({row.kind for row in report.rows})
+    measures = {row.kind: row.measure for row in report.rows}
+    table: dict[tuple[str, str], dict[str, float | None]] = {}
+    for row in report.rows:
+        table.setdefault((row.unit, row.month), {})[row.kind] = row.consumption
+    header = "".join(f"{kind.replace('_', ' ')} ({measures[kind]})".rjust(22) for kind in kinds)
+    last_unit = None
+    for (unit, month), values in sorted(table.items()):
+        if unit != last_unit:
+            print(f"\n{unit:<9}{header}", file=out)
+            last_unit = unit
+        cells = "".join(("-" if values.get(k) is None else f"{values[k]:,.2f}").rjust(22) for k in kinds)
+        print(f"  {month:<7}{cells}", file=out)
 
 
 def run_demo(out_dir: Path, *, days: int = 365, units: int = 6, seed: int = 1, out: TextIO) -> int:
@@ -78,8 +95,11 @@ def run_demo(out_dir: Path, *, days: int = 365, units: int = 6, seed: int = 1, o
     verdict = "as injected" if expected == stats.rejected else f"injected: {expected}"
     print(f"rejections per reason {verdict}", file=out)
     report = monthly_report(store, simulation.site, building=building, months=(DEMO_START, last_day))
-    print("\nMonthly consumption per unit (EED / HeizkostenV § 6a):\n", file=out)
-    print(render(report, "table"), file=out)
+    print(
+        "\nMonthly consumption per unit (EED / HeizkostenV § 6a; full report: minolcore report monthly):",
+        file=out,
+    )
+    print_monthly(report, out)
     store.close()
     print(
         f"\nWritten to {out_dir}/: minolcore.sqlite, site.toml, keys.toml (simulated keys), traffic.jsonl.\n"
