@@ -1,0 +1,209 @@
+"""The minolcore command: ingest of gateway logs, reports, and bad input handled with clear
+messages and exit codes; crash safety of ingest under SIGKILL."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from minolcore.cli import main
+from minolcore.reception import Radio
+from minolcore.simulator import Simulation, simulate, write_collector_log
+from minolcore.store import SQLiteStore
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Simulation, Path]:
+    folder = tmp_path_factory.mktemp("ingest")
+    simulation = simulate(start=dt.date(2025, 1, 1), days=30, seed=9, units=2)
+    simulation.write_site_toml(folder / "site.toml")
+    simulation.write_keys_toml(folder / "keys.toml")
+    write_collector_log(folder / "traffic.jsonl", simulation.receptions)
+    return simulation, folder
+
+
+def ingest(folder: Path, log: Path, db: Path) -> int:
+    return main(
+        [
+            "ingest",
+            str(log),
+            "--site",
+            str(folder / "site.toml"),
+            "--keys",
+            str(folder / "keys.toml"),
+            "--db",
+            str(db),
+        ]
+    )
+
+
+def test_ingest_stores_the_wmbus_traffic(
+    files: tuple[Simulation, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    simulation, folder = files
+    db = folder / "a.sqlite"
+    assert ingest(folder, folder / "traffic.jsonl", db) == 0
+    out = capsys.readouterr().out
+    assert "ingested" in out and "lines/s" in out
+    wmbus = [u for u in simulation.truth.uplinks if u.radio == "wmbus"]
+    with SQLiteStore(db) as store:
+        assert store.counts()["uplinks"] == len(wmbus)
+        assert store.rejected_by_reason() == dict(simulation.truth.rejections)
+        assert store.get_meta("site_toml") is not None
+    # the same input again changes nothing
+    with SQLiteStore(db) as store:
+        before = store.dump()
+    assert ingest(folder, folder / "traffic.jsonl", db) == 0
+    with SQLiteStore(db) as store:
+        assert store.dump() == before
+
+
+def test_reports_from_the_command(files: tuple[Simulation, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    _, folder = files
+    db = folder / "r.sqlite"
+    assert ingest(folder, folder / "traffic.jsonl", db) == 0
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "report",
+                "monthly",
+                "--db",
+                str(db),
+                "--unit",
+                "B1-01",
+                "--period",
+                "2025-01-01:2025-01-31",
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows and {row["unit"] for row in rows} == {"B1-01"}
+    assert main(["report", "smoke", "--db", str(db), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["detectors"]) == 2
+    assert (
+        main(["report", "billing", "--db", str(db), "--building", "B1", "--period", "2024-12-31:2025-01-30"])
+        == 0
+    )
+    assert "B1-02" in capsys.readouterr().out
+
+
+def test_bad_input_gives_clear_errors(
+    files: tuple[Simulation, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, folder = files
+    bad_site = tmp_path / "site.toml"
+    bad_site.write_text("[[units]]\nid = 'U1'\nbuilding = 'nowhere'\nname = 'x'\narea = -3\n")
+    code = main(
+        [
+            "ingest",
+            str(folder / "traffic.jsonl"),
+            "--site",
+            str(bad_site),
+            "--keys",
+            str(folder / "keys.toml"),
+            "--db",
+            str(tmp_path / "x.sqlite"),
+        ]
+    )
+    assert code == 1 and "minolcore: units[0]" in capsys.readouterr().err
+    bad_keys = tmp_path / "keys.toml"
+    bad_keys.write_text("[[devices]]\nmanufacturer = 'QDS'\nmeter_id = '12345678'\nkey = 'ABCD'\n")
+    code = main(
+        [
+            "ingest",
+            str(folder / "traffic.jsonl"),
+            "--site",
+            str(folder / "site.toml"),
+            "--keys",
+            str(bad_keys),
+            "--db",
+            str(tmp_path / "x.sqlite"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "devices[0]" in err and "ABCD" not in err
+    assert main(["report", "billing", "--db", str(tmp_path / "missing.sqlite")]) == 1
+    assert "no such database" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "ingest",
+                str(tmp_path / "missing.jsonl"),
+                "--site",
+                str(folder / "site.toml"),
+                "--keys",
+                str(folder / "keys.toml"),
+                "--db",
+                str(tmp_path / "x.sqlite"),
+            ]
+        )
+        == 1
+    )
+
+
+def test_truncated_log_and_garbage_lines_lose_no_valid_reading(
+    files: tuple[Simulation, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, folder = files
+    lines = (folder / "traffic.jsonl").read_text().splitlines()
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_text(
+        "\n".join(["garbage !!", *lines[:100], '{"gateway": "GW-1", "fra', *lines[100:], lines[-1][:25]])
+    )
+    assert ingest(folder, damaged, tmp_path / "d.sqlite") == 0
+    assert "bad lines" in capsys.readouterr().out
+    assert ingest(folder, folder / "traffic.jsonl", tmp_path / "clean.sqlite") == 0
+    with SQLiteStore(tmp_path / "d.sqlite") as store, SQLiteStore(tmp_path / "clean.sqlite") as clean:
+        assert store.dump()["readings"] == clean.dump()["readings"]
+        bad = [row for row in store.rejected() if row.reason.startswith("line_")]
+        assert len(bad) == 3
+
+
+def test_ingest_survives_sigkill(tmp_path: Path) -> None:
+    simulation = simulate(start=dt.date(2025, 1, 1), days=150, seed=9, units=2)
+    simulation.write_site_toml(tmp_path / "site.toml")
+    simulation.write_keys_toml(tmp_path / "keys.toml")
+    big = tmp_path / "big.jsonl"
+    write_collector_log(big, [r for r in simulation.receptions if r.radio is Radio.WMBUS])
+    reference = tmp_path / "reference.sqlite"
+    assert ingest(tmp_path, big, reference) == 0
+    with SQLiteStore(reference) as store:
+        expected = store.dump()
+    command = [
+        sys.executable,
+        "-m",
+        "minolcore",
+        "ingest",
+        str(big),
+        "--site",
+        str(tmp_path / "site.toml"),
+        "--keys",
+        str(tmp_path / "keys.toml"),
+        "--db",
+        str(tmp_path / "killed.sqlite"),
+    ]
+    rng = random.Random(4)
+    for _ in range(3):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 1.5))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finished = subprocess.run(command, capture_output=True, timeout=300, check=False)
+    assert finished.returncode == 0, finished.stderr.decode()
+    with SQLiteStore(tmp_path / "killed.sqlite") as store:
+        assert store.dump() == expected
