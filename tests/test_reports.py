@@ -171,8 +171,6 @@ def fill(store: SQLiteStore) -> None:
             version=1,
             device_type=8,
             kind="heat_cost_allocator",
-            first_seen_ms=0,
-            last_seen_ms=0,
         )
     ]
     store.write(StoreBatch(devices=devices, readings=rows, status_events=events))
