@@ -172,6 +172,8 @@ class Pipeline:
         self._uplink_keys: collections.OrderedDict[int, tuple[str, int]] = collections.OrderedDict()
         self._horizon_ms = wmbus_window_ms + max_lateness_ms
         self._stats = PipelineStats()
+        # Validated site addresses per meter identity (building one costs more than the lookup).
+        self._site_addresses: dict[DeviceIdentity, WMBusAddress] = {}
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -328,10 +330,13 @@ class Pipeline:
         try:
             if uplink.radio is Radio.LORAWAN:
                 return self.site.assign(LoRaWANAddress.of(dev_addr=identity.id), when)
-            return self.site.assign(
-                WMBusAddress.of(identity.manufacturer, identity.id, identity.version, identity.device_type),
-                when,
-            )
+            address = self._site_addresses.get(identity)
+            if address is None:
+                address = WMBusAddress.of(
+                    identity.manufacturer, identity.id, identity.version, identity.device_type
+                )
+                self._site_addresses[identity] = address
+            return self.site.assign(address, when)
         except MinolcoreError:
             return None
 
@@ -553,6 +558,20 @@ def _minute(text: str) -> str:
     return when.strftime("%Y-%m-%dT%H:%M")
 
 
+_FAULT_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {}
+
+
+def _fault_fields(kind: type[object]) -> tuple[tuple[str, str, bool], ...]:
+    """(field, fault name, value that means the fault) for the fault fields a class has."""
+    key = f"{kind.__module__}.{kind.__qualname__}"
+    found = _FAULT_FIELDS.get(key)
+    if found is None:
+        fields = [(name, name, True) for name in _FAULTS_WHEN_TRUE]
+        fields += [(name, fault, False) for name, fault in _FAULTS_WHEN_FALSE.items()]
+        found = _FAULT_FIELDS[key] = tuple(field for field in fields if hasattr(kind, field[0]))
+    return found
+
+
 def _status_events(device_uid: str, model: DeviceReading) -> list[StatusEventRow]:
     """Faults of a reading as events. A smoke detector also reports every fault that is
     clear ("<fault>_cleared"), because its remote inspection needs the latest state."""
@@ -562,14 +581,10 @@ def _status_events(device_uid: str, model: DeviceReading) -> list[StatusEventRow
     for source in (getattr(model, "status", None), model):
         if source is None:
             continue
-        for name in _FAULTS_WHEN_TRUE:
-            value = getattr(source, name, None)
+        for name, fault, bad in _fault_fields(type(source)):
+            value = getattr(source, name)
             if isinstance(value, bool):
-                found[name] = found.get(name, False) or value
-        for name, fault in _FAULTS_WHEN_FALSE.items():
-            value = getattr(source, name, None)
-            if isinstance(value, bool):
-                found[fault] = found.get(fault, False) or not value
+                found[fault] = found.get(fault, False) or value is bad
     events = []
     for name, active in sorted(found.items()):
         if active or smoke:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from minolcore.errors import InputError
 
 __all__ = [
@@ -89,6 +91,7 @@ def device_type_name(device_type: int) -> str:
     return DEVICE_TYPE_NAMES.get(device_type, f"type_{device_type:02X}")
 
 
+@functools.lru_cache(maxsize=4096)
 def decode_manufacturer(code: int) -> str:
     """The three-letter manufacturer code of a 16-bit M-field value (e.g. 0x1593 -> "ELS").
 
