@@ -61,6 +61,49 @@ typedef struct {
     uint8_t reserved[7];
 } mc_frame_info;
 
+/* Status of one application layer in mc_walk_records; numbers match
+ * minolcore.wmbus.record_batch.WalkStatus. HANDOVER: a record needs the Python walker
+ * (LVAR data, plain-text VIF); MALFORMED: the walk stops at a bad record; NO_ROOM: the
+ * row array is full. stop_offset names the record in all three cases. */
+enum { MC_WALK_OK = 0, MC_WALK_HANDOVER = 1, MC_WALK_MALFORMED = 2, MC_WALK_NO_ROOM = 3 };
+
+/* Bits of mc_record.flags; numbers match minolcore.wmbus.record_batch.RecordFlag. */
+enum { MC_REC_NUMBER = 1, MC_REC_MANUFACTURER_DATA = 2, MC_REC_MORE_FOLLOWS = 4, MC_REC_GLOBAL_READOUT = 8 };
+
+/* One data record; the layout matches RECORD_DTYPE (80 bytes). value (integers, BCD) and
+ * real (all numbers) hold the unscaled number when flags has MC_REC_NUMBER; integers are
+ * read as two's complement. Offsets are relative to the application layer. */
+typedef struct {
+    int64_t value;
+    double real;
+    uint64_t storage;
+    int32_t telegram;
+    int32_t offset;
+    int32_t data_offset;
+    int32_t data_length;
+    uint32_t tariff;
+    uint16_t subunit;
+    uint8_t dib_length;
+    uint8_t vib_length;
+    uint8_t dib[11];
+    uint8_t vib[11];
+    uint8_t coding;
+    uint8_t function;
+    uint8_t flags;
+    uint8_t reserved[7];
+} mc_record;
+
+/* Per application layer: its rows are rows[first_record : first_record + record_count];
+ * signature is the CRC-16/EN-13757 over the headers of those rows. */
+typedef struct {
+    int64_t first_record;
+    int32_t record_count;
+    int32_t stop_offset;
+    uint16_t signature;
+    uint8_t status;
+    uint8_t reserved[5];
+} mc_walk_info;
+
 const char *mc_version(void);
 
 /* CRC-16/EN-13757 of len bytes. */
@@ -75,6 +118,11 @@ uint64_t mc_siphash24(const uint8_t *key, const uint8_t *data, size_t len);
  * must hold the sum of all lengths. The caller checks the bounds. */
 void mc_scan(const uint8_t *buf, const int64_t *offsets, const int32_t *lengths, size_t n,
              int mode, const uint8_t *key, uint8_t *out, mc_frame_info *info);
+
+/* Walk the data records of n application layers at buf[offsets[i]:offsets[i]+lengths[i]]
+ * (mc_records.c). Rows are packed in batch order, at most max_rows; returns the rows used. */
+size_t mc_walk_records(const uint8_t *buf, const int64_t *offsets, const int32_t *lengths, size_t n,
+                       mc_record *rows, size_t max_rows, mc_walk_info *info);
 
 /* The dedupe table (mc_dedupe.c). */
 typedef struct mc_dedupe mc_dedupe;
