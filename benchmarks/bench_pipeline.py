@@ -28,7 +28,9 @@ def test_pipeline_demo_year_into_sqlite(benchmark: Any, demo_year: Simulation, t
 
     def run() -> int:
         store = SQLiteStore(tmp_path / f"run-{next(runs)}.sqlite")
-        pipeline = Pipeline(site=demo_year.site, keys=demo_year.keys, store=store, gateways=demo_year.gateways)
+        pipeline = Pipeline(
+            site=demo_year.site, keys=demo_year.keys, store=store, gateways=demo_year.gateways
+        )
         stats = pipeline.run(demo_year.receptions)
         store.close()
         return stats.uplinks
@@ -39,6 +41,9 @@ def test_pipeline_demo_year_into_sqlite(benchmark: Any, demo_year: Simulation, t
 
 def test_simulate_demo_year(benchmark: Any) -> None:
     simulation = benchmark.pedantic(
-        simulate, kwargs={"start": dt.date(2025, 1, 1), "days": 365, "seed": 1, "units": 6}, rounds=3, iterations=1
+        simulate,
+        kwargs={"start": dt.date(2025, 1, 1), "days": 365, "seed": 1, "units": 6},
+        rounds=3,
+        iterations=1,
     )
     assert len(simulation.receptions) > 20_000
