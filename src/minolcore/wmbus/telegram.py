@@ -52,6 +52,7 @@ from minolcore.wmbus.compact import FormatSignatureCache
 from minolcore.wmbus.frame import LINK_HEADER_LENGTH, CRCModeName, Frame, FrameStatus, parse_frame
 from minolcore.wmbus.headers import COMPACT_CIS, Address, TPLHeader, TPLKind, tpl_kind
 from minolcore.wmbus.link import decode_id, decode_manufacturer, device_type_name
+from minolcore.wmbus.record_batch import decode_records_batch
 from minolcore.wmbus.records import DataRecord, DecodedRecords, decode_records
 from minolcore.wmbus.scan import Flag, scan_frames
 from minolcore.wmbus.security import (
@@ -283,10 +284,15 @@ def _security_mode_of(frame: Frame) -> SecurityMode:
 
 
 def _decode_apl(
-    ci: int | None, apl: bytes, signatures: FormatSignatureCache | None, key_checked: bool
+    ci: int | None,
+    apl: bytes,
+    signatures: FormatSignatureCache | None,
+    key_checked: bool,
+    walked: DecodedRecords | None = None,
 ) -> tuple[DecodedRecords | None, tuple[str, ...], bool]:
     """(decoded records or None, errors, compact) for the application layer behind ``ci``.
-    ``key_checked``: the APL came out of mode 5/7 and starts with its 2F2F key check."""
+    ``key_checked``: the APL came out of mode 5/7 and starts with its 2F2F key check.
+    ``walked``: ``decode_records(apl)`` when the batch path has already decoded it."""
     if ci is None:
         return None, ("no transport layer CI",), False
     if ci in COMPACT_CIS:
@@ -310,7 +316,7 @@ def _decode_apl(
         return None, (f"manufacturer-specific application layer (CI 0x{ci:02X}) is not decoded",), False
     if kind not in _DATA_CIS:
         return None, (f"CI 0x{ci:02X} carries no EN 13757-3 data records",), False
-    decoded = decode_records(apl)
+    decoded = decode_records(apl) if walked is None else walked
     if signatures is not None:
         signatures.learn(decoded)
     return decoded, decoded.errors, False
@@ -330,8 +336,11 @@ class _Parts(Record):
     trailing: bytes = b""  # bytes received beyond L (CRC-free frames only)
 
 
-def _finish(parts: _Parts, signatures: FormatSignatureCache | None) -> Telegram:
-    """The record stage: decode the application layer (if security let it through)."""
+def _finish(
+    parts: _Parts, signatures: FormatSignatureCache | None, walked: DecodedRecords | None = None
+) -> Telegram:
+    """The record stage: decode the application layer (if security let it through).
+    ``walked`` is ``decode_records(parts.apl)`` when the batch path already has it."""
     records: tuple[DataRecord, ...] = ()
     signature = None
     compact = False
@@ -345,7 +354,7 @@ def _finish(parts: _Parts, signatures: FormatSignatureCache | None) -> Telegram:
             and security.status in (STATUS_DECRYPTED, STATUS_ALREADY_DECRYPTED)
             and parts.apl[:2] == KEY_CHECK
         )
-        decoded, record_errors, compact = _decode_apl(parts.ci, parts.apl, signatures, key_checked)
+        decoded, record_errors, compact = _decode_apl(parts.ci, parts.apl, signatures, key_checked, walked)
         if decoded is not None and not decoded.complete and parts.trailing and not compact:
             # Some meters send more than L covers (the policy of the security layer for
             # ciphertext, applied to records): when the walk runs off the end of L, the
@@ -751,4 +760,17 @@ def decode_batch(
             parts[index] = _wireless_parts(frame, key, False, allow_plaintext)
         except MinolcoreError as error:
             parts[index] = _invalid(error)
-    return [_finish(p if p is not None else _invalid(InputError("not decoded")), signatures) for p in parts]
+    done = [p if p is not None else _invalid(InputError("not decoded")) for p in parts]
+    # The records of every plain data application layer in one walk through the C core;
+    # _finish keeps the order (and the signature learning) of the telegrams.
+    record_layers = [
+        i
+        for i, p in enumerate(done)
+        if p.apl is not None and p.ci is not None and p.ci not in COMPACT_CIS and tpl_kind(p.ci) in _DATA_CIS
+    ]
+    walked: list[DecodedRecords | None] = [None] * len(done)
+    for index, decoded in zip(
+        record_layers, decode_records_batch([done[i].apl or b"" for i in record_layers]), strict=True
+    ):
+        walked[index] = decoded
+    return [_finish(p, signatures, w) for p, w in zip(done, walked, strict=True)]
