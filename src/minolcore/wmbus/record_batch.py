@@ -394,17 +394,28 @@ class RecordColumns:
 
 def _vib_table(rows: npt.NDArray[np.void]) -> tuple[npt.NDArray[np.intp], list[tuple[Any, ...]]]:
     """(index of each row's VIB among the distinct VIBs, read_vib of each distinct VIB)."""
-    vibs = np.zeros((len(rows), 12), dtype=np.uint8)
-    vibs[:, :11] = rows["vib"]
-    vibs[:, 11] = rows["vib_length"]
-    keys = np.ascontiguousarray(vibs).view(np.dtype((np.void, 12))).ravel()
-    distinct, inverse = np.unique(keys, return_inverse=True)
-    table = []
-    for key in distinct:
-        raw = bytes(key)
-        vib = raw[: raw[11]]
-        table.append(read_vib(vib, 0, len(vib), 0)[2:] if vib else ("", "", 0, 0, (), 0, NO_OFFSET))
-    return inverse.ravel(), table
+    lengths = rows["vib_length"]
+    # VIBs of up to 7 bytes (nearly all) are told apart by one integer each, which sorts
+    # several times faster than the 12-byte keys the longer ones need.
+    packed = np.zeros((len(rows), 8), dtype=np.uint8)
+    packed[:, :7] = rows["vib"][:, :7]
+    packed[:, 7] = lengths
+    keys = packed.view("<u8").ravel()
+    long = lengths > 7
+    inverse = np.empty(len(rows), dtype=np.intp)
+    _, first, short_inverse = np.unique(keys[~long], return_index=True, return_inverse=True)
+    inverse[~long] = short_inverse.ravel()
+    vibs = [row[: row[7]] for row in map(bytes, packed[~long][first])]
+    if long.any():
+        wide = np.zeros((int(np.count_nonzero(long)), 12), dtype=np.uint8)
+        wide[:, :11] = rows["vib"][long]
+        wide[:, 11] = lengths[long]
+        wide_keys = wide.view(np.dtype((np.void, 12))).ravel()
+        wide_distinct, wide_inverse = np.unique(wide_keys, return_inverse=True)
+        inverse[long] = len(vibs) + wide_inverse.ravel()
+        vibs += [bytes(key)[: bytes(key)[11]] for key in wide_distinct]
+    table = [read_vib(vib, 0, len(vib), 0)[2:] if vib else ("", "", 0, 0, (), 0, NO_OFFSET) for vib in vibs]
+    return inverse, table
 
 
 def decode_record_columns(buffer: Any, offsets: Any, lengths: Any) -> RecordColumns:

@@ -1,0 +1,149 @@
+"""Records walked in the C core: decrypt + decode throughput of the mode-5 corpus mix of
+bench_decode.py, as record objects (:func:`decode_batch`) and as numpy columns, and the C
+walker against its pure-Python reference on the same application layers. Rates are stored in
+``extra_info``. Run:
+
+    python -m pytest benchmarks/bench_records_native.py --benchmark-only \
+        --benchmark-columns=median,ops
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from benchmarks.bench_decode import BATCH, BATCH_SIZE, KEY
+from benchmarks.conftest import record_rate
+from minolcore import _native
+from minolcore._reference.records import walk_into
+from minolcore.wmbus.record_batch import (
+    RECORD_DTYPE,
+    WALK_INFO_DTYPE,
+    RecordColumns,
+    WalkStatus,
+    decode_record_columns,
+    decode_records_batch,
+    walk,
+)
+from minolcore.wmbus.scan import pack_frames, scan
+from minolcore.wmbus.security import OMSKey
+from minolcore.wmbus.telegram import decode_batch
+
+REFERENCE_APLS = 1_000  # the pure-Python reference is timed on a slice of the batch
+
+
+def _ranges(starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The indexes of the concatenated ranges ``starts[i] : starts[i] + lengths[i]``."""
+    ends = np.cumsum(lengths)
+    index: npt.NDArray[np.int64] = np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
+    return index + np.repeat(starts - (ends - lengths), lengths)
+
+
+def decrypt_columns(
+    buffer: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64], lengths: npt.NDArray[np.int32], key: OMSKey
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Mode-5 application layers of a batch of short/long-header frames with one key, without
+    a Python object per telegram: (plaintext buffer, offsets, lengths, key check passed)."""
+    scanned = scan(buffer, offsets, lengths)
+    info, output = scanned.info, scanned.output
+    header = np.where(info["tpl_ci"] == 0x72, 13, 5).astype(np.int64)
+    start = info["out_offset"] + 10 + header
+    apl_length = info["out_length"].astype(np.int64) - 10 - header
+    size = info["encrypted_blocks"].astype(np.int64) * 16
+    apl_offsets = np.zeros(len(info), dtype=np.int64)
+    np.cumsum(apl_length[:-1], out=apl_offsets[1:])
+    apls = output[_ranges(start, apl_length)]
+    cipher_index = _ranges(apl_offsets, size)
+    cipher = apls[cipher_index]
+    plain = np.frombuffer(key.ecb_decrypt(cipher.tobytes()), dtype=np.uint8)
+    # CBC: each block is XORed with the ciphertext block before it, the first with the IV.
+    chain = np.empty_like(cipher)
+    chain[16:] = cipher[:-16]
+    iv = np.empty((len(info), 16), dtype=np.uint8)
+    iv[:, 0:2] = np.ascontiguousarray(info["meter_manufacturer"]).view(np.uint8).reshape(-1, 2)
+    iv[:, 2:6] = np.ascontiguousarray(info["meter_id"]).view(np.uint8).reshape(-1, 4)
+    iv[:, 6] = info["meter_version"]
+    iv[:, 7] = info["meter_device_type"]
+    iv[:, 8:] = info["acc"][:, None]
+    first_blocks = np.zeros(len(info), dtype=np.int64)
+    np.cumsum(size[:-1], out=first_blocks[1:])
+    chain[_ranges(first_blocks, np.full(len(info), 16, dtype=np.int64))] = iv.ravel()
+    apls[cipher_index] = plain ^ chain
+    checked = (apls[apl_offsets] == 0x2F) & (apls[apl_offsets + 1] == 0x2F)
+    return apls, apl_offsets, apl_length, checked
+
+
+def _batch_arrays() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+    return pack_frames(BATCH)
+
+
+FRAMES = _batch_arrays()
+APLS, APL_OFFSETS, APL_LENGTHS, CHECKED = decrypt_columns(*FRAMES, KEY)
+APL_LIST = [
+    APLS[o : o + n].tobytes() for o, n in zip(APL_OFFSETS.tolist(), APL_LENGTHS.tolist(), strict=True)
+]
+RECORDS = sum(len(r.records) for r in decode_records_batch(APL_LIST))
+
+
+def test_columnar_decryption_matches_decode_batch() -> None:
+    assert bool(CHECKED.all())
+    telegrams = decode_batch(BATCH, KEY)
+    for telegram, apl in zip(telegrams[:500], APL_LIST, strict=False):
+        assert telegram.records == decode_records_batch([apl])[0].records
+
+
+def test_decode_batch_records(benchmark: Any) -> None:
+    # Telegram and DataRecord objects, the C walker inside (with MINOLCORE_PUREPYTHON=1 the
+    # reference walker).
+    telegrams = benchmark(decode_batch, BATCH, KEY)
+    assert len(telegrams) == BATCH_SIZE
+    benchmark.extra_info["backend"] = _native.BACKEND
+    benchmark.extra_info["records_per_round"] = RECORDS
+    record_rate(benchmark, "telegrams_per_s", BATCH_SIZE)
+    record_rate(benchmark, "records_per_s", RECORDS)
+
+
+def test_decrypt_and_decode_columns(benchmark: Any) -> None:
+    def run() -> RecordColumns:
+        apls, offsets, lengths, _ = decrypt_columns(*FRAMES, KEY)
+        return decode_record_columns(apls, offsets, lengths)
+
+    columns = benchmark(run)
+    handed_over = int(np.count_nonzero(columns.status != WalkStatus.OK))
+    benchmark.extra_info["handed_over_telegrams"] = handed_over
+    benchmark.extra_info["records_per_round"] = len(columns)
+    record_rate(benchmark, "telegrams_per_s", BATCH_SIZE)
+
+
+def test_decrypt_columns_only(benchmark: Any) -> None:
+    benchmark(decrypt_columns, *FRAMES, KEY)
+    record_rate(benchmark, "telegrams_per_s", BATCH_SIZE)
+
+
+def test_records_from_plaintext(benchmark: Any) -> None:
+    # Record objects for already decrypted application layers: the record stage alone.
+    results = benchmark(decode_records_batch, APL_LIST)
+    assert sum(len(r.records) for r in results) == RECORDS
+    record_rate(benchmark, "telegrams_per_s", BATCH_SIZE)
+
+
+def test_walker_c(benchmark: Any) -> None:
+    result = benchmark(walk, APLS, APL_OFFSETS, APL_LENGTHS)
+    benchmark.extra_info["backend"] = _native.BACKEND
+    benchmark.extra_info["handed_over"] = int(np.count_nonzero(result.info["status"] != WalkStatus.OK))
+    record_rate(benchmark, "apls_per_s", BATCH_SIZE)
+
+
+def test_walker_reference(benchmark: Any) -> None:
+    offsets = APL_OFFSETS[:REFERENCE_APLS]
+    lengths = APL_LENGTHS[:REFERENCE_APLS].astype(np.int32)
+
+    def run() -> int:
+        rows = np.zeros(int(lengths.sum()), dtype=RECORD_DTYPE)
+        info = np.zeros(len(offsets), dtype=WALK_INFO_DTYPE)
+        return walk_into(APLS, offsets, lengths, rows, info)
+
+    assert benchmark(run) > 0
+    record_rate(benchmark, "apls_per_s", REFERENCE_APLS)
