@@ -615,8 +615,8 @@ def test_shared_key_contexts_under_threads() -> None:
         for _ in range(20):
             assert list(pool.map(key.ecb_encrypt, blocks)) == expected
     # While another caller holds the cached context, a private one is used instead of waiting.
-    key._ecb_lock.acquire()
+    key._lock.acquire()
     try:
         assert key.ecb_encrypt(blocks[1]) == expected[1]
     finally:
-        key._ecb_lock.release()
+        key._lock.release()

@@ -24,16 +24,13 @@ received beyond L); the plaintext frame returned then covers them and its L grow
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import struct
-import threading
 from collections.abc import Sequence
 from typing import Any, Final, Literal, TypeAlias
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
-from cryptography.hazmat.primitives.cmac import CMAC
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from minolcore import _native
 from minolcore._model import Record, replace
@@ -45,6 +42,7 @@ from minolcore.errors import (
     UnsupportedSecurityError,
     WrongKeyError,
 )
+from minolcore.secret import AesKey
 from minolcore.wmbus.builder import FrameShapeName, add_crcs, build_frame, encode_afl
 from minolcore.wmbus.frame import LINK_HEADER_LENGTH, Frame, frame_from_canonical
 from minolcore.wmbus.headers import (
@@ -109,112 +107,8 @@ _ZERO_IV = bytes(BLOCK)
 # --- keys ------------------------------------------------------------------------------------
 
 
-class OMSKey:
-    """An AES-128 key whose ``repr``/``str`` never contain the key bytes.
-
-    It caches its AES-ECB encryption and decryption contexts and a keyed CMAC template:
-    building those costs several microseconds, decrypting a telegram a fraction of that.
-    """
-
-    __slots__ = ("__weakref__", "_cmac", "_dec", "_enc", "_key", "_lock")
-
-    _key: bytes
-    _enc: CipherContext | None
-    _dec: CipherContext | None
-    _cmac: CMAC | None
-    _lock: threading.Lock
-
-    def __init__(self, key: bytes | bytearray | memoryview) -> None:
-        """Wrap 16 raw key bytes."""
-        if not isinstance(key, bytes | bytearray | memoryview):
-            raise InputError(f"an AES key must be bytes, not {type(key).__name__}")
-        raw = bytes(key)
-        if len(raw) != KEY_SIZE:
-            raise InputError(f"an AES-128 key needs {KEY_SIZE} bytes, got {len(raw)}")
-        self._key = raw
-        self._enc = None
-        self._dec = None
-        self._cmac = None
-        self._lock = threading.Lock()
-
-    @classmethod
-    def from_hex(cls, text: str) -> OMSKey:
-        """Parse 32 hex digits (whitespace allowed). Errors never repeat the text."""
-        if not isinstance(text, str):
-            raise InputError(f"a hex key must be str, not {type(text).__name__}")
-        compact = "".join(text.split())
-        if len(compact) != 2 * KEY_SIZE:
-            raise InputError(f"an AES-128 key needs {2 * KEY_SIZE} hex digits, got {len(compact)}")
-        try:
-            raw = bytes.fromhex(compact)
-        except ValueError:
-            raise InputError("an AES key in hex holds non-hex characters") from None
-        return cls(raw)
-
-    def reveal(self) -> bytes:
-        """The raw 16 key bytes: the one deliberate way out."""
-        return self._key
-
-    @property
-    def fingerprint(self) -> str:
-        """8 hex digits of SHA-256 over the key: tells keys apart in logs without exposing them."""
-        return hashlib.sha256(b"minolcore-oms-key" + self._key).hexdigest()[:8]
-
-    def ecb_encrypt(self, data: bytes | bytearray | memoryview) -> bytes:
-        """AES-128-ECB encryption of ``data`` (a multiple of 16 bytes)."""
-        # ECB contexts keep no state between blocks, so one cached context serves every
-        # call; a second thread that finds it busy builds its own instead of waiting.
-        if self._lock.acquire(blocking=False):
-            try:
-                ctx = self._enc
-                if ctx is None:
-                    ctx = self._enc = Cipher(algorithms.AES(self._key), modes.ECB()).encryptor()
-                return ctx.update(data)
-            finally:
-                self._lock.release()
-        return Cipher(algorithms.AES(self._key), modes.ECB()).encryptor().update(data)
-
-    def ecb_decrypt(self, data: bytes | bytearray | memoryview) -> bytes:
-        """AES-128-ECB decryption of ``data`` (a multiple of 16 bytes)."""
-        if self._lock.acquire(blocking=False):
-            try:
-                ctx = self._dec
-                if ctx is None:
-                    ctx = self._dec = Cipher(algorithms.AES(self._key), modes.ECB()).decryptor()
-                return ctx.update(data)
-            finally:
-                self._lock.release()
-        return Cipher(algorithms.AES(self._key), modes.ECB()).decryptor().update(data)
-
-    def cmac(self, data: bytes) -> bytes:
-        """The full 16-byte AES-CMAC of ``data`` under this key."""
-        template = self._cmac
-        if template is None:
-            template = self._cmac = CMAC(algorithms.AES(self._key))
-        ctx = template.copy()
-        ctx.update(data)
-        return ctx.finalize()
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OMSKey):
-            return NotImplemented
-        return hmac.compare_digest(self._key, other._key)
-
-    def __hash__(self) -> int:
-        return hash((OMSKey, self._key))
-
-    def __repr__(self) -> str:
-        return f"OMSKey(<redacted {self.fingerprint}>)"
-
-    __str__ = __repr__
-
-    def __format__(self, format_spec: str) -> str:
-        return repr(self)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickling is an explicit serialisation of configuration (e.g. to a worker
-        # process); the cached contexts cannot be pickled, so rebuild from the bytes.
-        return (OMSKey, (self._key,))
+# OMS keys are the library's redacting AES-128 key type (shared with LoRaWAN).
+OMSKey = AesKey
 
 
 KeyLike: TypeAlias = OMSKey | bytes | bytearray | memoryview | str
