@@ -18,6 +18,7 @@ from benchmarks.bench_decode import BATCH, BATCH_SIZE, KEY
 from benchmarks.conftest import record_rate
 from minolcore import _native
 from minolcore._reference.records import walk_into
+from minolcore.wmbus.columns import Mode5Status, decrypt_mode5_columns
 from minolcore.wmbus.record_batch import (
     RECORD_DTYPE,
     WALK_INFO_DTYPE,
@@ -34,45 +35,14 @@ from minolcore.wmbus.telegram import decode_batch
 REFERENCE_APLS = 1_000  # the pure-Python reference is timed on a slice of the batch
 
 
-def _ranges(starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """The indexes of the concatenated ranges ``starts[i] : starts[i] + lengths[i]``."""
-    ends = np.cumsum(lengths)
-    index: npt.NDArray[np.int64] = np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
-    return index + np.repeat(starts - (ends - lengths), lengths)
-
-
 def decrypt_columns(
     buffer: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64], lengths: npt.NDArray[np.int32], key: OMSKey
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-    """Mode-5 application layers of a batch of short/long-header frames with one key, without
-    a Python object per telegram: (plaintext buffer, offsets, lengths, key check passed)."""
+    """Scan and decrypt a batch through the library's columnar path (one key for the whole mix):
+    (plaintext buffer, application-layer offsets, lengths, key check passed)."""
     scanned = scan(buffer, offsets, lengths)
-    info, output = scanned.info, scanned.output
-    header = np.where(info["tpl_ci"] == 0x72, 13, 5).astype(np.int64)
-    start = info["out_offset"] + 10 + header
-    apl_length = info["out_length"].astype(np.int64) - 10 - header
-    size = info["encrypted_blocks"].astype(np.int64) * 16
-    apl_offsets = np.zeros(len(info), dtype=np.int64)
-    np.cumsum(apl_length[:-1], out=apl_offsets[1:])
-    apls = output[_ranges(start, apl_length)]
-    cipher_index = _ranges(apl_offsets, size)
-    cipher = apls[cipher_index]
-    plain = np.frombuffer(key.ecb_decrypt(cipher.tobytes()), dtype=np.uint8)
-    # CBC: each block is XORed with the ciphertext block before it, the first with the IV.
-    chain = np.empty_like(cipher)
-    chain[16:] = cipher[:-16]
-    iv = np.empty((len(info), 16), dtype=np.uint8)
-    iv[:, 0:2] = np.ascontiguousarray(info["meter_manufacturer"]).view(np.uint8).reshape(-1, 2)
-    iv[:, 2:6] = np.ascontiguousarray(info["meter_id"]).view(np.uint8).reshape(-1, 4)
-    iv[:, 6] = info["meter_version"]
-    iv[:, 7] = info["meter_device_type"]
-    iv[:, 8:] = info["acc"][:, None]
-    first_blocks = np.zeros(len(info), dtype=np.int64)
-    np.cumsum(size[:-1], out=first_blocks[1:])
-    chain[_ranges(first_blocks, np.full(len(info), 16, dtype=np.int64))] = iv.ravel()
-    apls[cipher_index] = plain ^ chain
-    checked = (apls[apl_offsets] == 0x2F) & (apls[apl_offsets + 1] == 0x2F)
-    return apls, apl_offsets, apl_length, checked
+    columns = decrypt_mode5_columns(scanned, [key] * len(scanned))
+    return columns.plain, columns.apl_offset, columns.apl_length, columns.status == Mode5Status.DECRYPTED
 
 
 def _batch_arrays() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int32]]:

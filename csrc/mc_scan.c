@@ -191,6 +191,7 @@ static int parse_layers(const uint8_t *d, int len, int off, mc_frame_info *fi)
             cur += 4;
             if ((sn >> 29) & 7u) {
                 fi->flags |= MC_FLAG_HIDDEN;
+                fi->apl_offset = (uint16_t)cur;
                 return MC_OK;
             }
             cur += 2;
@@ -270,6 +271,9 @@ static int parse_layers(const uint8_t *d, int len, int off, mc_frame_info *fi)
         fi->security_mode = (uint8_t)mode;
         fi->encrypted_blocks = (uint8_t)((cf >> 4) & 0x0Fu);
         fi->flags |= MC_FLAG_TPL;
+        fi->apl_offset = (uint16_t)(cur + 4 + (mode == 7 ? 1 : 0));
+    } else {
+        fi->apl_offset = (uint16_t)(off + 1);
     }
     return MC_OK;
 }
@@ -303,6 +307,7 @@ static void scan_one(const uint8_t *d, int total, int mode, const uint8_t *key, 
         /* A truncated header leaves only what the link layer said. */
         fi->flags &= MC_FLAG_L_REWRITTEN;
         fi->acc = fi->tpl_ci = fi->security_mode = fi->encrypted_blocks = 0;
+        fi->apl_offset = 0;
         fi->message_counter = 0;
         fi->meter_manufacturer = fi->manufacturer;
         fi->meter_id = fi->id;

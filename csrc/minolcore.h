@@ -45,6 +45,7 @@ typedef struct {
     uint16_t meter_manufacturer;
     uint16_t out_length;
     uint16_t trailing;
+    uint16_t apl_offset; /* where the bytes after the last parsed header start, in the frame */
     uint8_t status;
     uint8_t crc_shape;
     uint8_t flags;
@@ -58,7 +59,7 @@ typedef struct {
     uint8_t acc;
     uint8_t security_mode;
     uint8_t encrypted_blocks;
-    uint8_t reserved[7];
+    uint8_t reserved[5];
 } mc_frame_info;
 
 /* Status of one application layer in mc_walk_records; numbers match

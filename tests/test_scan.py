@@ -54,6 +54,7 @@ def test_vectors_scan() -> None:
     assert result.trailing[6] == 3
     for index, raw in enumerate(raws):
         assert result.frame(index) == parse_frame(raw).data
+        assert result.apl_offset[index] == parse_frame(raw).payload_offset
     assert result.fingerprint[0] == _native.siphash24(KEY, result.frame(0))
 
 

@@ -73,6 +73,7 @@ def _fill(row: Any, canonical: bytes, shape: CRCShape, trailing: int, rewritten:
         row["flags"] = flags
         return
     row["status"] = FrameStatus.OK
+    row["apl_offset"] = layers.payload_offset
     if layers.ell is not None:
         flags |= _FLAG_ELL
         row["acc"] = layers.ell.acc

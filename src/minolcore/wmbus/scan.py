@@ -46,6 +46,7 @@ FRAME_INFO_DTYPE = np.dtype(
         ("meter_manufacturer", "<u2"),
         ("out_length", "<u2"),
         ("trailing", "<u2"),
+        ("apl_offset", "<u2"),
         ("status", "u1"),
         ("crc_shape", "u1"),
         ("flags", "u1"),
@@ -59,7 +60,7 @@ FRAME_INFO_DTYPE = np.dtype(
         ("acc", "u1"),
         ("security_mode", "u1"),
         ("encrypted_blocks", "u1"),
-        ("reserved", "u1", (7,)),
+        ("reserved", "u1", (5,)),
     ]
 )
 
@@ -77,7 +78,9 @@ class ScanResult:
     ``output`` holds the canonical CRC-free frames, packed in batch order (each frame has
     room for as many bytes as it had on input): frame ``i`` is
     ``output[out_offset[i] : out_offset[i] + out_length[i]]``, followed by its
-    ``trailing[i]`` bytes received beyond L.
+    ``trailing[i]`` bytes received beyond L. ``apl_offset`` is where the bytes after the last
+    parsed header start, counted from the frame's first byte (the payload of
+    :attr:`Frame.payload`; with an encrypted ELL, the first ciphertext byte).
     """
 
     __slots__ = ("info", "output")
