@@ -62,7 +62,8 @@ def ingest_files(
 
     def flush() -> None:
         if receptions:
-            pipeline.feed(receptions)
+            # Ingest needs the stored rows only: the columnar path (models only if a callback wants them).
+            pipeline.feed(receptions, models=False)
         if rejected and pipeline.store is not None:
             pipeline.store.write(StoreBatch(rejected=rejected))
         if progress is not None:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from minolcore._model import Record
 from minolcore.devices import DeviceReading, ProfileRegistry, model_from_records
@@ -29,6 +30,17 @@ from minolcore.errors import MinolcoreError
 from minolcore.keys import KeyStore
 from minolcore.lorawan import Session, parse_phy
 from minolcore.network import NetworkBatch, NetworkServer, NetworkState, NetworkUplink, ReceptionInfo
+from minolcore.pipeline_fast import (
+    FastRecords,
+    LayoutLearner,
+    fast_records,
+    memoisable_profile,
+    reading_row_objects,
+    scan_uplink_frames,
+)
+from minolcore.pipeline_fast import (
+    minute as _minute,
+)
 from minolcore.readings import reading_rows
 from minolcore.reception import Radio, Reception
 from minolcore.site import Assignment, LoRaWANAddress, SiteRegistry, WMBusAddress
@@ -47,7 +59,7 @@ from minolcore.wmbus.compact import FormatSignatureCache
 from minolcore.wmbus.frame import parse_frame
 from minolcore.wmbus.headers import Address
 from minolcore.wmbus.link import decode_id, decode_manufacturer, encode_manufacturer
-from minolcore.wmbus.records import decode_records
+from minolcore.wmbus.records import DecodedRecords, decode_records
 from minolcore.wmbus.security import OMSKey
 from minolcore.wmbus.telegram import Telegram, decode_batch
 
@@ -174,6 +186,12 @@ class Pipeline:
         self._stats = PipelineStats()
         # Validated site addresses per meter identity (building one costs more than the lookup).
         self._site_addresses: dict[DeviceIdentity, WMBusAddress] = {}
+        # Columnar path: per address (uid, identity, memoisable profile or None); per
+        # (profile, status inputs) the kind and the faults of the model they give.
+        self._fast_devices: dict[Address, tuple[str, DeviceIdentity, object | None]] = {}
+        self._fast_status: dict[tuple[object, tuple[Any, ...]], tuple[str, tuple[str, ...]]] = {}
+        self._layouts = LayoutLearner(self.signatures)
+        self._oms_keys: dict[Address, OMSKey | None] = {}
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -204,8 +222,15 @@ class Pipeline:
 
     # -- feeding ---------------------------------------------------------------------------
 
-    def feed(self, receptions: Sequence[Reception]) -> PipelineResult:
-        """Run one batch of receptions through every stage and store the result."""
+    def feed(self, receptions: Sequence[Reception], *, models: bool = True) -> PipelineResult:
+        """Run one batch of receptions through every stage and store the result.
+
+        ``models=False`` (and no ``on_uplink`` callback) takes the columnar path: the same
+        rows are stored, but typed models are built only where the rows need them, and the
+        result lists no uplinks.
+        """
+        if not models and self.on_uplink is None:
+            return self._feed_columns(receptions)
         network = self.network.feed(receptions)
         stats = self._stats
         stats_update: dict[str, int] = collections.Counter()
@@ -242,6 +267,193 @@ class Pipeline:
             for row in rejected:
                 self.on_rejected(row)
         return PipelineResult(uplinks=tuple(uplinks_out), batch=batch)
+
+    def _feed_columns(self, receptions: Sequence[Reception]) -> PipelineResult:
+        network = self.network.feed(receptions)
+        stats_update: dict[str, int] = collections.Counter()
+        stats_update["received"] = len(receptions)
+        wmbus = [u for u in network.uplinks if u.radio is Radio.WMBUS]
+        lorawan = [u for u in network.uplinks if u.radio is Radio.LORAWAN]
+        rows = _Rows()
+        scanned = scan_uplink_frames([u.frame for u in wmbus])
+        keys = [self._cached_key(u.address) for u in wmbus]
+        devices = [self._fast_device(u) for u in wmbus]
+        eligible = np.fromiter((d[2] is not None for d in devices), dtype=np.bool_, count=len(wmbus))
+        fast, dependent = fast_records(
+            scanned, keys, eligible, [u.received_at for u in wmbus], self.signatures
+        )
+        telegrams = self._slow_telegrams(wmbus, fast, dependent.tolist())
+        for i, uplink in enumerate(wmbus):
+            item = fast[i]
+            if item is None:
+                self._store_uplink(rows, *self._wmbus_item(uplink, telegrams[i]))
+            else:
+                self._store_fast(rows, uplink, devices[i], item)
+        for uplink in lorawan:
+            self._store_uplink(rows, *self._lorawan_item(uplink))
+        self._late_receptions(rows, network, receptions)
+        rejected = self._rejected_rows(rows, network)
+        batch = rows.batch()
+        if self.store is not None:
+            self.store.write(batch)
+        merged = sum(len(u.receptions) - 1 for u in network.uplinks)
+        late = sum(len(v) for v in network.late_receptions.values())
+        stats_update["uplinks"] = len(network.uplinks)
+        stats_update["duplicates_merged"] = merged + late
+        stats_update["late_receptions"] = late
+        stats_update["readings"] = len(batch.readings)
+        self._stats = self._merge_stats(self._stats, stats_update, rows, rejected)
+        if self.on_rejected is not None:
+            for row in rejected:
+                self.on_rejected(row)
+        return PipelineResult(uplinks=(), batch=batch)
+
+    def _cached_key(self, address: Address | None) -> OMSKey | None:
+        if address is None:
+            return None
+        if address not in self._oms_keys:
+            self._oms_keys[address] = self._key_for(address)
+        return self._oms_keys[address]
+
+    def _fast_device(self, uplink: NetworkUplink) -> tuple[str, DeviceIdentity, object | None]:
+        address = uplink.address
+        assert address is not None  # the network stage names the meter of every wM-Bus uplink
+        found = self._fast_devices.get(address)
+        if found is None:
+            identity = DeviceIdentity(
+                manufacturer=decode_manufacturer(address.manufacturer_code),
+                id=decode_id(address.id_value),
+                version=address.version,
+                device_type=address.device_type,
+            )
+            found = (_wmbus_uid(address), identity, memoisable_profile(self.profiles, identity))
+            self._fast_devices[address] = found
+        return found
+
+    def _slow_telegrams(
+        self, wmbus: list[NetworkUplink], fast: list[FastRecords | None], dependent: list[bool]
+    ) -> dict[int, Telegram]:
+        """Telegram objects of the uplinks the columnar path left, with the signature cache
+        learning every full frame in batch order, as the object path does.
+
+        Telegrams that do not read the cache are decoded in one batch, those that do (compact
+        frames, hidden layers) one by one after everything before them was learnt.
+        """
+        out: dict[int, Telegram] = {}
+        pending: list[int] = []
+        learnt: list[int] = []  # fast telegrams since the last flush, in order
+
+        def flush() -> None:
+            if pending:
+                decoded = self._decode_wmbus([wmbus[i] for i in pending])
+                out.update(zip(pending, decoded, strict=True))
+                self._layouts.forget()
+                if learnt:
+                    # Learn again in batch order, so the cache ends as the object path leaves it.
+                    order = sorted(pending + learnt)
+                    for i in order:
+                        item = fast[i]
+                        if item is not None:
+                            self._layouts.learn(item)
+                        else:
+                            self._relearn(out[i])
+            else:
+                for i in learnt:
+                    item = fast[i]
+                    assert item is not None
+                    self._layouts.learn(item)
+            pending.clear()
+            learnt.clear()
+
+        for i, item in enumerate(fast):
+            if item is not None:
+                learnt.append(i)
+            elif dependent[i]:
+                flush()
+                out[i] = self._decode_wmbus([wmbus[i]])[0]
+                self._layouts.forget()
+            else:
+                pending.append(i)
+        flush()
+        return out
+
+    def _relearn(self, telegram: Telegram) -> None:
+        if telegram.compact or not telegram.records or telegram.signature is None:
+            return
+        layout = tuple(record.dif + record.vif for record in telegram.records)
+        try:
+            if self.signatures.layout(telegram.signature) == layout:
+                return
+        except MinolcoreError:
+            pass
+        self.signatures.learn(DecodedRecords(records=telegram.records, signature=telegram.signature))
+
+    def _store_fast(
+        self,
+        rows: _Rows,
+        uplink: NetworkUplink,
+        device: tuple[str, DeviceIdentity, object | None],
+        item: FastRecords,
+    ) -> None:
+        device_uid, identity, profile = device
+        key = content_key(device_uid, uplink.frame)
+        for reception in uplink.receptions:
+            rows.receptions.append(
+                ReceptionRow(
+                    uplink_key=key,
+                    gateway_id=reception.gateway_id,
+                    received_at_ms=_ms(reception.received_at),
+                    rssi=reception.rssi,
+                    snr=reception.snr,
+                )
+            )
+        rows.uplinks.append(
+            UplinkRow(uplink_key=key, device_uid=device_uid, size=len(uplink.frame), security_status="ok")
+        )
+        self._remember(uplink.uplink_id, key, _ms(uplink.received_at))
+        status = self._fast_status.get((profile, item.status_key))
+        if status is None:
+            model = model_from_records(
+                identity,
+                decode_records(item.apl).records,
+                item.sts,
+                _utc(uplink.received_at).isoformat(),
+                registry=self.profiles,
+            )
+            faults = tuple(event.event for event in _status_events(device_uid, model))
+            status = self._fast_status[(profile, item.status_key)] = (model.kind, faults)
+        kind, faults = status
+        assignment = self._assign(uplink, identity)
+        if assignment is None:
+            rows.unassigned += 1
+        rows.decoded += 1
+        rows.kinds[kind] += 1
+        rows.devices.append(
+            DeviceRow(
+                device_uid=device_uid,
+                radio="wmbus",
+                manufacturer=identity.manufacturer,
+                meter_id=identity.id,
+                version=identity.version,
+                device_type=identity.device_type,
+                kind=kind,
+            )
+        )
+        rows.readings.extend(
+            reading_row_objects(
+                item.readings,
+                device_uid=device_uid,
+                uplink_key=key,
+                building_id=assignment.building.id if assignment is not None else None,
+                unit_id=assignment.unit.id
+                if assignment is not None and assignment.unit is not None
+                else None,
+            )
+        )
+        for fault in faults:
+            rows.status_events.append(
+                StatusEventRow(device_uid=device_uid, event_time=item.event_time, event=fault)
+            )
 
     def run(self, source: Iterable[Reception], *, batch_size: int = 20_000) -> PipelineStats:
         """Feed a stream of receptions in batches of ``batch_size``; returns the statistics."""
@@ -545,17 +757,6 @@ class _Rows:
             status_events=self.status_events,
             rejected=self.rejected,
         )
-
-
-def _minute(text: str) -> str:
-    """An ISO time as "YYYY-MM-DDTHH:MM" in UTC, the form reading rows use."""
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    if when.tzinfo is not None:
-        when = when.astimezone(dt.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M")
 
 
 _FAULT_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {}
