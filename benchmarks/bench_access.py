@@ -16,6 +16,7 @@ import pytest
 from minolcore.access import AccessLayer, LegalBasis, Principal, Purpose, Role
 from minolcore.site import SiteRegistry, WMBusAddress
 from minolcore.store import SQLiteStore
+from minolcore.store._reader import StoreReader
 from minolcore.store.base import DeviceRow, ReadingRow, StoreBatch
 
 UNITS = 20
@@ -105,7 +106,11 @@ def test_monthly_year_direct(benchmark: Any, setup: tuple[SQLiteStore, AccessLay
 
     def read() -> list[ReadingRow]:
         # What a caller without the layer does: the unit's year, then its month-end values.
-        return [r for r in store.readings(unit_id="U7", since=YEAR[0], until=YEAR[1]) if r.storage >= 1]
+        return [
+            r
+            for r in StoreReader(store).readings(unit_id="U7", since=YEAR[0], until=YEAR[1])
+            if r.storage >= 1
+        ]
 
     result = benchmark(read)
     assert len(result) == 12 * DEVICES_PER_UNIT

@@ -26,6 +26,7 @@ from minolcore.errors import ConfigError, KeyStoreError
 from minolcore.keys import KeyStore, MasterKey
 from minolcore.site import SiteRegistry, WMBusAddress
 from minolcore.store import SQLiteStore
+from minolcore.store._reader import StoreReader
 from minolcore.store.base import DeviceRow, ReadingRow, StatusEventRow, StoreBatch
 
 AUDIT_KEY = b"k" * 32
@@ -458,7 +459,7 @@ def test_erasure_leaves_only_pseudonymised_billing_records(layer: AccessLayer, s
     holders = {table for table, text in texts.items() if "alice" in text}
     assert holders == {"access_billing_keys"}
     # Day-by-day values of the tenancy are gone, due-date values stay for the building's billing.
-    left = store.readings(unit_id="U1", since="2023-01-01", until="2024-03-31T23:59")
+    left = StoreReader(store).readings(unit_id="U1", since="2023-01-01", until="2024-03-31T23:59")
     assert left and {r.storage for r in left} == {1}
     assert layer.audit.verify().ok
     assert last_entry(layer)["action"] == "erasure"

@@ -20,6 +20,7 @@ from minolcore.cli import main
 from minolcore.reception import Radio
 from minolcore.simulator import Simulation, simulate, write_collector_log
 from minolcore.store import SQLiteStore
+from minolcore.store._reader import StoreReader
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +63,10 @@ def test_ingest_stores_the_wmbus_traffic(
         assert store.get_meta("site_toml") is not None
     # the same input again changes nothing
     with SQLiteStore(db) as store:
-        before = store.dump()
+        before = StoreReader(store).dump()
     assert ingest(folder, folder / "traffic.jsonl", db) == 0
     with SQLiteStore(db) as store:
-        assert store.dump() == before
+        assert StoreReader(store).dump() == before
 
 
 def test_reports_from_the_command(files: tuple[Simulation, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -169,7 +170,7 @@ def test_truncated_log_and_garbage_lines_lose_no_valid_reading(
     assert "bad lines" in capsys.readouterr().out
     assert ingest(folder, folder / "traffic.jsonl", tmp_path / "clean.sqlite") == 0
     with SQLiteStore(tmp_path / "d.sqlite") as store, SQLiteStore(tmp_path / "clean.sqlite") as clean:
-        assert store.dump()["readings"] == clean.dump()["readings"]
+        assert StoreReader(store).dump()["readings"] == StoreReader(clean).dump()["readings"]
         bad = [row for row in store.rejected() if row.reason.startswith("line_")]
         assert len(bad) == 3
 
@@ -183,7 +184,7 @@ def test_ingest_survives_sigkill(tmp_path: Path) -> None:
     reference = tmp_path / "reference.sqlite"
     assert ingest(tmp_path, big, reference) == 0
     with SQLiteStore(reference) as store:
-        expected = store.dump()
+        expected = StoreReader(store).dump()
     command = [
         sys.executable,
         "-m",
@@ -206,4 +207,4 @@ def test_ingest_survives_sigkill(tmp_path: Path) -> None:
     finished = subprocess.run(command, capture_output=True, timeout=300, check=False)
     assert finished.returncode == 0, finished.stderr.decode()
     with SQLiteStore(tmp_path / "killed.sqlite") as store:
-        assert store.dump() == expected
+        assert StoreReader(store).dump() == expected

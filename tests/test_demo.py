@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from minolcore.access import AuditLog, audit_key_for
+from minolcore.access.db import connect
 from minolcore.cli import main
 from minolcore.pipeline import Pipeline
 from minolcore.simulator import Simulation, simulate
 from minolcore.store import SQLiteStore
+from minolcore.store._reader import StoreReader
 
 # The quantity and storage-0 value each simulated kind sends, as stored (energy in Wh).
 MAIN_VALUE = {
@@ -58,7 +61,7 @@ def test_every_reading_stored_once_under_its_unit(
 ) -> None:
     store, _ = stored
     current = collections.defaultdict(list)
-    for row in store.readings():
+    for row in StoreReader(store).readings():
         if row.storage == 0 and row.tariff == 0 and row.subunit == 0:
             current[(row.unit_id, row.reading_time, row.quantity)].append(row)
     checked = collections.Counter[str]()
@@ -79,7 +82,7 @@ def test_smoke_detector_states_are_recorded(
 ) -> None:
     store, _ = stored
     smoke = [u for u in simulation.truth.uplinks if u.kind == "smoke_detector"]
-    events = store.status_events()
+    events = StoreReader(store).status_events()
     assert {e.event_time for e in events} >= {u.reading_time for u in smoke[:5]}
     assert all(
         e.event.endswith("_cleared")
@@ -94,6 +97,16 @@ def test_demo_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "rejections per reason as injected" in out
     assert "B1-01" in out and "heating (rated HCA)" in out
     assert (tmp_path / "minolcore.sqlite").is_file() and (tmp_path / "traffic.jsonl").is_file()
+    # The monthly table was read through the access layer, as a billing clerk, and audited.
+    key = audit_key_for(tmp_path / "minolcore.sqlite", {})
+    log = AuditLog(connect(tmp_path / "minolcore.sqlite"), key, clock=lambda: 0.0)
+    assert log.verify().ok
+    entry = log.records()[-1].data()
+    assert (entry["action"], entry["decision"], entry["grants"]) == (
+        "report_monthly",
+        "allow",
+        ["staff:billing"],
+    )
     text = io.StringIO()
     assert (
         main(

@@ -14,6 +14,7 @@ from minolcore.pipeline import Pipeline, StoredUplink
 from minolcore.reception import Reception
 from minolcore.site import SiteRegistry, WMBusAddress
 from minolcore.store import SQLiteStore
+from minolcore.store._reader import StoreReader
 from minolcore.wmbus.headers import TPLHeader, TPLKind
 from minolcore.wmbus.security import seal_frame
 from tests.record_encoder import date_g, datetime_f, encode_bcd
@@ -114,11 +115,11 @@ def test_readings_stored_once_under_the_right_unit() -> None:
     assert stats.rejected == expected
     assert stats.not_decoded == {"wrong_key": 1}
     assert stats.devices_by_kind == {"heat_cost_allocator": 6}
-    current = store.readings(quantity="hca_units", since="2026-01-01")
+    current = StoreReader(store).readings(quantity="hca_units", since="2026-01-01")
     assert [(r.unit_id, r.reading_time, r.value) for r in current] == [
         ("B1-01", f"2026-01-{day}T12:00", 100.0 * day) for day in (10, 11, 12)
     ] + [("B1-02", f"2026-01-{day}T12:00", 100.0 * day) for day in (10, 11, 12)]
-    due = store.readings(quantity="hca_units", until="2025-12-31T23:59")
+    due = StoreReader(store).readings(quantity="hca_units", until="2025-12-31T23:59")
     assert [(r.unit_id, r.reading_time, r.value, r.storage) for r in due] == [
         ("B1-01", "2025-12-31T00:00", 1000.0, 1),
         ("B1-02", "2025-12-31T00:00", 1000.0, 1),
@@ -132,11 +133,11 @@ def test_readings_stored_once_under_the_right_unit() -> None:
 def test_feeding_twice_changes_nothing() -> None:
     receptions, _ = traffic()
     store, _, _ = run(receptions)
-    once = store.dump()
+    once = StoreReader(store).dump()
     site, keys = make_site()
     again = Pipeline(site=site, keys=keys, store=store, gateways=site.gateways)
     again.run(receptions)
-    assert store.dump() == once
+    assert StoreReader(store).dump() == once
 
 
 @settings(max_examples=15)
@@ -147,4 +148,4 @@ def test_order_and_batching_do_not_change_the_store(rng: random.Random, batch: i
     shuffled = list(receptions)
     rng.shuffle(shuffled)
     store, _, _ = run(shuffled, batch=batch)
-    assert store.dump() == reference.dump()
+    assert StoreReader(store).dump() == StoreReader(reference).dump()

@@ -1,4 +1,6 @@
-"""Reports over a store filled by hand: every expected figure is worked out from the inserted numbers."""
+"""The report computations over a store filled by hand: every expected figure is worked out from
+the inserted numbers. They are internal (:mod:`minolcore._reports`); embedding code gets reports
+from the access layer, whose tests check who may see which report."""
 
 from __future__ import annotations
 
@@ -9,8 +11,7 @@ import json
 
 import pytest
 
-from minolcore.errors import ConfigError
-from minolcore.reports import (
+from minolcore._reports import (
     BillingReport,
     UnitBilling,
     billing_report,
@@ -18,8 +19,10 @@ from minolcore.reports import (
     render,
     smoke_report,
 )
+from minolcore.errors import ConfigError
 from minolcore.site import BillingSettings, RatingFactors, SiteRegistry, WMBusAddress
 from minolcore.store import SQLiteStore
+from minolcore.store._reader import StoreReader
 from minolcore.store.base import DeviceRow, ReadingRow, StatusEventRow, StoreBatch
 
 PERIOD = (dt.date(2023, 12, 31), dt.date(2024, 12, 31))
@@ -182,10 +185,10 @@ def site() -> SiteRegistry:
 
 
 @pytest.fixture
-def store() -> SQLiteStore:
+def store() -> StoreReader:
     db = SQLiteStore(":memory:")
     fill(db)
-    return db
+    return StoreReader(db)
 
 
 def _unit(report: BillingReport, unit_id: str) -> UnitBilling:
@@ -195,7 +198,7 @@ def _unit(report: BillingReport, unit_id: str) -> UnitBilling:
 # --- billing --------------------------------------------------------------------------------------------
 
 
-def test_billing_consumption_rating_and_swap(store: SQLiteStore, site: SiteRegistry) -> None:
+def test_billing_consumption_rating_and_swap(store: StoreReader, site: SiteRegistry) -> None:
     report = billing_report(store, site, building="B1", period=PERIOD)
     u1, u2 = _unit(report, "U1"), _unit(report, "U2")
     # HCA A restarts after each due date, so its due-date value 500 is the year's consumption.
@@ -223,7 +226,7 @@ def test_billing_consumption_rating_and_swap(store: SQLiteStore, site: SiteRegis
     assert not any("§ 7 (1)" in r for r in report.rules)
 
 
-def test_billing_cost_split_and_tenant_change(store: SQLiteStore, site: SiteRegistry) -> None:
+def test_billing_cost_split_and_tenant_change(store: StoreReader, site: SiteRegistry) -> None:
     report = billing_report(store, site, building="B1", period=PERIOD, heating_costs=10_000.0)
     u1, u2 = _unit(report, "U1"), _unit(report, "U2")
     # 70 % by rated consumption (600 : 360), 30 % by area (80 : 40 m2).
@@ -247,7 +250,7 @@ def test_billing_cost_split_and_tenant_change(store: SQLiteStore, site: SiteRegi
     assert u1.tenants == ()
 
 
-def test_billing_consumption_share_override_and_limits(store: SQLiteStore, site: SiteRegistry) -> None:
+def test_billing_consumption_share_override_and_limits(store: StoreReader, site: SiteRegistry) -> None:
     report = billing_report(
         store, site, building="B1", period=PERIOD, heating_costs=1000.0, consumption_share=50
     )
@@ -257,7 +260,7 @@ def test_billing_consumption_share_override_and_limits(store: SQLiteStore, site:
         billing_report(store, site, building="B1", period=PERIOD, heating_costs=1000.0, consumption_share=80)
 
 
-def test_billing_missing_values_give_none_with_reason(store: SQLiteStore, site: SiteRegistry) -> None:
+def test_billing_missing_values_give_none_with_reason(store: StoreReader, site: SiteRegistry) -> None:
     report = billing_report(
         store,
         site,
@@ -274,7 +277,7 @@ def test_billing_missing_values_give_none_with_reason(store: SQLiteStore, site: 
     assert u1.rest_cost == pytest.approx(300 * 80 / 120)
 
 
-def test_billing_bad_input(store: SQLiteStore, site: SiteRegistry) -> None:
+def test_billing_bad_input(store: StoreReader, site: SiteRegistry) -> None:
     with pytest.raises(ConfigError, match="unknown building"):
         billing_report(store, site, building="NOPE", period=PERIOD)
     with pytest.raises(ConfigError, match="period"):
@@ -282,7 +285,7 @@ def test_billing_bad_input(store: SQLiteStore, site: SiteRegistry) -> None:
 
 
 def test_empty_store_gives_empty_figures(site: SiteRegistry) -> None:
-    empty = SQLiteStore(":memory:")
+    empty = StoreReader(SQLiteStore(":memory:"))
     report = billing_report(empty, site, building="B1", period=PERIOD, heating_costs=100.0)
     assert [u.unit for u in report.units] == ["U1", "U2"]
     assert all(u.rated_hca is None and u.reason for u in report.units)
@@ -298,7 +301,7 @@ def test_empty_store_gives_empty_figures(site: SiteRegistry) -> None:
 # --- monthly --------------------------------------------------------------------------------------------
 
 
-def test_monthly_heating_with_comparisons(store: SQLiteStore, site: SiteRegistry) -> None:
+def test_monthly_heating_with_comparisons(store: StoreReader, site: SiteRegistry) -> None:
     report = monthly_report(store, site, unit="U3", months=(dt.date(2024, 3, 1), dt.date(2024, 4, 1)))
     march, april = report.rows
     # March 2024: (520 - 500) x 2.0; February: (500 - 470) x 2.0; March 2023: (130 - 100) x 2.0.
@@ -314,7 +317,7 @@ def test_monthly_heating_with_comparisons(store: SQLiteStore, site: SiteRegistry
     assert any("§ 6a" in r for r in report.rules)
 
 
-def test_monthly_swap_and_restart(store: SQLiteStore, site: SiteRegistry) -> None:
+def test_monthly_swap_and_restart(store: StoreReader, site: SiteRegistry) -> None:
     report = monthly_report(
         store, site, building="B1", unit="U1", months=(dt.date(2024, 1, 1), dt.date(2024, 7, 1))
     )
@@ -330,7 +333,7 @@ def test_monthly_swap_and_restart(store: SQLiteStore, site: SiteRegistry) -> Non
     assert feb.consumption is None and feb.reason is not None
 
 
-def test_monthly_bad_input(store: SQLiteStore, site: SiteRegistry) -> None:
+def test_monthly_bad_input(store: StoreReader, site: SiteRegistry) -> None:
     months = (dt.date(2024, 1, 1), dt.date(2024, 2, 1))
     with pytest.raises(ConfigError, match="unknown unit"):
         monthly_report(store, site, unit="NOPE", months=months)
@@ -347,7 +350,7 @@ def test_monthly_bad_input(store: SQLiteStore, site: SiteRegistry) -> None:
 # --- smoke detectors ----------------------------------------------------------------------------------------
 
 
-def test_smoke_report_lists_every_fault(store: SQLiteStore, site: SiteRegistry) -> None:
+def test_smoke_report_lists_every_fault(store: StoreReader, site: SiteRegistry) -> None:
     report = smoke_report(store, site, building="B1", at=dt.datetime(2024, 7, 1))
     by = {d.installation: d for d in report.detectors}
     assert set(by) == {"U1-smoke", "U2-smoke", "U2-smoke-hall"}
@@ -376,7 +379,7 @@ def test_smoke_report_lists_every_fault(store: SQLiteStore, site: SiteRegistry) 
 # --- rendering --------------------------------------------------------------------------------------------
 
 
-def test_render_formats(store: SQLiteStore, site: SiteRegistry) -> None:
+def test_render_formats(store: StoreReader, site: SiteRegistry) -> None:
     report = billing_report(store, site, building="B1", period=PERIOD, heating_costs=10_000.0)
     table = render(report, "table")
     for number in ("6375.00", "3625.00", "600.00", "360.00", "0.62"):

@@ -21,6 +21,7 @@ from minolcore.store import (
     UplinkRow,
     content_key,
 )
+from minolcore.store._reader import StoreReader
 
 
 def sample_batch(offset: int = 0) -> StoreBatch:
@@ -77,9 +78,9 @@ def sample_batch(offset: int = 0) -> StoreBatch:
 def test_write_is_idempotent(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "m.sqlite")
     store.write(sample_batch())
-    first = store.dump()
+    first = StoreReader(store).dump()
     store.write(sample_batch())
-    assert store.dump() == first
+    assert StoreReader(store).dump() == first
     assert store.counts() == {
         "devices": 1,
         "uplinks": 1,
@@ -103,9 +104,9 @@ def test_readings_filters(tmp_path: Path) -> None:
     with SQLiteStore(":memory:") as store:
         for offset in range(5):
             store.write(sample_batch(offset))
-        rows = store.readings(unit_id="U1", since="2026-01-02", until="2026-01-04T23:59")
+        rows = StoreReader(store).readings(unit_id="U1", since="2026-01-02", until="2026-01-04T23:59")
         assert [row.value for row in rows] == [1235.0, 1236.0, 1237.0]
-        assert store.readings(unit_id="U2") == []
+        assert StoreReader(store).readings(unit_id="U2") == []
 
 
 def test_failed_batch_leaves_nothing(tmp_path: Path) -> None:
@@ -131,7 +132,19 @@ def test_order_of_batches_does_not_matter(order: list[int]) -> None:
     shuffled = SQLiteStore(":memory:")
     for offset in order:
         shuffled.write(sample_batch(offset))
-    assert shuffled.dump() == reference.dump()
+    assert StoreReader(shuffled).dump() == StoreReader(reference).dump()
+    assert shuffled.digest() == reference.digest()
+
+
+def test_digest_tells_stores_apart_without_showing_rows(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "a.sqlite") as one, SQLiteStore(tmp_path / "b.sqlite") as two:
+        one.write(sample_batch(1))
+        two.write(sample_batch(1))
+        assert one.digest() == two.digest()
+        two.write(sample_batch(2))
+        differs = {table for table in one.digest() if one.digest()[table] != two.digest()[table]}
+        assert differs == {"uplinks", "receptions", "readings"}
+        assert all(len(value) == 64 and "1234" not in value for value in two.digest().values())
 
 
 def test_content_key_is_stable() -> None:

@@ -1,6 +1,9 @@
-"""Reports over the store: heating-cost billing, monthly consumption information, smoke detector inspection.
+"""How the reports are computed: heating-cost billing, monthly consumption information, smoke
+detector inspection. Internal: only :class:`minolcore.access.AccessLayer` calls these functions,
+with a view of the store already narrowed to what its reader may see; the result types and
+:func:`render` are public in :mod:`minolcore.reports`.
 
-Each report reads :class:`~minolcore.store.SQLiteStore` rows, places them with the
+Each report reads store rows (through a :class:`ReportStore`), places them with the
 :class:`~minolcore.site.SiteRegistry`, and carries a ``rules`` field naming every rule it
 applied, so a reader can check the figures against the regulation. The reports never invent
 a rule: where data is missing a figure is ``None`` with a ``reason``.
@@ -70,7 +73,7 @@ Row: TypeAlias = dict[str, Cell]
 
 
 class ReportStore(Protocol):
-    """What the reports read from a store (:class:`~minolcore.store.SQLiteStore` has it all)."""
+    """What the reports read from a store: the access layer's filtered view of it."""
 
     def readings(
         self,

@@ -4,7 +4,9 @@
   pipeline into DIR/minolcore.sqlite and show what happened and each unit's monthly
   consumption;
 - ``minolcore ingest FILE... --site SITE.toml --keys KEYS --db DB``: real gateway logs;
-- ``minolcore report billing|monthly|smoke --db DB``: the applications' reports;
+- ``minolcore report billing|monthly|smoke --db DB``: the applications' reports, each read
+  through the access layer as operator staff and audited (audit key: see
+  :mod:`minolcore.access.keyfile`);
 - ``minolcore decode``: decrypt and decode telegrams;
 - ``minolcore scan FILE...``: validate wireless M-Bus frames (hex, one per line).
 """
@@ -14,9 +16,10 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime as dt
+import getpass
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -28,8 +31,7 @@ from minolcore.wmbus.link import decode_id, decode_manufacturer, device_type_nam
 from minolcore.wmbus.scan import Flag, ScanResult, scan_frames
 
 if TYPE_CHECKING:
-    from minolcore.site import SiteRegistry
-    from minolcore.store import SQLiteStore
+    from minolcore.access import AccessLayer, Principal
 
 __all__ = ["main"]
 
@@ -193,22 +195,40 @@ def _parse_period(text: str | None) -> tuple[dt.date, dt.date] | None:
         raise InputError(f"--period must be YYYY or YYYY-MM-DD:YYYY-MM-DD, got {text!r}") from None
 
 
+# The staff role each report is read under: the narrowest role whose job needs the purpose.
+REPORT_STAFF_ROLES = {"billing": "billing", "monthly": "billing", "smoke": "technician"}
+
+
+def operator_id(environ: Mapping[str, str] | None = None) -> str:
+    """Who runs the command, for the audit trail: ``MINOLCORE_OPERATOR``, else the login name."""
+    env = os.environ if environ is None else environ
+    named = env.get("MINOLCORE_OPERATOR")
+    if named:
+        return named
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "operator"
+
+
 def report_text(
     kind: str,
-    store: SQLiteStore,
-    site: SiteRegistry,
+    layer: AccessLayer,
+    operator: Principal,
     *,
+    latest_reading: str | None,
     building: str | None,
     unit: str | None,
     period: tuple[dt.date, dt.date] | None,
     fmt: str,
 ) -> str:
-    """One report rendered as text. Without a period: billing takes the last complete billing
-    year of the data, monthly the twelve months up to the newest reading, smoke its time."""
+    """One report rendered as text, read through ``layer`` as ``operator`` (an audited access).
+    Without a period: billing takes the last complete billing year of the data (newest reading
+    time ``latest_reading``, ISO), monthly the twelve months up to it, smoke its time."""
     from minolcore import reports  # noqa: PLC0415
 
-    latest_text = store.latest_reading_time()
-    latest = dt.date.today() if latest_text is None else dt.date.fromisoformat(latest_text[:10])
+    site = layer.site
+    latest = dt.date.today() if latest_reading is None else dt.date.fromisoformat(latest_reading[:10])
     buildings = [b.id for b in site.buildings()]
     if building is None and unit is None:
         if len(buildings) != 1:
@@ -223,28 +243,33 @@ def report_text(
         if period is None:
             year = latest.year if due(latest.year) <= latest else latest.year - 1
             period = (due(year - 1), due(year))
-        report = reports.billing_report(store, site, building=building, period=period)
+        report = layer.billing_report(operator, building=building, period=period)
     elif kind == "monthly":
         if period is None:
             first = dt.date(latest.year - 1, latest.month, 1) + dt.timedelta(days=31)
             period = (first.replace(day=1), latest)
-        report = reports.monthly_report(store, site, unit=unit, building=building, months=period)
+        if building is None:
+            assert unit is not None
+            building = site.unit(unit).building
+        report = layer.monthly_report(operator, building=building, unit=unit, months=period)
     else:
         if building is None:
             raise ConfigError("the smoke detector report needs --building")
         at = None if period is None else dt.datetime.combine(period[1], dt.time(23, 59))
-        if at is None and latest_text is not None:
-            at = dt.datetime.fromisoformat(latest_text)
-        report = reports.smoke_report(store, site, building=building, at=at)
+        if at is None and latest_reading is not None:
+            at = dt.datetime.fromisoformat(latest_reading)
+        report = layer.smoke_report(operator, building=building, at=at)
     return reports.render(report, fmt)  # type: ignore[arg-type]
 
 
 def _run_report(args: argparse.Namespace, out: TextIO) -> int:
+    from minolcore.access import AccessLayer, Principal, Role, audit_key_for  # noqa: PLC0415
     from minolcore.site import SiteRegistry  # noqa: PLC0415
     from minolcore.store import SQLiteStore  # noqa: PLC0415
 
     if not os.path.isfile(args.db):
         raise ConfigError("no such database", args.db)
+    audit_key = audit_key_for(args.db)
     store = SQLiteStore(args.db)
     try:
         if args.site:
@@ -254,15 +279,21 @@ def _run_report(args: argparse.Namespace, out: TextIO) -> int:
             if text is None:
                 raise ConfigError("the database holds no site; give --site", args.db)
             site = SiteRegistry.from_toml_text(text, source=f"{args.db} (stored site)")
-        text = report_text(
-            args.kind,
-            store,
-            site,
-            building=args.building,
-            unit=args.unit,
-            period=_parse_period(args.period),
-            fmt=args.format,
-        )
+        layer = AccessLayer(store, site, audit_key=audit_key)
+        operator = Principal(id=operator_id(), role=Role.OPERATOR, staff_role=REPORT_STAFF_ROLES[args.kind])
+        try:
+            text = report_text(
+                args.kind,
+                layer,
+                operator,
+                latest_reading=store.latest_reading_time(),
+                building=args.building,
+                unit=args.unit,
+                period=_parse_period(args.period),
+                fmt=args.format,
+            )
+        finally:
+            layer.close()
     finally:
         store.close()
     out.write(text if text.endswith("\n") else text + "\n")

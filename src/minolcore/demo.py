@@ -10,12 +10,14 @@ the real commands (``minolcore ingest`` and ``minolcore report``).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from pathlib import Path
 from typing import TextIO
 
+from minolcore.access import AUDIT_KEY_ENV, AUDIT_KEY_FILE_ENV, AccessLayer, Principal, Role, audit_key_for
 from minolcore.pipeline import Pipeline, PipelineStats
-from minolcore.reports import MonthlyReport, monthly_report
+from minolcore.reports import MonthlyReport
 from minolcore.simulator import simulate, write_collector_log
 from minolcore.store import SQLiteStore
 
@@ -94,15 +96,29 @@ def run_demo(out_dir: Path, *, days: int = 365, units: int = 6, seed: int = 1, o
     expected = dict(sorted(simulation.truth.rejections.items()))
     verdict = "as injected" if expected == stats.rejected else f"injected: {expected}"
     print(f"rejections per reason {verdict}", file=out)
-    report = monthly_report(store, simulation.site, building=building, months=(DEMO_START, last_day))
+    from minolcore.cli import operator_id  # noqa: PLC0415
+
+    # The table is an audited read like any other: a billing clerk's monthly information.
+    layer = AccessLayer(store, simulation.site, audit_key=audit_key_for(database))
+    clerk = Principal(id=operator_id(), role=Role.OPERATOR, staff_role="billing")
+    try:
+        report = layer.monthly_report(clerk, building=building, months=(DEMO_START, last_day))
+    finally:
+        layer.close()
     print(
         "\nMonthly consumption per unit (EED / HeizkostenV § 6a; full report: minolcore report monthly):",
         file=out,
     )
     print_monthly(report, out)
     store.close()
+    key_file = (
+        ""
+        if os.environ.get(AUDIT_KEY_ENV) or os.environ.get(AUDIT_KEY_FILE_ENV)
+        else (" minolcore.sqlite.audit-key (the audit log's key),")
+    )
     print(
-        f"\nWritten to {out_dir}/: minolcore.sqlite, site.toml, keys.toml (simulated keys), traffic.jsonl.\n"
+        f"\nWritten to {out_dir}/: minolcore.sqlite,{key_file} site.toml, keys.toml (simulated keys), "
+        "traffic.jsonl.\n"
         f"Next: minolcore report billing --db {database}   |   minolcore report smoke --db {database}\n"
         f"      minolcore ingest {log_file} --site {site_file} --keys {keys_file} --db other.sqlite",
         file=out,

@@ -5,6 +5,7 @@ from minolcore.access.accounts import Accounts
 from minolcore.access.audit import AuditLog, AuditProblem, AuditRecord, AuditReport, verify_records
 from minolcore.access.grants import DEVICE_CLASSES, GrantRegistry
 from minolcore.access.guard import AccessLayer, Actor, Cover, ReadingView, StatusView
+from minolcore.access.keyfile import AUDIT_KEY_ENV, AUDIT_KEY_FILE_ENV, audit_key_for, audit_key_path
 from minolcore.access.model import (
     OPERATOR_PURPOSES,
     AuthenticationError,
@@ -25,6 +26,8 @@ from minolcore.access.retention import ErasureResult, RetentionPolicy, apply_ret
 from minolcore.access.tokens import BearerToken, TokenClaims, TokenService
 
 __all__ = [
+    "AUDIT_KEY_ENV",
+    "AUDIT_KEY_FILE_ENV",
     "DEVICE_CLASSES",
     "OPERATOR_PURPOSES",
     "POLICIES",
@@ -58,6 +61,8 @@ __all__ = [
     "TokenError",
     "TokenService",
     "apply_retention",
+    "audit_key_for",
+    "audit_key_path",
     "device_class",
     "erase_person",
     "verify_records",

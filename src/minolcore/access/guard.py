@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from minolcore import reports as _reports
+from minolcore import _reports
 from minolcore._model import Record
 from minolcore.access.audit import AuditLog, AuditValue
 from minolcore.access.db import connect
@@ -38,6 +38,7 @@ from minolcore.access.tokens import BearerToken, TokenService
 from minolcore.keys import MasterKey, rotate
 from minolcore.site import Installation, LoRaWANAddress, SiteRegistry, WMBusAddress
 from minolcore.store import SQLiteStore
+from minolcore.store._reader import StoreReader
 from minolcore.store.base import DeviceRow, ReadingRow, StatusEventRow
 
 __all__ = ["AccessLayer", "Actor", "Cover", "ReadingView", "StatusView"]
@@ -171,6 +172,7 @@ class AccessLayer:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._reader = StoreReader(store)
         self._site = site
         self._clock = clock
         self._db = connect(store.path)
@@ -206,8 +208,8 @@ class AccessLayer:
         """The site registry used to place devices and tenancies."""
         return self._site
 
-    def connection(self) -> sqlite3.Connection:
-        """The layer's own database connection (for the retention module)."""
+    def _connection(self) -> sqlite3.Connection:
+        # Raw SQL reaches every reading: only the retention module (same package) uses it.
         return self._db
 
     def now(self) -> float:
@@ -409,7 +411,7 @@ class AccessLayer:
         with only the purpose's fields; ``since``/``until`` are ISO local times (inclusive).
         Raises :class:`NoGrantError` or :class:`TokenError` (both audited)."""
         decision = self._authorize("read_readings", actor, purpose, building, unit)
-        rows = self._store.readings(
+        rows = self._reader.readings(
             building_id=building, unit_id=unit, quantity=quantity, since=since, until=until
         )
         views = self._filter_readings(rows, decision, POLICIES[purpose])
@@ -481,7 +483,7 @@ class AccessLayer:
                 building_id=building,
                 unit_id=placed,
             )
-            for e, placed in self._allowed_events(self._store.status_events(), decision, policy, unit)
+            for e, placed in self._allowed_events(self._reader.status_events(), decision, policy, unit)
         ]
         self._log("read_status", decision.principal, purpose, building, unit, decision, None, len(views))
         return views
@@ -528,7 +530,7 @@ class AccessLayer:
         heating_costs: float | None = None,
         consumption_share: float | None = None,
     ) -> _reports.BillingReport:
-        """:func:`minolcore.reports.billing_report` over due-date values only, for a principal with
+        """The heating-cost billing over due-date values only, for a principal with
         a billing grant for the whole building (costs in one currency, share in percent)."""
         decision = self._authorize("report_billing", actor, Purpose.BILLING, building, None)
         self._whole(decision, "report_billing", Purpose.BILLING, building, None)
@@ -546,7 +548,7 @@ class AccessLayer:
     def monthly_report(
         self, actor: Actor, *, building: str, unit: str | None = None, months: tuple[dt.date, dt.date]
     ) -> _reports.MonthlyReport:
-        """:func:`minolcore.reports.monthly_report` (HeizkostenV § 6a) over the month-end values the
+        """The monthly consumption information (HeizkostenV § 6a) over the month-end values the
         principal may see; a tenant's report holds only their tenancy (other months: None)."""
         decision = self._authorize("report_monthly", actor, Purpose.CONSUMPTION_INFO, building, unit)
         self._whole(decision, "report_monthly", Purpose.CONSUMPTION_INFO, building, unit)
@@ -565,7 +567,7 @@ class AccessLayer:
     def smoke_report(
         self, actor: Actor, *, building: str, at: dt.datetime | None = None
     ) -> _reports.SmokeReport:
-        """:func:`minolcore.reports.smoke_report` (DIN 14676-1) seeing smoke detectors only."""
+        """The smoke detector inspection report (DIN 14676-1), seeing smoke detectors only."""
         decision = self._authorize("report_smoke", actor, Purpose.SMOKE_INSPECTION, building, None)
         self._whole(decision, "report_smoke", Purpose.SMOKE_INSPECTION, building, None)
         report = _reports.smoke_report(
@@ -633,7 +635,7 @@ class _GuardedStore:
         since: str | None = None,
         until: str | None = None,
     ) -> list[ReadingRow]:
-        rows = self._layer._store.readings(
+        rows = self._layer._reader.readings(
             device_uid=device_uid,
             building_id=building_id,
             unit_id=unit_id,
@@ -652,5 +654,5 @@ class _GuardedStore:
     def status_events(self, device_uid: str | None = None) -> list[StatusEventRow]:
         if not self._policy.status_fields:
             return []
-        events = self._layer._store.status_events(device_uid)
+        events = self._layer._reader.status_events(device_uid)
         return [e for e, _ in self._layer._allowed_events(events, self._decision, self._policy, None)]

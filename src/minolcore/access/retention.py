@@ -68,7 +68,7 @@ def apply_retention(layer: AccessLayer, actor: Principal, policy: RetentionPolic
     """Delete readings and status events older than their class's period (at the layer's
     clock) and expired billing pseudonym keys; audited. Returns deleted rows per class."""
     _check_operator(layer, actor, "retention")
-    db = layer.connection()
+    db = layer._connection()
     now = layer.now()
     counts = {
         "current": db.execute(
@@ -113,7 +113,7 @@ def erase_person(
     trail. The site registry's tenancy entries are the embedding service's to remove."""
     _check_operator(layer, actor, "erasure")
     retention = policy or RetentionPolicy()
-    db = layer.connection()
+    db = layer._connection()
     now = layer.now()
     keep_until = now + retention.billing_s
     pseudonym = "b-" + secrets.token_hex(8)

@@ -122,22 +122,11 @@ class StoreBatch(Record):
 
 
 class Store(Protocol):
-    """The storage interface of the pipeline (SQLite now; PostgreSQL can follow)."""
+    """The storage interface of the pipeline (SQLite now; PostgreSQL can follow): it writes
+    and counts; reading readings back is the access layer's (:mod:`minolcore.access`)."""
 
     def write(self, batch: StoreBatch) -> None:
         """Write one batch atomically and idempotently."""
-
-    def readings(
-        self,
-        *,
-        device_uid: str | None = None,
-        building_id: str | None = None,
-        unit_id: str | None = None,
-        quantity: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-    ) -> list[ReadingRow]:
-        """Readings matching every given filter, ordered by device and time (ISO bounds)."""
 
     def counts(self) -> dict[str, int]:
         """Rows per table."""

@@ -7,9 +7,9 @@ idempotent and crash-safe: SQLite commits a batch whole or not at all.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 from minolcore.errors import ConfigError
 from minolcore.store.base import (
@@ -78,10 +78,22 @@ _INSERT_STATUS = "INSERT INTO status_events VALUES (?, ?, ?, ?) ON CONFLICT DO N
 _INSERT_REJECTED = "INSERT INTO rejected VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 
 _TABLES = ("devices", "uplinks", "receptions", "readings", "status_events", "rejected")
+_ORDERS = {
+    "devices": "device_uid",
+    "uplinks": "uplink_key",
+    "receptions": "uplink_key, gateway_id, received_at_ms",
+    "readings": "device_uid, reading_time, quantity, storage, tariff, subunit, function",
+    "status_events": "device_uid, event_time, event",
+    "rejected": "gateway_id, received_at_ms, payload_hex",
+}
 
 
 class SQLiteStore:
-    """The pipeline's store in one SQLite file (``":memory:"`` for tests)."""
+    """The pipeline's store in one SQLite file (``":memory:"`` for tests).
+
+    Its public methods write, count and describe; none returns readings or status events.
+    Those are personal data, read only through :class:`minolcore.access.AccessLayer`, which
+    uses the internal reader of :mod:`minolcore.store._reader`."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -128,38 +140,6 @@ class SQLiteStore:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def readings(
-        self,
-        *,
-        device_uid: str | None = None,
-        building_id: str | None = None,
-        unit_id: str | None = None,
-        quantity: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-    ) -> list[ReadingRow]:
-        """Readings matching every given filter, ordered by device and time (ISO bounds, inclusive)."""
-        clauses: list[str] = []
-        params: list[object] = []
-        for column, value in (
-            ("device_uid", device_uid),
-            ("building_id", building_id),
-            ("unit_id", unit_id),
-            ("quantity", quantity),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if since is not None:
-            clauses.append("reading_time >= ?")
-            params.append(since)
-        if until is not None:
-            clauses.append("reading_time <= ?")
-            params.append(until)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        query = f"SELECT * FROM readings {where} ORDER BY device_uid, reading_time, quantity, storage"
-        return [_reading_row(values) for values in self._db.execute(query, params)]
-
     def latest_reading_time(self) -> str | None:
         """The newest reading time (ISO 8601), or None for an empty store."""
         row = self._db.execute("SELECT max(reading_time) FROM readings").fetchone()
@@ -178,16 +158,6 @@ class SQLiteStore:
         )
         return {uid: (first, last, count) for uid, first, last, count in rows}
 
-    def status_events(self, device_uid: str | None = None) -> list[StatusEventRow]:
-        """Status events, optionally of one device, ordered by device and time."""
-        query = "SELECT * FROM status_events"
-        params: tuple[str, ...] = ()
-        if device_uid is not None:
-            query += " WHERE device_uid = ?"
-            params = (device_uid,)
-        rows = self._db.execute(query + " ORDER BY device_uid, event_time, event", params)
-        return [StatusEventRow(device_uid=a, event_time=b, event=c, detail=d) for a, b, c, d in rows]
-
     def rejected(self) -> list[RejectedRow]:
         """Rejected receptions, ordered by time."""
         rows = self._db.execute("SELECT * FROM rejected ORDER BY received_at_ms, gateway_id, payload_hex")
@@ -204,20 +174,17 @@ class SQLiteStore:
         """Rows per table."""
         return {table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in _TABLES}
 
-    def dump(self) -> dict[str, list[tuple[object, ...]]]:
-        """Every row of every table in key order: two stores with equal dumps hold the same data."""
-        orders = {
-            "devices": "device_uid",
-            "uplinks": "uplink_key",
-            "receptions": "uplink_key, gateway_id, received_at_ms",
-            "readings": "device_uid, reading_time, quantity, storage, tariff, subunit, function",
-            "status_events": "device_uid, event_time, event",
-            "rejected": "gateway_id, received_at_ms, payload_hex",
-        }
-        return {
-            table: list(self._db.execute(f"SELECT * FROM {table} ORDER BY {order}"))
-            for table, order in orders.items()
-        }
+    def digest(self) -> dict[str, str]:
+        """A SHA-256 digest (hex) of every table's rows in key order: two stores with equal
+        digests hold the same data, and comparing them shows no reading."""
+        result: dict[str, str] = {}
+        for table, order in _ORDERS.items():
+            digest = hashlib.sha256()
+            for row in self._db.execute(f"SELECT * FROM {table} ORDER BY {order}"):
+                digest.update(repr(row).encode())
+                digest.update(b"\n")
+            result[table] = digest.hexdigest()
+        return result
 
     def close(self) -> None:
         """Close the connection."""
@@ -261,13 +228,6 @@ def _reading_values(row: ReadingRow) -> tuple[object, ...]:
         row.unit_id,
         row.uplink_key,
     )
-
-
-def _reading_row(values: tuple[Any, ...]) -> ReadingRow:
-    names = ReadingRow.__annotations__
-    row = dict(zip(names, values, strict=True))
-    row["valid"] = bool(row["valid"])
-    return ReadingRow(**row)
 
 
 def _status_values(row: StatusEventRow) -> tuple[object, ...]:
