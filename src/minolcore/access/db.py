@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS access_grants (
     id TEXT PRIMARY KEY, principal_id TEXT NOT NULL, building TEXT NOT NULL, unit TEXT,
     device_kinds TEXT NOT NULL, purpose TEXT NOT NULL, basis TEXT NOT NULL,
     valid_from REAL NOT NULL, valid_until REAL, data_from TEXT, data_until TEXT,
-    consent_id TEXT, revoked_at REAL
+    consent_id TEXT, revoked_at REAL, granted_by TEXT
 );
 CREATE INDEX IF NOT EXISTS access_grants_by_principal ON access_grants (principal_id, purpose);
 CREATE TABLE IF NOT EXISTS access_audit (
@@ -56,6 +56,10 @@ def connect(path: str | Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
+        columns = {str(row[1]) for row in db.execute("PRAGMA table_info(access_grants)")}
+        if "granted_by" not in columns:
+            # Databases made before grant authority was recorded: their grants have no creator.
+            db.execute("ALTER TABLE access_grants ADD COLUMN granted_by TEXT")
     except sqlite3.Error as error:
         raise ConfigError(f"cannot open the access tables: {error}", where=text) from None
     return db

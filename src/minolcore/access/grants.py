@@ -1,23 +1,69 @@
-"""Grants and consents in the database, each change written to the audit trail."""
+"""Grants and consents in the database: who may change them, and every decision audited.
+
+Authority (see docs/data-protection.md, "Who may give permissions"):
+
+* Operator staff with staff role ``admin`` or ``data_protection`` may grant and revoke any
+  grant, record a consent the data subject gave in writing (its evidence names the form) and
+  withdraw any consent.
+* An owner or landlord may grant a tenant access to that tenant's own unit only: one unit of a
+  building, to a person the site registry lists as a tenant of that unit, for billing or the
+  monthly consumption information, on the basis of the tenancy contract or the legal duty to
+  inform (HeizkostenV § 6a), and only within a usable grant the owner holds for the same
+  purpose, building (or unit) and device kinds. They may revoke the grants they gave.
+* A person records and withdraws their own consents (directly or through a service acting for
+  them); nobody else's.
+* Everyone else (tenants for grants, other staff roles, auditors, services acting for nobody)
+  is refused.
+
+Every decision, allowed or refused, is appended to the audit trail before the call returns.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
-from minolcore.access.audit import AuditLog
-from minolcore.access.model import Consent, Grant, LegalBasis, Principal, Purpose
-from minolcore.errors import ConfigError
+from minolcore.access.audit import AuditLog, AuditValue
+from minolcore.access.model import (
+    Consent,
+    DenyReason,
+    Grant,
+    LegalBasis,
+    NotAuthorizedError,
+    PolicyDeniedError,
+    Principal,
+    Purpose,
+    Role,
+)
+from minolcore.errors import ConfigError, MinolcoreError
+from minolcore.site import SiteRegistry
 
-__all__ = ["DEVICE_CLASSES", "GrantRegistry"]
+__all__ = ["DEVICE_CLASSES", "GRANTING_STAFF", "OWNER_BASES", "OWNER_PURPOSES", "GrantRegistry"]
 
 DEVICE_CLASSES = frozenset(("heating", "water", "smoke", "pulse", "other"))
 
 _GRANT_COLUMNS = (
     "id, principal_id, building, unit, device_kinds, purpose, basis, valid_from, valid_until, "
-    "data_from, data_until, consent_id, revoked_at"
+    "data_from, data_until, consent_id, revoked_at, granted_by"
 )
+
+# Staff whose job is permissions: administrators and the data-protection office.
+GRANTING_STAFF = frozenset(("admin", "data_protection"))
+# What an owner or landlord may pass on to a tenant about the tenant's own unit: the billing
+# and the monthly information they owe the tenant, under the tenancy or that legal duty.
+OWNER_PURPOSES = frozenset((Purpose.BILLING, Purpose.CONSUMPTION_INFO))
+OWNER_BASES = frozenset((LegalBasis.CONTRACT, LegalBasis.LEGAL_OBLIGATION))
+_PERSONS = (Role.TENANT, Role.OWNER, Role.LANDLORD)
+
+
+def _granting_staff(principal: Principal) -> bool:
+    return principal.role is Role.OPERATOR and principal.staff_role in GRANTING_STAFF
+
+
+def _refuse(detail: str) -> NotAuthorizedError:
+    return NotAuthorizedError(DenyReason.NO_AUTHORITY, detail)
 
 
 def _grant(row: tuple[object, ...]) -> Grant:
@@ -36,47 +82,78 @@ def _grant(row: tuple[object, ...]) -> Grant:
         data_until=None if row[10] is None else str(row[10]),
         consent_id=None if row[11] is None else str(row[11]),
         revoked_at=None if row[12] is None else float(row[12]),  # type: ignore[arg-type]
+        granted_by=None if row[13] is None else str(row[13]),
     )
 
 
 class GrantRegistry:
-    """Grants and consents stored beside the readings. Every change is audited with the
-    acting principal; a revocation takes effect for the next read (reads query the table)."""
+    """Grants and consents stored beside the readings. Each change is checked against the
+    acting principal's authority (module docstring) and audited, allowed or refused; a
+    revocation takes effect for the next read (reads query the table). ``site`` tells an
+    owner's grant whom a unit is rented to; without it only staff may grant."""
 
-    def __init__(self, db: sqlite3.Connection, audit: AuditLog, *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        audit: AuditLog,
+        *,
+        clock: Callable[[], float],
+        site: SiteRegistry | None = None,
+    ) -> None:
         self._db = db
         self._audit = audit
         self._clock = clock
+        self._site = site
 
     def __repr__(self) -> str:
         return "<GrantRegistry>"
 
     def record_consent(self, by: Principal, *, subject: str, purpose: Purpose, evidence: str) -> Consent:
         """Record the explicit consent of person ``subject`` with its ``evidence`` (a reference to
-        the signed form or the portal click, not a copy of personal documents)."""
-        if not evidence.strip():
-            raise ConfigError("a consent needs its evidence", "evidence")
-        consent = Consent(
-            id="c-" + secrets.token_hex(8),
-            subject=subject,
-            purpose=purpose,
-            evidence=evidence,
-            recorded_at=self._clock(),
-        )
-        self._db.execute(
-            "INSERT INTO access_consents VALUES (?, ?, ?, ?, ?, NULL)",
-            (consent.id, subject, purpose.value, evidence, consent.recorded_at),
-        )
-        self._log(by, "consent_recorded", consent=consent.id, subject=subject, purpose=purpose.value)
+        the signed form or the portal click, not a copy of personal documents). ``by`` is the
+        subject (or a service acting for them), or granting staff entering a written consent.
+        Raises :class:`NotAuthorizedError` (audited)."""
+        fields: dict[str, AuditValue] = {"subject": self._audit.ref(subject), "purpose": purpose.value}
+        with self._decision(by, "consent_recorded", fields):
+            effective = self._acting(by)
+            if not _granting_staff(effective) and not (
+                effective.role in _PERSONS and effective.id == subject
+            ):
+                raise _refuse("a consent is recorded by its subject or by data-protection staff")
+            if not evidence.strip():
+                raise ConfigError("a consent needs its evidence", "evidence")
+            consent = Consent(
+                id="c-" + secrets.token_hex(8),
+                subject=subject,
+                purpose=purpose,
+                evidence=evidence,
+                recorded_at=self._clock(),
+            )
+            self._db.execute(
+                "INSERT INTO access_consents VALUES (?, ?, ?, ?, ?, NULL)",
+                (consent.id, subject, purpose.value, evidence, consent.recorded_at),
+            )
+            fields["consent"] = consent.id
         return consent
 
     def withdraw_consent(self, by: Principal, consent_id: str) -> None:
-        """Withdraw a consent: grants based on it stop working for the very next read."""
-        now = self._clock()
-        self._db.execute(
-            "UPDATE access_consents SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, consent_id)
-        )
-        self._log(by, "consent_withdrawn", consent=consent_id)
+        """Withdraw a consent: grants based on it stop working for the very next read. ``by`` is
+        the consent's subject (or a service acting for them) or granting staff."""
+        fields: dict[str, AuditValue] = {"consent": consent_id}
+        with self._decision(by, "consent_withdrawn", fields):
+            effective = self._acting(by)
+            consent = self.consent(consent_id)
+            if consent is not None:
+                fields["subject"] = self._audit.ref(consent.subject)
+            if not _granting_staff(effective):
+                if consent is None or effective.role not in _PERSONS or effective.id != consent.subject:
+                    raise _refuse("only its subject or data-protection staff withdraw a consent")
+            elif consent is None:
+                raise ConfigError("no such consent", "consent_id")
+            self._db.execute(
+                "UPDATE access_consents SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (self._clock(), consent_id),
+            )
 
     def consent(self, consent_id: str) -> Consent | None:
         """The consent ``consent_id`` (withdrawn ones too), or None."""
@@ -114,68 +191,128 @@ class GrantRegistry:
     ) -> Grant:
         """Give ``principal_id`` access to ``building`` (or one ``unit`` of it) for ``purpose`` on
         ``basis``; times in s since the epoch (``valid_from`` default now), data days as local ISO
-        days. A consent-based grant needs an active consent of the same purpose."""
-        kinds = tuple(sorted(set(device_kinds)))
-        unknown = set(kinds) - DEVICE_CLASSES
-        if unknown:
-            raise ConfigError(f"unknown device kinds {sorted(unknown)}", "device_kinds")
-        now = self._clock()
-        if basis is LegalBasis.CONSENT:
-            consent = None if consent_id is None else self.consent(consent_id)
-            if consent is None or not consent.active_at(now) or consent.purpose is not purpose:
-                raise ConfigError(
-                    "a consent-based grant needs an active consent for its purpose", "consent_id"
-                )
-        grant = Grant(
-            id="g-" + secrets.token_hex(8),
-            principal_id=principal_id,
-            building=building,
-            unit=unit,
-            device_kinds=kinds,
-            purpose=purpose,
-            basis=basis,
-            valid_from=now if valid_from is None else valid_from,
-            valid_until=valid_until,
-            data_from=data_from,
-            data_until=data_until,
-            consent_id=consent_id if basis is LegalBasis.CONSENT else None,
-        )
-        self._db.execute(
-            f"INSERT INTO access_grants ({_GRANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-            (
-                grant.id,
-                principal_id,
-                building,
-                unit,
-                ",".join(kinds),
-                purpose.value,
-                basis.value,
-                grant.valid_from,
-                valid_until,
-                data_from,
-                data_until,
-                grant.consent_id,
-            ),
-        )
-        self._log(
-            by,
-            "grant",
-            grant=grant.id,
-            subject=principal_id,
-            building=building,
-            unit=unit,
-            purpose=purpose.value,
-            basis=basis.value,
-        )
+        days. A consent-based grant needs an active consent of the same purpose. ``by`` needs the
+        authority of the module docstring: :class:`NotAuthorizedError` otherwise (audited)."""
+        fields: dict[str, AuditValue] = {
+            "subject": self._audit.ref(principal_id),
+            "building": building,
+            "unit": unit,
+            "purpose": purpose.value,
+            "basis": basis.value,
+        }
+        with self._decision(by, "grant", fields):
+            kinds = tuple(sorted(set(device_kinds)))
+            now = self._clock()
+            effective = self._acting(by)
+            if not _granting_staff(effective):
+                self._check_owner_grant(effective, principal_id, building, unit, purpose, basis, kinds, now)
+            unknown = set(kinds) - DEVICE_CLASSES
+            if unknown:
+                raise ConfigError(f"unknown device kinds {sorted(unknown)}", "device_kinds")
+            if basis is LegalBasis.CONSENT:
+                consent = None if consent_id is None else self.consent(consent_id)
+                if consent is None or not consent.active_at(now) or consent.purpose is not purpose:
+                    raise ConfigError(
+                        "a consent-based grant needs an active consent for its purpose", "consent_id"
+                    )
+            grant = Grant(
+                id="g-" + secrets.token_hex(8),
+                principal_id=principal_id,
+                building=building,
+                unit=unit,
+                device_kinds=kinds,
+                purpose=purpose,
+                basis=basis,
+                valid_from=now if valid_from is None else valid_from,
+                valid_until=valid_until,
+                data_from=data_from,
+                data_until=data_until,
+                consent_id=consent_id if basis is LegalBasis.CONSENT else None,
+                granted_by=self._audit.ref(effective.id),
+            )
+            self._db.execute(
+                f"INSERT INTO access_grants ({_GRANT_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+                (
+                    grant.id,
+                    principal_id,
+                    building,
+                    unit,
+                    ",".join(kinds),
+                    purpose.value,
+                    basis.value,
+                    grant.valid_from,
+                    valid_until,
+                    data_from,
+                    data_until,
+                    grant.consent_id,
+                    grant.granted_by,
+                ),
+            )
+            fields["grant"] = grant.id
         return grant
 
+    def _check_owner_grant(
+        self,
+        owner: Principal,
+        tenant: str,
+        building: str,
+        unit: str | None,
+        purpose: Purpose,
+        basis: LegalBasis,
+        kinds: tuple[str, ...],
+        now: float,
+    ) -> None:
+        if owner.role not in (Role.OWNER, Role.LANDLORD):
+            raise _refuse(f"a {owner.role.value} may not give permissions")
+        if unit is None:
+            raise _refuse("an owner grants a tenant one unit, not a building")
+        if purpose not in OWNER_PURPOSES or basis not in OWNER_BASES:
+            raise _refuse("an owner grants a tenant billing or consumption information under contract or law")
+        if self._site is None:
+            raise _refuse("no site registry to find the unit's tenants")
+        try:
+            in_building = self._site.unit(unit).building == building
+        except ConfigError:
+            in_building = False
+        if not in_building or all(t.tenant != tenant for t in self._site.tenancies(unit)):
+            raise _refuse("an owner grants a tenant access to that tenant's own unit only")
+        # Nobody passes on more than they hold: the owner's own grant must cover the unit.
+        for held in self.of(owner.id, purpose):
+            if (
+                held.building == building
+                and held.unit in (None, unit)
+                and (not held.device_kinds or (kinds and set(kinds) <= set(held.device_kinds)))
+                and held.usable_at(now)
+                and (held.basis is not LegalBasis.CONSENT or self.consent_active(held.consent_id, now))
+            ):
+                return
+        raise _refuse("the owner holds no usable grant covering this unit, purpose and device kinds")
+
     def revoke(self, by: Principal, grant_id: str) -> None:
-        """Revoke a grant at once: the next read no longer sees it."""
-        self._db.execute(
-            "UPDATE access_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-            (self._clock(), grant_id),
-        )
-        self._log(by, "revoke", grant=grant_id)
+        """Revoke a grant at once: the next read no longer sees it. Granting staff revoke any
+        grant; an owner or landlord only those they gave. :class:`NotAuthorizedError` otherwise."""
+        fields: dict[str, AuditValue] = {"grant": grant_id}
+        with self._decision(by, "revoke", fields):
+            effective = self._acting(by)
+            grant = self.get(grant_id)
+            if grant is not None:
+                fields["subject"] = self._audit.ref(grant.principal_id)
+            if not _granting_staff(effective):
+                mine = (
+                    grant is not None
+                    and effective.role in (Role.OWNER, Role.LANDLORD)
+                    and grant.granted_by is not None
+                    and grant.granted_by == self._audit.ref(effective.id)
+                )
+                if not mine:
+                    raise _refuse("only data-protection staff or the owner who gave a grant revoke it")
+            elif grant is None:
+                raise ConfigError("no such grant", "grant_id")
+            self._db.execute(
+                "UPDATE access_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (self._clock(), grant_id),
+            )
 
     def get(self, grant_id: str) -> Grant | None:
         """The grant ``grant_id`` (revoked ones too), or None."""
@@ -206,13 +343,37 @@ class GrantRegistry:
         ).fetchone()
         return row is not None and row[0] <= now and (row[1] is None or now < row[1])
 
-    def _log(self, by: Principal, action: str, **fields: str | None) -> None:
-        entry: dict[str, str | None] = {
+    def _acting(self, by: Principal) -> Principal:
+        effective = by.effective()
+        if effective is None:
+            raise NotAuthorizedError(DenyReason.NO_PRINCIPAL, "a service must act for a principal")
+        return effective
+
+    @contextlib.contextmanager
+    def _decision(self, by: Principal, action: str, fields: dict[str, AuditValue]) -> Iterator[None]:
+        """Audit the change made in the block: allowed if it completes, else refused with the
+        reason (``invalid_request`` for a malformed one). ``fields`` may grow inside the block."""
+        try:
+            yield
+        except PolicyDeniedError as error:
+            self._log(by, action, fields, error.code.value)
+            raise
+        except MinolcoreError:
+            self._log(by, action, fields, "invalid_request")
+            raise
+        self._log(by, action, fields, None)
+
+    def _log(self, by: Principal, action: str, fields: dict[str, AuditValue], reason: str | None) -> None:
+        effective = by.effective()
+        entry: dict[str, AuditValue] = {
             "action": action,
             "actor": self._audit.ref(by.id),
             "role": by.role.value,
-            "decision": "allow",
+            "for": None if effective is None or effective is by else self._audit.ref(effective.id),
+            "staff_role": by.staff_role,
+            "decision": "allow" if reason is None else "deny",
+            **fields,
         }
-        for name, value in fields.items():
-            entry[name] = self._audit.ref(value) if name == "subject" else value
+        if reason is not None:
+            entry["reason"] = reason
         self._audit.append(entry)

@@ -177,7 +177,7 @@ class AccessLayer:
         self._clock = clock
         self._db = connect(store.path)
         self.audit = AuditLog(self._db, audit_key, clock=clock)
-        self.grants = GrantRegistry(self._db, self.audit, clock=clock)
+        self.grants = GrantRegistry(self._db, self.audit, clock=clock, site=site)
         self.tokens = (
             None
             if token_key is None

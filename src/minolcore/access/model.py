@@ -20,6 +20,7 @@ __all__ = [
     "LegalBasis",
     "LockedOutError",
     "NoGrantError",
+    "NotAuthorizedError",
     "PolicyDeniedError",
     "Principal",
     "Purpose",
@@ -93,7 +94,8 @@ class Grant(Record):
     ``unit`` None covers the whole building; ``device_kinds`` empty covers every kind (else
     "heating", "water", "smoke", "pulse", "other"). ``valid_from``/``valid_until`` (s since the
     epoch) bound when it may be used, ``data_from``/``data_until`` (local ISO days, inclusive)
-    which readings it covers. A consent-based grant names its consent.
+    which readings it covers. A consent-based grant names its consent. ``granted_by`` is the
+    audit-trail reference (pseudonym) of whoever created it, so an owner can revoke what they gave.
     """
 
     id: str
@@ -109,6 +111,7 @@ class Grant(Record):
     data_until: str | None = None
     consent_id: str | None = None
     revoked_at: float | None = None
+    granted_by: str | None = None
 
     def usable_at(self, now: float) -> bool:
         """Whether the grant may be used at ``now`` (s since the epoch), ignoring its consent."""
@@ -151,6 +154,7 @@ class DenyReason(StrEnum):
     TOKEN_SCOPE = "token_scope"
     BAD_CREDENTIALS = "bad_credentials"
     LOCKED_OUT = "locked_out"
+    NO_AUTHORITY = "no_authority"
 
 
 class PolicyDeniedError(AccessDeniedError):
@@ -164,6 +168,10 @@ class PolicyDeniedError(AccessDeniedError):
 
 class NoGrantError(PolicyDeniedError):
     """No valid grant covers the principal, purpose and scope asked for."""
+
+
+class NotAuthorizedError(PolicyDeniedError):
+    """A grant, revocation or consent change the acting principal may not make."""
 
 
 class TokenError(PolicyDeniedError):
