@@ -8,14 +8,19 @@ import datetime as dt
 import functools
 import random
 from collections.abc import Sequence
+from typing import Any
 
+import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minolcore import pipeline as pipeline_module
 from minolcore.devices import ProfileRegistry
 from minolcore.devices.profiles import GenericProfile
 from minolcore.pipeline import Pipeline, PipelineStats, StoredUplink
-from minolcore.reception import Reception
+from minolcore.pipeline_fast import scan_uplink_frames
+from minolcore.reception import Radio, Reception
 from minolcore.simulator import Simulation, simulate
 from minolcore.store import SQLiteStore
 
@@ -100,3 +105,56 @@ def test_a_callback_gets_models_on_either_call() -> None:
     result = pipeline.feed(simulation.receptions, models=False)
     assert seen and len(seen) == len(result.uplinks)
     assert all(uplink.model is not None for uplink in seen if not uplink.errors)
+
+
+def _spy_fast_modes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Records the security mode of every telegram the columnar path reads itself."""
+    modes: list[int] = []
+    original = pipeline_module.fast_records
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        out, dependent = original(*args, **kwargs)
+        scanned = args[0]
+        for mode, item in zip(scanned.info["security_mode"].tolist(), out, strict=True):
+            if item is not None:
+                modes.append(mode)
+        return out, dependent
+
+    monkeypatch.setattr(pipeline_module, "fast_records", spy)
+    return modes
+
+
+def test_mode7_telegrams_take_the_columnar_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    simulation = building(14, 7, 2)
+    objects = run(simulation, simulation.receptions, models=True, batch_size=500)
+    modes = _spy_fast_modes(monkeypatch)
+    columns = run(simulation, simulation.receptions, models=False, batch_size=500)
+    assert columns == objects
+    assert 7 in modes and 5 in modes
+
+
+def _mode7(reception: Reception) -> bool:
+    scanned = scan_uplink_frames([reception.payload])
+    return bool(scanned.info["status"][0] == 0 and scanned.info["security_mode"][0] == 7)
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 1_000), position=st.integers(1, 40), every=st.integers(1, 4))
+def test_tampered_mode7_telegrams_store_the_same_rows(seed: int, position: int, every: int) -> None:
+    # A flipped byte (MAC, ciphertext or header) makes the fast path hand the telegram to
+    # the object path, which reports it: both paths still store the same rows.
+    simulation = building(14, seed % 5, 2)
+    receptions: list[Reception] = []
+    tampered = 0
+    for reception in simulation.receptions:
+        if reception.radio is Radio.WMBUS and _mode7(reception):
+            tampered += 1
+            if tampered % every == 0:
+                payload = bytearray(reception.payload)
+                payload[-min(position, len(payload) - 1)] ^= 0x5A
+                reception = msgspec.structs.replace(reception, payload=bytes(payload))
+        receptions.append(reception)
+    assert tampered
+    objects = run(simulation, receptions, models=True, batch_size=300)
+    columns = run(simulation, receptions, models=False, batch_size=300)
+    assert columns == objects

@@ -280,7 +280,7 @@ class Pipeline:
         devices = [self._fast_device(u) for u in wmbus]
         eligible = np.fromiter((d[2] is not None for d in devices), dtype=np.bool_, count=len(wmbus))
         fast, dependent = fast_records(
-            scanned, keys, eligible, [u.received_at for u in wmbus], self.signatures
+            scanned, keys, eligible, [u.received_at for u in wmbus], self.signatures, [u.frame for u in wmbus]
         )
         telegrams = self._slow_telegrams(wmbus, fast, dependent.tolist())
         for i, uplink in enumerate(wmbus):

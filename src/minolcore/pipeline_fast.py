@@ -39,11 +39,12 @@ from minolcore.readings import READING_QUANTITIES, iso_minute
 from minolcore.store.base import ReadingRow
 from minolcore.wmbus.columns import Mode5Status, decrypt_mode5_columns
 from minolcore.wmbus.compact import FormatSignatureCache
-from minolcore.wmbus.frame import FrameStatus
+from minolcore.wmbus.frame import FrameStatus, parse_frame
 from minolcore.wmbus.headers import COMPACT_CIS
 from minolcore.wmbus.record_batch import RecordFlag, WalkStatus, _header, _value, walk
 from minolcore.wmbus.records import decode_records
 from minolcore.wmbus.scan import Flag, ScanResult, pack_frames, scan
+from minolcore.wmbus.security import STATUS_DECRYPTED, unseal
 from minolcore.wmbus.vif import CODING_REAL
 
 __all__ = [
@@ -68,6 +69,9 @@ _MEMOISABLE: Final = (
 )
 _FAST_FLAGS: Final = (int(Flag.TPL), int(Flag.TPL | Flag.LONG_TPL))
 _FAST_TPL_CIS: Final = (0x7A, 0x72)
+_FAST_MODE7_FLAGS: Final = tuple(
+    int(Flag.AFL | Flag.TPL | extra) for extra in (0, Flag.MCR, Flag.LONG_TPL, Flag.MCR | Flag.LONG_TPL)
+)
 _TIME_QUANTITIES: Final = frozenset(("date", "datetime"))
 _NEUTRAL: Final = frozenset(("standard_conform_data_content", "forward_flow", "value_at_base_conditions"))
 _SPECIAL: Final = int(RecordFlag.MANUFACTURER_DATA | RecordFlag.GLOBAL_READOUT)
@@ -153,14 +157,16 @@ def fast_records(
     eligible: np.ndarray[Any, np.dtype[np.bool_]],
     received_at: Sequence[float],
     signatures: FormatSignatureCache,
+    frames: Sequence[bytes] | None = None,
 ) -> tuple[list[FastRecords | None], np.ndarray[Any, np.dtype[np.bool_]]]:
     """(per telegram its :class:`FastRecords` or None for the object path, which telegrams
     depend on the format-signature cache as it stands before them).
 
     ``eligible``: telegrams whose device the fast path may map (see
-    :func:`memoisable_profile`); ``received_at``: first reception time per telegram in s.
-    The layouts of the telegrams read here are not learnt: :func:`learn_layout` does that
-    in batch order.
+    :func:`memoisable_profile`); ``received_at``: first reception time per telegram in s;
+    ``frames``: the frames as received, which lets mode-7 telegrams (AFL, plain TPL
+    header) take the fast path too. The layouts of the telegrams read here are not learnt:
+    :func:`learn_layout` does that in batch order.
     """
     info = scanned.info
     count = len(info)
@@ -180,27 +186,44 @@ def fast_records(
         & np.isin(tpl_ci, _FAST_TPL_CIS)
     )
     index = np.flatnonzero(chosen)
-    if not len(index):
-        return out, dependent
-    starts = decrypted.apl_offset[index]
-    lengths = decrypted.apl_length[index]
-    walked = walk(decrypted.plain, starts, lengths.astype(np.int32))
     plain = decrypted.plain.tobytes()
+    apls = [
+        plain[start : start + length]
+        for start, length in zip(
+            decrypted.apl_offset[index].tolist(), decrypted.apl_length[index].tolist(), strict=True
+        )
+    ]
+    positions = index.tolist()
+    sts_column = scanned.output[info["out_offset"][index] + info["apl_offset"][index] - 3].tolist()
+    if frames is not None:
+        mode7 = (
+            eligible
+            & (info["status"] == FrameStatus.OK)
+            & (info["security_mode"] == 7)
+            & np.isin(info["flags"], _FAST_MODE7_FLAGS)
+            & np.isin(tpl_ci, _FAST_TPL_CIS)
+        )
+        for row in np.flatnonzero(mode7).tolist():
+            found = _unseal_mode7(frames[row], keys[row])
+            if found is not None:
+                positions.append(row)
+                apls.append(found[0])
+                sts_column.append(found[1])
+    if not positions:
+        return out, dependent
+    walked = walk(*pack_frames(apls))
     statuses = walked.info["status"].tolist()
     walked_signatures = walked.info["signature"].tolist()
     counts = walked.info["record_count"].tolist()
     firsts = walked.info["first_record"].tolist()
-    sts_column = scanned.output[info["out_offset"][index] + info["apl_offset"][index] - 3].tolist()
     columns = [walked.rows[name].tolist() for name in _ROW_COLUMNS]
     rows = list(zip(*columns, strict=True)) if columns[0] else []
-    for position, row in enumerate(index.tolist()):
+    for position, row in enumerate(positions):
         if statuses[position] != WalkStatus.OK:
             continue
-        start = int(starts[position])
-        apl = plain[start : start + int(lengths[position])]
         first = firsts[position]
         out[row] = _read(
-            apl,
+            apls[position],
             rows[first : first + counts[position]],
             received_at[row],
             sts_column[position],
@@ -209,14 +232,84 @@ def fast_records(
     return out, dependent
 
 
+def _unseal_mode7(raw: bytes, key: Any) -> tuple[bytes, int] | None:
+    """(application layer, TPL status) of a mode-7 telegram the object path decrypts with
+    the same calls (parse, key derivation, MAC check, CBC), or None when anything fails:
+    the object path then reports it."""
+    if key is None:
+        return None
+    try:
+        unsealed = unseal(parse_frame(raw, crc="absent"), key, allow_plaintext=False)
+    except MinolcoreError:
+        return None
+    tpl = unsealed.frame.tpl
+    if unsealed.status != STATUS_DECRYPTED or unsealed.frame.hidden or tpl is None:
+        return None
+    return unsealed.apl, tpl.sts
+
+
+_RECORD_CACHE_LIMIT: Final = 1 << 16
+# Record bytes (DIB, VIB, data) -> (layout entry, header, value, validity, plain main unit):
+# a record's value depends on its bytes only, and meters repeat most of them (due dates,
+# unchanged totals), so each distinct record is read once.
+_records: dict[bytes, tuple[str, Any, Any, bool, bool]] = {}
+_MINUTE_CACHE_LIMIT: Final = 1 << 14
+_minutes: dict[str, str] = {}
+
+
+def _record(
+    key: bytes,
+    apl: bytes,
+    offset: int,
+    data_offset: int,
+    size: int,
+    dib_length: int,
+    coding: int,
+    flags: int,
+    value: int,
+    real: float,
+    storage: int,
+    tariff: int,
+    subunit: int,
+    fn: int,
+) -> tuple[str, Any, Any, bool, bool]:
+    header = _header(apl[offset:data_offset], dib_length, storage, tariff, subunit, fn)
+    number = real if coding == CODING_REAL else value
+    decoded, valid = _value(
+        header, coding, apl[data_offset : data_offset + size], bool(flags & _NUMBER), number
+    )
+    plain_main = (
+        storage == 0
+        and tariff == 0
+        and subunit == 0
+        and header[12] == "instantaneous"
+        and all(name in _NEUTRAL for name in header[6])
+    )
+    entry = (header[0] + header[1], header, decoded, valid, plain_main)
+    if len(_records) >= _RECORD_CACHE_LIMIT:
+        _records.clear()
+    _records[key] = entry
+    return entry
+
+
+def _cached_minute(text: str) -> str:
+    found = _minutes.get(text)
+    if found is None:
+        if len(_minutes) >= _MINUTE_CACHE_LIMIT:
+            _minutes.clear()
+        found = _minutes[text] = minute(text)
+    return found
+
+
 def _read(
     apl: bytes, rows: list[tuple[Any, ...]], received_at: float, sts: int, signature: int
 ) -> FastRecords:
     """The reading rows and status inputs of one application layer, as the object path
     derives them from its record objects (readings.reading_rows, profiles._reading_time,
     profiles.standard_status and the EI Electronics head)."""
-    records: list[tuple[Any, ...]] = []
+    records: list[tuple[str, Any, Any, bool, bool]] = []
     layout: list[str] = []
+    cache = _records
     for (
         _,
         offset,
@@ -236,43 +329,52 @@ def _read(
             # Manufacturer data and global readout: no value, no date, no status.
             layout.append(f"{apl[offset]:02X}")
             continue
-        header = _header(apl[offset:data_offset], dib_length, storage, tariff, subunit, fn)
-        layout.append(header[0] + header[1])
-        number = real if coding == CODING_REAL else value
-        decoded, valid = _value(
-            header, coding, apl[data_offset : data_offset + size], bool(flags & _NUMBER), number
-        )
-        records.append((header, decoded, valid))
+        key = apl[offset : data_offset + size]
+        entry = cache.get(key)
+        if entry is None:
+            entry = _record(
+                key,
+                apl,
+                offset,
+                data_offset,
+                size,
+                dib_length,
+                coding,
+                flags,
+                value,
+                real,
+                storage,
+                tariff,
+                subunit,
+                fn,
+            )
+        layout.append(entry[0])
+        records.append(entry)
     now: str | None = None
     dates: dict[tuple[int, int, int], str] = {}
-    datetime_rec: tuple[Any, ...] | None = None
-    date_rec: tuple[Any, ...] | None = None
+    # The value of the first plain main-unit date-time and date record (found or not).
+    datetime_rec: Any = None
+    datetime_found = False
+    date_rec: Any = None
+    date_found = False
     error_flags: int | None = None
     error_found = False
     head: int | None = None
-    for record in records:
-        header, decoded, valid = record
+    for _, header, decoded, valid, plain_main in records:
         quantity = header[2]
-        storage, tariff, subunit, function = header[9], header[10], header[11], header[12]
-        plain_main = (
-            storage == 0
-            and tariff == 0
-            and subunit == 0
-            and function == "instantaneous"
-            and all(name in _NEUTRAL for name in header[6])
-        )
         if quantity in _TIME_QUANTITIES:
+            storage, tariff, subunit = header[9], header[10], header[11]
             if valid and isinstance(decoded, str):
                 stamp = _stamp(decoded)
-                if now is None and storage == 0 and function == "instantaneous":
+                if now is None and storage == 0 and header[12] == "instantaneous":
                     now = stamp
                 dates.setdefault((storage, tariff, subunit), stamp)
                 dates.setdefault((storage, -1, -1), stamp)
             if plain_main:
-                if quantity == "datetime" and datetime_rec is None:
-                    datetime_rec = record
-                elif quantity == "date" and date_rec is None:
-                    date_rec = record
+                if quantity == "datetime" and not datetime_found:
+                    datetime_rec, datetime_found = decoded, True
+                elif quantity == "date" and not date_found:
+                    date_rec, date_found = decoded, True
         elif quantity == "error_flags":
             if plain_main and not error_found:
                 error_found = True
@@ -282,15 +384,15 @@ def _read(
             quantity == "manufacturer_specific"
             and head is None
             and header[1] == "FF2C"
-            and subunit == 1
-            and storage == 0
+            and header[11] == 1
+            and header[9] == 0
             and isinstance(decoded, int)
             and not isinstance(decoded, bool)
         ):
             head = decoded
     current = iso_minute(received_at) if now is None else now
     readings: list[tuple[Any, ...]] = []
-    for header, decoded, valid in records:
+    for _, header, decoded, valid, _ in records:
         quantity = header[2]
         if quantity not in READING_QUANTITIES:
             continue
@@ -320,10 +422,10 @@ def _read(
                 valid,
             )
         )
-    if datetime_rec is not None and isinstance(datetime_rec[1], str):
-        event_time = minute(datetime_rec[1])
-    elif date_rec is not None and isinstance(date_rec[1], str):
-        event_time = minute(date_rec[1])
+    if isinstance(datetime_rec, str):
+        event_time = _cached_minute(datetime_rec)
+    elif isinstance(date_rec, str):
+        event_time = _cached_minute(date_rec)
     else:
         event_time = iso_minute(received_at)
     return FastRecords(readings, event_time, sts, (sts, error_flags, head), apl, tuple(layout), signature)
