@@ -249,12 +249,16 @@ def _unseal_mode7(raw: bytes, key: Any) -> tuple[bytes, int] | None:
 
 
 _RECORD_CACHE_LIMIT: Final = 1 << 16
-# Record bytes (DIB, VIB, data) -> (layout entry, header, value, validity, plain main unit):
-# a record's value depends on its bytes only, and meters repeat most of them (due dates,
-# unchanged totals), so each distinct record is read once.
-_records: dict[bytes, tuple[str, Any, Any, bool, bool]] = {}
-_MINUTE_CACHE_LIMIT: Final = 1 << 14
-_minutes: dict[str, str] = {}
+# What a record contributes to the status inputs of its telegram (see _record).
+_OTHER: Final = 0
+_TIME: Final = 1
+_ERROR: Final = 2
+_HEAD: Final = 3
+_Entry = tuple[str, int, tuple[Any, ...], tuple[Any, ...] | None]
+# Record bytes (DIB, VIB, data) -> what _read needs of the record: a record's value depends
+# on its bytes only, and meters repeat most of them (due dates, unchanged totals), so each
+# distinct record is read once.
+_records: dict[bytes, _Entry] = {}
 
 
 def _record(
@@ -272,33 +276,71 @@ def _record(
     tariff: int,
     subunit: int,
     fn: int,
-) -> tuple[str, Any, Any, bool, bool]:
+) -> _Entry:
+    """(layout entry, status kind, status data, reading) of one record. The status data
+    of a date is (quantity, storage, tariff, subunit, current-time candidate, plain main
+    unit, value or None); of error flags (plain main unit, value or None); of the EI head
+    its value. The reading is (storage, tariff, subunit, the reading row without its time)
+    or None."""
     header = _header(apl[offset:data_offset], dib_length, storage, tariff, subunit, fn)
     number = real if coding == CODING_REAL else value
     decoded, valid = _value(
         header, coding, apl[data_offset : data_offset + size], bool(flags & _NUMBER), number
     )
+    quantity, storage, tariff, subunit, function = header[2], header[9], header[10], header[11], header[12]
     plain_main = (
         storage == 0
         and tariff == 0
         and subunit == 0
-        and header[12] == "instantaneous"
+        and function == "instantaneous"
         and all(name in _NEUTRAL for name in header[6])
     )
-    entry = (header[0] + header[1], header, decoded, valid, plain_main)
+    integer = isinstance(decoded, int) and not isinstance(decoded, bool)
+    kind: int = _OTHER
+    data: tuple[Any, ...] = ()
+    if quantity in _TIME_QUANTITIES:
+        stamp = _stamp(decoded) if valid and isinstance(decoded, str) else None
+        current = storage == 0 and function == "instantaneous"
+        kind, data = _TIME, (quantity, storage, tariff, subunit, current, plain_main, decoded, stamp)
+    elif quantity == "error_flags":
+        kind, data = _ERROR, (plain_main, decoded if integer else None)
+    elif (
+        quantity == "manufacturer_specific"
+        and header[1] == "FF2C"
+        and subunit == 1
+        and storage == 0
+        and integer
+    ):
+        kind, data = _HEAD, (decoded,)
+    reading = None
+    if quantity in READING_QUANTITIES and (
+        (isinstance(decoded, int | float) and not isinstance(decoded, bool))
+        or (decoded is None and not valid)
+    ):
+        row = (
+            quantity,
+            storage,
+            tariff,
+            subunit,
+            function,
+            float(decoded) if isinstance(decoded, int | float) else None,
+            header[3],
+            valid,
+        )
+        reading = (storage, tariff, subunit, row)
+    entry = (header[0] + header[1], kind, data, reading)
     if len(_records) >= _RECORD_CACHE_LIMIT:
         _records.clear()
     _records[key] = entry
     return entry
 
 
-def _cached_minute(text: str) -> str:
-    found = _minutes.get(text)
-    if found is None:
-        if len(_minutes) >= _MINUTE_CACHE_LIMIT:
-            _minutes.clear()
-        found = _minutes[text] = minute(text)
-    return found
+def _minute_of(text: str) -> str:
+    # Date-time records read as "YYYY-MM-DDTHH:MM" already, which minute() leaves as it is
+    # (a valid naive time formats back to the same text, an invalid one is returned).
+    if len(text) == 16 and text[10] == "T" and text[4] == "-" and text[0] != "0" and text.isascii():
+        return text
+    return minute(text)
 
 
 def _read(
@@ -307,7 +349,7 @@ def _read(
     """The reading rows and status inputs of one application layer, as the object path
     derives them from its record objects (readings.reading_rows, profiles._reading_time,
     profiles.standard_status and the EI Electronics head)."""
-    records: list[tuple[str, Any, Any, bool, bool]] = []
+    entries: list[_Entry] = []
     layout: list[str] = []
     cache = _records
     for (
@@ -329,11 +371,10 @@ def _read(
             # Manufacturer data and global readout: no value, no date, no status.
             layout.append(f"{apl[offset]:02X}")
             continue
-        key = apl[offset : data_offset + size]
-        entry = cache.get(key)
+        entry = cache.get(apl[offset : data_offset + size])
         if entry is None:
             entry = _record(
-                key,
+                apl[offset : data_offset + size],
                 apl,
                 offset,
                 data_offset,
@@ -349,7 +390,7 @@ def _read(
                 fn,
             )
         layout.append(entry[0])
-        records.append(entry)
+        entries.append(entry)
     now: str | None = None
     dates: dict[tuple[int, int, int], str] = {}
     # The value of the first plain main-unit date-time and date record (found or not).
@@ -360,13 +401,13 @@ def _read(
     error_flags: int | None = None
     error_found = False
     head: int | None = None
-    for _, header, decoded, valid, plain_main in records:
-        quantity = header[2]
-        if quantity in _TIME_QUANTITIES:
-            storage, tariff, subunit = header[9], header[10], header[11]
-            if valid and isinstance(decoded, str):
-                stamp = _stamp(decoded)
-                if now is None and storage == 0 and header[12] == "instantaneous":
+    for _, kind, data, _ in entries:
+        if kind == _OTHER:
+            continue
+        if kind == _TIME:
+            quantity, storage, tariff, subunit, current, plain_main, decoded, stamp = data
+            if stamp is not None:
+                if now is None and current:
                     now = stamp
                 dates.setdefault((storage, tariff, subunit), stamp)
                 dates.setdefault((storage, -1, -1), stamp)
@@ -375,57 +416,30 @@ def _read(
                     datetime_rec, datetime_found = decoded, True
                 elif quantity == "date" and not date_found:
                     date_rec, date_found = decoded, True
-        elif quantity == "error_flags":
-            if plain_main and not error_found:
+        elif kind == _ERROR:
+            if data[0] and not error_found:
                 error_found = True
-                if isinstance(decoded, int) and not isinstance(decoded, bool):
-                    error_flags = decoded
-        elif (
-            quantity == "manufacturer_specific"
-            and head is None
-            and header[1] == "FF2C"
-            and header[11] == 1
-            and header[9] == 0
-            and isinstance(decoded, int)
-            and not isinstance(decoded, bool)
-        ):
-            head = decoded
-    current = iso_minute(received_at) if now is None else now
+                error_flags = data[1]
+        elif head is None:
+            head = data[0]
+    current_time = iso_minute(received_at) if now is None else now
     readings: list[tuple[Any, ...]] = []
-    for _, header, decoded, valid, _ in records:
-        quantity = header[2]
-        if quantity not in READING_QUANTITIES:
+    for _, _, _, reading in entries:
+        if reading is None:
             continue
-        if not (
-            (isinstance(decoded, int | float) and not isinstance(decoded, bool))
-            or (decoded is None and not valid)
-        ):
-            continue
-        storage = header[9]
+        storage, tariff, subunit, row = reading
         if storage == 0:
-            stamp = current
+            stamp = current_time
         else:
-            found = dates.get((storage, header[10], header[11])) or dates.get((storage, -1, -1))
+            found = dates.get((storage, tariff, subunit)) or dates.get((storage, -1, -1))
             if found is None:
                 continue
             stamp = found
-        readings.append(
-            (
-                stamp,
-                quantity,
-                storage,
-                header[10],
-                header[11],
-                header[12],
-                float(decoded) if isinstance(decoded, int | float) else None,
-                header[3],
-                valid,
-            )
-        )
+        readings.append((stamp, *row))
     if isinstance(datetime_rec, str):
-        event_time = _cached_minute(datetime_rec)
+        event_time = _minute_of(datetime_rec)
     elif isinstance(date_rec, str):
-        event_time = _cached_minute(date_rec)
+        event_time = _minute_of(date_rec)
     else:
         event_time = iso_minute(received_at)
     return FastRecords(readings, event_time, sts, (sts, error_flags, head), apl, tuple(layout), signature)
