@@ -152,3 +152,81 @@ def test_content_key_is_stable() -> None:
     assert content_key("a", b"x") != content_key("b", b"x")
     assert len(content_key("a", b"x")) == 32
     assert sqlite3.sqlite_version_info >= (3, 24)  # upserts need 3.24
+
+
+_small = st.integers(0, 2)
+
+
+@st.composite
+def repeating_batch(draw: st.DrawFn) -> StoreBatch:
+    """Rows whose keys repeat within the batch, with differing non-key columns."""
+    uids = [f"wmbus:QDS:0000000{i}:01:08" for i in range(2)]
+    devices = [
+        DeviceRow(
+            device_uid=uids[draw(st.integers(0, 1))],
+            radio="wmbus",
+            manufacturer="QDS",
+            meter_id=f"{draw(_small)}",
+            version=draw(_small),
+            device_type=8,
+            kind=draw(st.sampled_from(["generic", "water_meter", "heat_meter"])),
+        )
+        for _ in range(draw(st.integers(0, 6)))
+    ]
+    readings = [
+        ReadingRow(
+            device_uid=uids[draw(st.integers(0, 1))],
+            reading_time=f"2025-10-0{draw(st.integers(1, 2))}T00:00",
+            quantity="volume",
+            storage=draw(_small),
+            tariff=0,
+            subunit=0,
+            function="instantaneous",
+            value=draw(st.one_of(st.none(), st.floats(0, 10))),
+            unit="m3",
+            valid=draw(st.booleans()),
+            building_id=draw(st.sampled_from([None, "B1"])),
+            unit_id=None,
+            uplink_key=f"{draw(st.integers(0, 5)):02x}",
+        )
+        for _ in range(draw(st.integers(0, 12)))
+    ]
+    receptions = [
+        ReceptionRow(
+            uplink_key=f"{draw(_small):02x}",
+            gateway_id="GW-1",
+            received_at_ms=draw(_small),
+            rssi=draw(st.floats(-100, -50)),
+        )
+        for _ in range(draw(st.integers(0, 6)))
+    ]
+    uplinks = [
+        UplinkRow(
+            uplink_key=f"{draw(_small):02x}", device_uid=uids[0], size=draw(_small), security_status="ok"
+        )
+        for _ in range(draw(st.integers(0, 4)))
+    ]
+    events = [
+        StatusEventRow(
+            device_uid=uids[0], event_time="2025-10-01T00:00", event="leak", detail=f"{draw(_small)}"
+        )
+        for _ in range(draw(st.integers(0, 4)))
+    ]
+    return StoreBatch(
+        devices=devices, uplinks=uplinks, receptions=receptions, readings=readings, status_events=events
+    )
+
+
+@given(first=repeating_batch(), second=repeating_batch())
+def test_a_batch_stores_what_its_rows_store_one_by_one(first: StoreBatch, second: StoreBatch) -> None:
+    # The store merges rows repeated within a batch before SQLite sees them: the result
+    # must be that of the statements applied row by row.
+    whole, single = SQLiteStore(":memory:"), SQLiteStore(":memory:")
+    for batch in (first, second):
+        whole.write(batch)
+        for name in ("devices", "uplinks", "receptions", "readings", "status_events"):
+            for row in getattr(batch, name):
+                single.write(StoreBatch(**{name: [row]}))
+    assert whole.digest() == single.digest()
+    whole.close()
+    single.close()

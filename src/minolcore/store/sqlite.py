@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from minolcore.errors import ConfigError
 from minolcore.store.base import (
@@ -121,11 +123,13 @@ class SQLiteStore:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(_INSERT_DEVICE, [_device_values(row) for row in batch.devices])
-            db.executemany(_INSERT_UPLINK, [_uplink_values(row) for row in batch.uplinks])
-            db.executemany(_INSERT_RECEPTION, [_reception_values(row) for row in batch.receptions])
-            db.executemany(_INSERT_READING, [_reading_values(row) for row in batch.readings])
-            db.executemany(_INSERT_STATUS, [_status_values(row) for row in batch.status_events])
+            # Rows repeated within the batch are merged first as the statements would merge
+            # them (most readings and devices repeat): SQLite sees each key once.
+            db.executemany(_INSERT_DEVICE, _merged_devices(batch.devices))
+            db.executemany(_INSERT_UPLINK, _first_of(map(_uplink_values, batch.uplinks), 1))
+            db.executemany(_INSERT_RECEPTION, _first_of(map(_reception_values, batch.receptions), 3))
+            db.executemany(_INSERT_READING, _merged_readings(batch.readings))
+            db.executemany(_INSERT_STATUS, _first_of(map(_status_values, batch.status_events), 3))
             db.executemany(_INSERT_REJECTED, [_rejected_values(row) for row in batch.rejected])
         except BaseException:
             db.execute("ROLLBACK")
@@ -202,6 +206,58 @@ class SQLiteStore:
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {self.path}>"
+
+
+def _first_of(rows: Iterable[tuple[object, ...]], width: int) -> list[tuple[object, ...]]:
+    """The first row per key (the first ``width`` values), in key order: what ``ON CONFLICT
+    DO NOTHING`` keeps of rows inserted in the given order."""
+    first: dict[tuple[object, ...], tuple[object, ...]] = {}
+    for values in rows:
+        first.setdefault(values[:width], values)
+    return [first[key] for key in sorted(first)]
+
+
+def _merged_devices(rows: Iterable[DeviceRow]) -> list[tuple[object, ...]]:
+    """One row per device as the upsert leaves it: the first row, whose kind a later row
+    replaces while it is still 'generic'."""
+    merged: dict[str, tuple[object, ...]] = {}
+    for row in rows:
+        held = merged.get(row.device_uid)
+        if held is None:
+            merged[row.device_uid] = _device_values(row)
+        elif held[6] == "generic":
+            merged[row.device_uid] = (*held[:6], row.kind)
+    return [merged[key] for key in sorted(merged)]
+
+
+def _merged_readings(rows: Iterable[ReadingRow]) -> list[tuple[object, ...]]:
+    """One row per reading key as the upsert leaves it: the first row, with the smallest
+    uplink key of them all (SQLite's min() on text compares as Python's on str does)."""
+    merged: dict[tuple[object, ...], tuple[Any, ...]] = {}
+    for row in rows:
+        key = (
+            row.device_uid,
+            row.reading_time,
+            row.quantity,
+            row.storage,
+            row.tariff,
+            row.subunit,
+            row.function,
+        )
+        held = merged.get(key)
+        if held is None:
+            merged[key] = (
+                *key,
+                row.value,
+                row.unit,
+                int(row.valid),
+                row.building_id,
+                row.unit_id,
+                row.uplink_key,
+            )
+        elif row.uplink_key < held[12]:
+            merged[key] = (*held[:12], row.uplink_key)
+    return [merged[key] for key in sorted(merged)]
 
 
 def _device_values(row: DeviceRow) -> tuple[object, ...]:
