@@ -193,7 +193,8 @@ class AccessMachine(RuleBasedStateMachine):
     @precondition(lambda self: any(self.consents.values()))
     @rule(data=st.data())
     def withdraw(self, data: st.DataObject) -> None:
-        consent_id = data.draw(st.sampled_from(sorted(c for c, active in self.consents.items() if active)))
+        # Creation order, not id order: ids are random, and Hypothesis must replay the same choice.
+        consent_id = data.draw(st.sampled_from([c for c, active in self.consents.items() if active]))
         self.layer.grants.withdraw_consent(ADMIN, consent_id)
         self.consents[consent_id] = False
 
@@ -222,9 +223,11 @@ class AccessMachine(RuleBasedStateMachine):
     ) -> None:
         consent_id = None
         if basis is LegalBasis.CONSENT:
-            active = sorted(
-                c for c, ok in self.consents.items() if ok and self.layer.grants.consent(c).purpose is purpose
-            )  # type: ignore[union-attr]
+            active = [
+                c
+                for c, ok in self.consents.items()
+                if ok and self.layer.grants.consent(c).purpose is purpose  # type: ignore[union-attr]
+            ]
             if not active:
                 return
             consent_id = data.draw(st.sampled_from(active))
@@ -233,7 +236,7 @@ class AccessMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.grants))
     @rule(data=st.data())
     def revoke(self, data: st.DataObject) -> None:
-        grant_id = data.draw(st.sampled_from(sorted(self.grants)))
+        grant_id = data.draw(st.sampled_from(list(self.grants)))
         self.layer.grants.revoke(ADMIN, grant_id)
         self.grants[grant_id]["revoked"] = True
 
