@@ -569,3 +569,18 @@ def test_batch_mode5_equals_plain_cbc(batch_items: list[tuple[bytes, bytes, byte
 def test_batch_rejects_partial_blocks() -> None:
     with pytest.raises(InputError):
         Mode5Batch().add(as_key(KEY), bytes(16), bytes(15))
+
+
+def test_ciphertext_beyond_l_never_grows_the_frame_past_255() -> None:
+    # L = 255 and a long TPL: the 15 announced blocks end 7 bytes past the largest frame an
+    # L-field can describe. The bytes are there (beyond L), but no frame can hold them.
+    key = bytes(range(16))
+    address = Address(manufacturer_code=0x1593, id_value=0x12345678, version=1, device_type=7)
+    tpl = bytes.fromhex("72785634129315010701" + "00F005")  # ACC 1, STS 0, CF 0x05F0: mode 5, 15 blocks
+    plain = b"\x2f\x2f" + bytes.fromhex("041301000000") * 39 + b"\x2f" * 4
+    cipher = Cipher(algorithms.AES(key), modes.CBC(mode5_iv(address, 1))).encryptor().update(plain)
+    data = bytes((255,)) + bytes.fromhex("449315785634120107") + tpl + cipher
+    frame = parse_frame(data, crc="absent")
+    assert len(frame.data) == 256 and len(frame.trailing) == 7
+    with pytest.raises(HeaderTruncatedError):
+        unseal(frame, key)

@@ -102,6 +102,7 @@ _CC_CLEARED_FOR_IV = ~(0x10 | 0x02) & 0xFF  # H (hop) and R (repeated access) ma
 _SN_ENCRYPTION_CTR = 1
 _ELL_SN_CIS = (0x8D, 0x8F)
 _ZERO_IV = bytes(BLOCK)
+_MAX_CANONICAL = 256  # L = 255 and the 255 bytes it counts
 
 
 # --- keys ------------------------------------------------------------------------------------
@@ -219,11 +220,14 @@ def _security_address(frame: Frame) -> Address:
 
 
 def _encrypted_span(frame: Frame) -> tuple[int, int, bytes]:
-    """(start, N x 16, bytes available from start including the bytes beyond L)."""
+    """(start, N x 16, bytes available from start including the bytes beyond L).
+
+    Bytes beyond L count only as far as a frame can reach (L = 255): the plaintext frame
+    that takes them in must still have an L-field."""
     tpl = frame.tpl
     blocks = 0 if tpl is None else tpl.encrypted_blocks
     start = frame.payload_offset
-    available = frame.data[start:] + frame.trailing
+    available = (frame.data[start:] + frame.trailing)[: _MAX_CANONICAL - start]
     return start, blocks * BLOCK, available
 
 
