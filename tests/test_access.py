@@ -509,3 +509,21 @@ def test_master_key_rotation_without_downtime(layer: AccessLayer, tmp_path: Path
     for index in range(20):
         assert bytes(range(index, index + 16)).hex() not in exported.lower()
     assert old.reveal().hex() not in repr(layer.audit.records()) and "reveal" not in repr(old)
+
+
+def test_refused_tokens_at_the_audit_trail_and_key_rotation_are_audited(
+    layer: AccessLayer, tmp_path: Path
+) -> None:
+    old, new = MasterKey.generate(), MasterKey.generate()
+    calls = (
+        ("read_audit", lambda: layer.audit_entries(BearerToken("garbage"))),
+        ("key_rotation", lambda: layer.rotate_master_key(BearerToken("garbage"), tmp_path / "k", old, new)),
+    )
+    for action, call in calls:
+        before = len(layer.audit.records())
+        with pytest.raises(TokenError):
+            call()
+        assert len(layer.audit.records()) == before + 1
+        entry = last_entry(layer)
+        assert entry["action"] == action and entry["decision"] == "deny"
+        assert entry["reason"] == DenyReason.TOKEN_INVALID.value

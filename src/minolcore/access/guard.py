@@ -377,6 +377,15 @@ class AccessLayer:
             self._log(action, principal, purpose, building, unit, None, error)
             raise
 
+    def _audited_principal(self, action: str, actor: Actor) -> Principal:
+        """The principal behind ``actor``; a refused token is audited before it is raised."""
+        try:
+            principal, _ = self._principal(actor)
+        except PolicyDeniedError as error:
+            self._log(action, None, None, None, None, None, error)
+            raise
+        return principal
+
     # --- device placement ------------------------------------------------------------------------------
 
     def _devices(self) -> _DeviceIndex:
@@ -585,7 +594,7 @@ class AccessLayer:
 
     def audit_entries(self, actor: Actor) -> list[dict[str, AuditValue]]:
         """The decoded audit trail, for auditors and operator data-protection or admin staff."""
-        principal, _ = self._principal(actor)
+        principal = self._audited_principal("read_audit", actor)
         effective = principal.effective()
         allowed = effective is not None and (
             effective.role is Role.AUDITOR
@@ -602,7 +611,7 @@ class AccessLayer:
     def rotate_master_key(self, actor: Actor, path: str | Path, old: MasterKey, new: MasterKey) -> int:
         """Re-seal the key store at ``path`` under ``new`` (see :func:`minolcore.keys.rotate`) as
         operator admin staff; audited with the number of device keys. Returns that number."""
-        principal, _ = self._principal(actor)
+        principal = self._audited_principal("key_rotation", actor)
         effective = principal.effective()
         if effective is None or effective.role is not Role.OPERATOR or effective.staff_role != "admin":
             error = NoGrantError(DenyReason.PURPOSE_NOT_ALLOWED, "only operator admins rotate keys")
