@@ -255,6 +255,8 @@ BAD_FILES = [
     pytest.param(BASE + '[[tenancies]]\nunit = "U1"\ntenant = "A"\nstart = 2020-01-01T08:00:00\n',
                  "tenancies[0].start", "must be a date", id="tenancy-datetime"),
     pytest.param('timezone = "Mars/Olympus"\n' + BASE, "timezone", "unknown time zone", id="timezone"),
+    pytest.param('timezone = "Europe"\n' + BASE, "timezone", "unknown time zone", id="timezone-directory"),
+    pytest.param(f'timezone = "{"x" * 300}"\n' + BASE, "timezone", "unknown time zone", id="timezone-long"),
     pytest.param(BASE + "area = = 3\n", "<site>", "not valid TOML", id="toml-syntax"),
     pytest.param("units = 3\n", "units", "array of tables", id="units-not-list"),
     pytest.param("buildings = [1]\n", "buildings[0]", "must be a table", id="building-not-table"),

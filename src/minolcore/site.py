@@ -1149,7 +1149,8 @@ def _zone(name: str, where: str) -> dt.tzinfo:
         return _UTC
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a name that is a directory of the zone database ("Europe") or too long a path.
         raise ConfigError(f"unknown time zone {name!r} (an IANA name such as Europe/Berlin)", where) from None
 
 
