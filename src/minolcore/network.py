@@ -108,6 +108,7 @@ class Outcome(enum.IntEnum):
 
 _N_OUTCOMES = len(Outcome)
 _FIRST_REJECT = int(Outcome.UNKNOWN_GATEWAY)
+_METER_CACHE_LIMIT = 1 << 16
 _REASON_OF: dict[int, RejectReason] = {
     int(Outcome.UNKNOWN_GATEWAY): RejectReason.UNKNOWN_GATEWAY,
     int(Outcome.UNKNOWN_DEVICE): RejectReason.UNKNOWN_DEVICE,
@@ -319,6 +320,8 @@ class NetworkServer:
         if wmbus_window_ms < 0 or lorawan_window_ms < 0:
             raise ConfigError("dedupe windows must be >= 0 ms")
         self._key = key
+        # device key -> (device name, address) of the meters seen.
+        self._meters: dict[int, tuple[str, Address]] = {}
         self._gateway_ids: list[str] = []
         self._gateway_index: dict[str, int] = {}
         for gateway in gateways:
@@ -627,13 +630,24 @@ class NetworkServer:
             rows = np.array(wmbus_rows, dtype=np.int64)
             outcome[rows] = columns.outcome
             uplink_ids[rows] = columns.uplink_id
-            message_counter = columns.scan.message_counter
-            flags = columns.scan.flags
-            for j in np.flatnonzero(columns.outcome == Outcome.OPENED).tolist():
+            opened = np.flatnonzero(columns.outcome == Outcome.OPENED)
+            info = columns.scan.info[opened]
+            output = columns.scan.output.tobytes()
+            mcr = int(Flag.MCR)
+            # Whole columns as Python lists: indexing numpy scalars per uplink costs more.
+            for j, start, length, flag, counter, key in zip(
+                opened.tolist(),
+                info["out_offset"].tolist(),
+                info["out_length"].tolist(),
+                info["flags"].tolist(),
+                info["message_counter"].tolist(),
+                columns.device_key[opened].tolist(),
+                strict=True,
+            ):
                 row = wmbus_rows[j]
-                frames[row] = columns.scan.frame(j)
-                counters[row] = int(message_counter[j]) if flags[j] & Flag.MCR else None
-                devices[row] = int(columns.device_key[j])
+                frames[row] = output[start : start + length]
+                counters[row] = counter if flag & mcr else None
+                devices[row] = key
         if lorawan_rows:
             selected = [receptions[i] for i in lorawan_rows]
             gw = np.array([self._gateway_index.get(r.gateway_id, -1) for r in selected], dtype=np.int64)
@@ -664,11 +678,17 @@ class NetworkServer:
         rejected: list[RejectedReception] = []
         openers: list[int] = []
         unknown: list[str] = []
-        for i, (code, uid) in enumerate(zip(outcome.tolist(), uplink_ids.tolist(), strict=True)):
-            reception = receptions[i]
+        # Plain ints: an IntEnum member lookup per reception is a Python-level __getattr__.
+        unknown_gateway, late_code, opened_code = (
+            int(Outcome.UNKNOWN_GATEWAY),
+            int(Outcome.LATE),
+            int(Outcome.OPENED),
+        )
+        uid_list = uplink_ids.tolist()
+        for i, (code, uid, reception) in enumerate(zip(outcome.tolist(), uid_list, receptions, strict=True)):
             if code >= _FIRST_REJECT:
                 rejected.append(RejectedReception(index=i, reason=_REASON_OF[code], reception=reception))
-                if code == Outcome.UNKNOWN_GATEWAY:
+                if code == unknown_gateway:
                     unknown.append(reception.gateway_id)
                 continue
             info = ReceptionInfo(
@@ -678,17 +698,17 @@ class NetworkServer:
                 snr=reception.snr,
                 frequency=reception.frequency,
             )
-            if code == Outcome.LATE:
+            if code == late_code:
                 late.setdefault(uid, []).append(info)
                 late_index.setdefault(uid, []).append(i)
                 continue
             merged.setdefault(uid, []).append(info)
-            if code == Outcome.OPENED:
+            if code == opened_code:
                 openers.append(i)
         self._count_unknown_gateways(unknown)
         uplinks: list[NetworkUplink] = []
         for i in openers:
-            uid = int(uplink_ids[i])
+            uid = uid_list[i]
             infos = tuple(merged[uid])
             first = min(r.received_at for r in infos)
             if i in decoded:
@@ -707,16 +727,22 @@ class NetworkServer:
                 )
             else:
                 key = devices[i]
+                meter = self._meters.get(key)
+                if meter is None:
+                    # Few meters, many uplinks: the name and address are built once per meter.
+                    if len(self._meters) >= _METER_CACHE_LIMIT:
+                        self._meters.clear()
+                    meter = self._meters[key] = (_device_name(key), _address_of(key))
                 uplinks.append(
                     NetworkUplink(
                         uplink_id=uid,
                         radio=Radio.WMBUS,
-                        device=_device_name(key),
+                        device=meter[0],
                         frame=frames[i],
                         received_at=first,
                         receptions=infos,
                         counter=counters[i],
-                        address=_address_of(key),
+                        address=meter[1],
                     )
                 )
         if rejected:

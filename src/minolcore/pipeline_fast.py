@@ -211,20 +211,20 @@ def fast_records(
                 sts_column.append(found[1])
     if not positions:
         return out, dependent
-    walked = walk(*pack_frames(apls))
-    statuses = walked.info["status"].tolist()
+    buffer, apl_offsets, apl_lengths = pack_frames(apls)
+    walked = walk(buffer, apl_offsets, apl_lengths)
+    ok = walked.info["status"] == WalkStatus.OK
     walked_signatures = walked.info["signature"].tolist()
     counts = walked.info["record_count"].tolist()
     firsts = walked.info["first_record"].tolist()
-    columns = [walked.rows[name].tolist() for name in _ROW_COLUMNS]
-    rows = list(zip(*columns, strict=True)) if columns[0] else []
+    entries = _entries(buffer.tobytes(), apl_offsets, walked.rows, ok[walked.rows["telegram"]])
     for position, row in enumerate(positions):
-        if statuses[position] != WalkStatus.OK:
+        if not ok[position]:
             continue
         first = firsts[position]
         out[row] = _read(
             apls[position],
-            rows[first : first + counts[position]],
+            entries[first : first + counts[position]],
             received_at[row],
             sts_column[position],
             walked_signatures[position],
@@ -259,6 +259,8 @@ _Entry = tuple[str, int, tuple[Any, ...], tuple[Any, ...] | None]
 # on its bytes only, and meters repeat most of them (due dates, unchanged totals), so each
 # distinct record is read once.
 _records: dict[bytes, _Entry] = {}
+_UNREAD: Final[_Entry] = ("", _OTHER, (), None)
+_SPECIAL_ENTRIES: Final[tuple[_Entry, ...]] = tuple((f"{dif:02X}", _OTHER, (), None) for dif in range(256))
 
 
 def _record(
@@ -343,54 +345,51 @@ def _minute_of(text: str) -> str:
     return minute(text)
 
 
-def _read(
-    apl: bytes, rows: list[tuple[Any, ...]], received_at: float, sts: int, signature: int
-) -> FastRecords:
+def _entries(
+    data: bytes, apl_offsets: np.ndarray[Any, Any], rows: np.ndarray[Any, Any], wanted: np.ndarray[Any, Any]
+) -> list[_Entry]:
+    """Per walked record its entry (see :func:`_record`); the records of application
+    layers that are not ``wanted`` get a placeholder.
+
+    Looked up for the whole batch at once: one slice and one dict lookup per record, with
+    :func:`_record` only for record bytes not seen before.
+    """
+    base = apl_offsets[rows["telegram"]]
+    starts = base + rows["offset"]
+    ends = base + rows["data_offset"] + rows["data_length"]
+    special = (rows["flags"] & _SPECIAL) != 0
+    cache = _records
+    out: list[_Entry] = [_UNREAD] * len(rows)
+    looked_up = np.flatnonzero(wanted & ~special)
+    keys = [data[a:b] for a, b in zip(starts[looked_up].tolist(), ends[looked_up].tolist(), strict=True)]
+    found = list(map(cache.get, keys))
+    missing = [j for j, entry in enumerate(found) if entry is None]
+    if missing:
+        chosen = looked_up[missing]
+        shifts = base[chosen].tolist()
+        columns = [rows[name][chosen].tolist() for name in _ROW_COLUMNS[1:]]
+        for j, shift, (offset, data_offset, size, *rest) in zip(
+            missing, shifts, zip(*columns, strict=True), strict=True
+        ):
+            key = keys[j]
+            entry = cache.get(key)
+            if entry is None:
+                entry = _record(key, data, offset + shift, data_offset + shift, size, *rest)
+            found[j] = entry
+    for index, entry in zip(looked_up.tolist(), found, strict=True):
+        out[index] = entry  # type: ignore[assignment]  # every None was filled above
+    # Manufacturer data and global readout: no value, no date, no status, only the DIF
+    # in the layout.
+    for index in np.flatnonzero(wanted & special).tolist():
+        out[index] = _SPECIAL_ENTRIES[data[int(starts[index])]]
+    return out
+
+
+def _read(apl: bytes, entries: list[_Entry], received_at: float, sts: int, signature: int) -> FastRecords:
     """The reading rows and status inputs of one application layer, as the object path
     derives them from its record objects (readings.reading_rows, profiles._reading_time,
     profiles.standard_status and the EI Electronics head)."""
-    entries: list[_Entry] = []
-    layout: list[str] = []
-    cache = _records
-    for (
-        _,
-        offset,
-        data_offset,
-        size,
-        dib_length,
-        coding,
-        flags,
-        value,
-        real,
-        storage,
-        tariff,
-        subunit,
-        fn,
-    ) in rows:
-        if flags & _SPECIAL:
-            # Manufacturer data and global readout: no value, no date, no status.
-            layout.append(f"{apl[offset]:02X}")
-            continue
-        entry = cache.get(apl[offset : data_offset + size])
-        if entry is None:
-            entry = _record(
-                apl[offset : data_offset + size],
-                apl,
-                offset,
-                data_offset,
-                size,
-                dib_length,
-                coding,
-                flags,
-                value,
-                real,
-                storage,
-                tariff,
-                subunit,
-                fn,
-            )
-        layout.append(entry[0])
-        entries.append(entry)
+    layout = [entry[0] for entry in entries]
     now: str | None = None
     dates: dict[tuple[int, int, int], str] = {}
     # The value of the first plain main-unit date-time and date record (found or not).

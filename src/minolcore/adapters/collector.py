@@ -151,6 +151,9 @@ def _parse_json(text: str | bytes, default_gateway: str, default_time: float) ->
     if not frame:
         raise CollectorLineError(RejectReason.MISSING_FRAME, "no frame, telegram or hex key with a value")
     payload = _unhex(frame)
+    if not payload:
+        # Whitespace alone ("\r", " ") passes bytes.fromhex as zero bytes: no frame either.
+        raise CollectorLineError(RejectReason.MISSING_FRAME, "the frame holds no hex digits")
     when = line.received_at
     if when is None:
         when = line.time if line.time is not None else line.ts
