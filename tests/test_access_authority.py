@@ -246,6 +246,46 @@ def test_owner_passes_on_no_more_than_they_hold(layer: AccessLayer) -> None:
     refused(layer, "grant", lambda: give(["heating"]))  # a revoked grant is nothing to pass on
 
 
+def test_owner_passes_on_no_longer_and_no_further_back_than_they_hold(layer: AccessLayer) -> None:
+    layer.grants.grant(
+        ADMIN,
+        principal_id="oskar",
+        building="B1",
+        unit="U1",
+        purpose=Purpose.BILLING,
+        basis=LegalBasis.CONTRACT,
+        valid_until=4_000_000_000.0,
+        data_from="2024-01-01",
+        data_until="2024-12-31",
+    )
+    oskar = Principal(id="oskar", role=Role.OWNER)
+
+    def give(**span: object) -> object:
+        return layer.grants.grant(
+            oskar,
+            principal_id="bob",
+            building="B1",
+            unit="U1",
+            purpose=Purpose.BILLING,
+            basis=LegalBasis.CONTRACT,
+            **span,  # type: ignore[arg-type]
+        )
+
+    refused(layer, "grant", lambda: give(data_from="2024-01-01", data_until="2024-12-31"))  # open-ended
+    refused(
+        layer,
+        "grant",
+        lambda: give(valid_until=5_000_000_000.0, data_from="2024-01-01", data_until="2024-12-31"),
+    )  # outlives the owner's grant
+    refused(
+        layer,
+        "grant",
+        lambda: give(valid_until=3_000_000_000.0, data_from="2023-06-01", data_until="2024-12-31"),
+    )  # reaches further back
+    refused(layer, "grant", lambda: give(valid_until=3_000_000_000.0, data_from="2024-01-01"))  # no end day
+    assert give(valid_until=3_000_000_000.0, data_from="2024-03-01", data_until="2024-10-31")
+
+
 def test_owner_revokes_only_what_they_gave(layer: AccessLayer) -> None:
     given_by_owner = layer.grants.grant(
         OWNER,

@@ -205,7 +205,17 @@ class GrantRegistry:
             now = self._clock()
             effective = self._acting(by)
             if not _granting_staff(effective):
-                self._check_owner_grant(effective, principal_id, building, unit, purpose, basis, kinds, now)
+                self._check_owner_grant(
+                    effective,
+                    principal_id,
+                    building,
+                    unit,
+                    purpose,
+                    basis,
+                    kinds,
+                    now,
+                    span=(now if valid_from is None else valid_from, valid_until, data_from, data_until),
+                )
             unknown = set(kinds) - DEVICE_CLASSES
             if unknown:
                 raise ConfigError(f"unknown device kinds {sorted(unknown)}", "device_kinds")
@@ -262,6 +272,8 @@ class GrantRegistry:
         basis: LegalBasis,
         kinds: tuple[str, ...],
         now: float,
+        *,
+        span: tuple[float, float | None, str | None, str | None],
     ) -> None:
         if owner.role not in (Role.OWNER, Role.LANDLORD):
             raise _refuse(f"a {owner.role.value} may not give permissions")
@@ -285,9 +297,12 @@ class GrantRegistry:
                 and (not held.device_kinds or (kinds and set(kinds) <= set(held.device_kinds)))
                 and held.usable_at(now)
                 and (held.basis is not LegalBasis.CONSENT or self.consent_active(held.consent_id, now))
+                and _within(span, held)
             ):
                 return
-        raise _refuse("the owner holds no usable grant covering this unit, purpose and device kinds")
+        raise _refuse(
+            "the owner holds no usable grant covering this unit, purpose, kinds, validity and data days"
+        )
 
     def revoke(self, by: Principal, grant_id: str) -> None:
         """Revoke a grant at once: the next read no longer sees it. Granting staff revoke any
@@ -377,3 +392,16 @@ class GrantRegistry:
         if reason is not None:
             entry["reason"] = reason
         self._audit.append(entry)
+
+
+def _within(span: tuple[float, float | None, str | None, str | None], held: Grant) -> bool:
+    """Whether a grant's validity (s since the epoch) and data days (ISO, inclusive) lie inside
+    ``held``'s: an owner cannot pass on access for longer or to more days than they hold."""
+    valid_from, valid_until, data_from, data_until = span
+    if valid_from < held.valid_from:
+        return False
+    if held.valid_until is not None and (valid_until is None or valid_until > held.valid_until):
+        return False
+    if held.data_from is not None and (data_from is None or data_from < held.data_from):
+        return False
+    return held.data_until is None or (data_until is not None and data_until <= held.data_until)
