@@ -132,6 +132,26 @@ def test_v2_mode7_kdf_mac_and_counter() -> None:
     assert result.apl.hex().upper() == V1_PLAINTEXT
 
 
+def test_mode7_never_decrypts_blocks_beyond_l() -> None:
+    # V2 with its CF claiming a third encrypted block that lies beyond L, and a MAC that is
+    # valid over everything inside L: the third block is not covered by the MAC, so it must
+    # not come out as plaintext (mode 5 may read it; mode 7 refuses).
+    frame = parse_frame(V2_FRAME)
+    data = bytearray(frame.data)
+    cf_low = frame.tpl_offset + 3  # CI, ACC, STS, then CF (LE): low byte holds the block count
+    data[cf_low] = (data[cf_low] & 0x0F) | (3 << 4)
+    edited = parse_frame(bytes(data) + bytes(range(16)), crc="absent")
+    assert edited.afl is not None and edited.afl.mcr is not None and edited.afl.mac is not None
+    _, kmac = derive_mode7_keys(V2_KEY, edited.afl.mcr, edited.id_value)
+    mac = afl_mac(kmac, edited.afl, edited.data[edited.tpl_offset :])
+    mac_at = bytes(data).index(edited.afl.mac)
+    data[mac_at : mac_at + len(mac)] = mac
+    forged = parse_frame(bytes(data) + bytes(range(16)), crc="absent")
+    assert len(forged.trailing) == 16 and forged.tpl is not None and forged.tpl.encrypted_blocks == 3
+    with pytest.raises(HeaderTruncatedError):
+        unseal(forged, V2_KEY)
+
+
 def test_v3_mode7_uses_the_long_header_id() -> None:
     frame = parse_frame(V3_FRAME)
     assert frame.id == "11223344" and frame.meter_address.id == "12345678"

@@ -297,9 +297,12 @@ def _unseal_mode7(frame: Frame, key: OMSKey | None, allow_plaintext: bool) -> Un
         return Unsealed(
             frame=frame, apl=frame.payload, mode=7, status=STATUS_NOT_ENCRYPTED, message_counter=counter
         )
-    if len(available) < size:
-        raise HeaderTruncatedError("mode-7 encrypted blocks", size, len(available))
-    plain = _cbc_decrypt(kenc, _ZERO_IV, available[:size])
+    # Only ciphertext inside L is covered by the MAC: blocks beyond L would come out
+    # unauthenticated, so mode 7 never reads them (unlike mode 5, which has no MAC at all).
+    inside = frame.data[start:]
+    if len(inside) < size:
+        raise HeaderTruncatedError("mode-7 encrypted blocks inside L", size, len(inside))
+    plain = _cbc_decrypt(kenc, _ZERO_IV, inside[:size])
     if plain[:2] != KEY_CHECK:
         raise WrongKeyError("mode 7: the MAC verifies but the plaintext does not start with 2F2F")
     out = _with_plaintext(frame, start, plain, size)
