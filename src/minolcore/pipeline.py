@@ -190,6 +190,7 @@ class Pipeline:
         # (profile, status inputs) the kind and the faults of the model they give.
         self._fast_devices: dict[Address, tuple[str, DeviceIdentity, object | None]] = {}
         self._fast_status: dict[tuple[object, tuple[Any, ...]], tuple[str, tuple[str, ...]]] = {}
+        self._fast_device_rows: dict[tuple[str, str], DeviceRow] = {}
         self._layouts = LayoutLearner(self.signatures)
         self._oms_keys: dict[Address, OMSKey | None] = {}
 
@@ -428,8 +429,10 @@ class Pipeline:
             rows.unassigned += 1
         rows.decoded += 1
         rows.kinds[kind] += 1
-        rows.devices.append(
-            DeviceRow(
+        device_row = self._fast_device_rows.get((device_uid, kind))
+        if device_row is None:
+            # Every uplink repeats its meter's row: built once per meter and kind (frozen).
+            device_row = self._fast_device_rows[(device_uid, kind)] = DeviceRow(
                 device_uid=device_uid,
                 radio="wmbus",
                 manufacturer=identity.manufacturer,
@@ -438,7 +441,7 @@ class Pipeline:
                 device_type=identity.device_type,
                 kind=kind,
             )
-        )
+        rows.devices.append(device_row)
         rows.readings.extend(
             reading_row_objects(
                 item.readings,

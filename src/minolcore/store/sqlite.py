@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,10 +126,10 @@ class SQLiteStore:
             # Rows repeated within the batch are merged first as the statements would merge
             # them (most readings and devices repeat): SQLite sees each key once.
             db.executemany(_INSERT_DEVICE, _merged_devices(batch.devices))
-            db.executemany(_INSERT_UPLINK, _first_of(map(_uplink_values, batch.uplinks), 1))
-            db.executemany(_INSERT_RECEPTION, _first_of(map(_reception_values, batch.receptions), 3))
+            db.executemany(_INSERT_UPLINK, _first_uplinks(batch.uplinks))
+            db.executemany(_INSERT_RECEPTION, _first_receptions(batch.receptions))
             db.executemany(_INSERT_READING, _merged_readings(batch.readings))
-            db.executemany(_INSERT_STATUS, _first_of(map(_status_values, batch.status_events), 3))
+            db.executemany(_INSERT_STATUS, _first_status_events(batch.status_events))
             db.executemany(_INSERT_REJECTED, [_rejected_values(row) for row in batch.rejected])
         except BaseException:
             db.execute("ROLLBACK")
@@ -208,13 +208,24 @@ class SQLiteStore:
         return f"<SQLiteStore {self.path}>"
 
 
-def _first_of(rows: Iterable[tuple[object, ...]], width: int) -> list[tuple[object, ...]]:
-    """The first row per key (the first ``width`` values), in key order: what ``ON CONFLICT
-    DO NOTHING`` keeps of rows inserted in the given order."""
-    first: dict[tuple[object, ...], tuple[object, ...]] = {}
-    for values in rows:
-        first.setdefault(values[:width], values)
-    return [first[key] for key in sorted(first)]
+# What ON CONFLICT DO NOTHING keeps of rows inserted in the given order is the first row
+# per key: a dict filled from the last row to the first ends holding it, and only the kept
+# rows become value tuples. They are inserted in key order.
+
+
+def _first_uplinks(rows: Sequence[UplinkRow]) -> list[tuple[object, ...]]:
+    first = {row.uplink_key: row for row in reversed(rows)}
+    return [_uplink_values(first[key]) for key in sorted(first)]
+
+
+def _first_receptions(rows: Sequence[ReceptionRow]) -> list[tuple[object, ...]]:
+    first = {(row.uplink_key, row.gateway_id, row.received_at_ms): row for row in reversed(rows)}
+    return [_reception_values(first[key]) for key in sorted(first)]
+
+
+def _first_status_events(rows: Sequence[StatusEventRow]) -> list[tuple[object, ...]]:
+    first = {(row.device_uid, row.event_time, row.event): row for row in reversed(rows)}
+    return [_status_values(first[key]) for key in sorted(first)]
 
 
 def _merged_devices(rows: Iterable[DeviceRow]) -> list[tuple[object, ...]]:
