@@ -18,11 +18,16 @@ from minolcore._model import Record
 from minolcore.adapters.collector import RejectedLine, iter_collector_file
 from minolcore.pipeline import Pipeline, PipelineStats
 from minolcore.reception import Reception
-from minolcore.store.base import RejectedRow, StoreBatch
+from minolcore.store.base import RejectedRow, Store, StoreBatch
 
 __all__ = ["IngestSummary", "ingest_files"]
 
 DEFAULT_BATCH = 20_000
+# Rows (receptions and rejected lines) the store gets per transaction. Uplink and reception
+# keys are content hashes, so every transaction rewrites pages all over those tables: fewer,
+# larger transactions write each page fewer times. The pipeline still works in batches of
+# ``batch_size``; only the store's commits are pooled.
+STORE_BATCH = 100_000
 
 
 class IngestSummary(Record):
@@ -33,6 +38,52 @@ class IngestSummary(Record):
     bad_lines: dict[str, int]
     pipeline: PipelineStats
     seconds: float
+
+
+class _PooledStore:
+    """Batches for ``store`` pooled and written as one batch once they hold ``rows`` receptions
+    and rejected lines. Batches written in turn leave what their concatenation written at once
+    leaves (the store merges rows within a batch as its statements would), so the stored result
+    is the same; a crash loses at most the pooled batches, which a new run writes again."""
+
+    def __init__(self, store: Store, rows: int) -> None:
+        self.store = store
+        self.rows = rows
+        self._held: list[StoreBatch] = []
+        self._count = 0
+
+    def write(self, batch: StoreBatch) -> None:
+        self._held.append(batch)
+        self._count += len(batch.receptions) + len(batch.rejected)
+        if self._count >= self.rows:
+            self.flush()
+
+    def flush(self) -> None:
+        held = self._held
+        if not held:
+            return
+        if len(held) == 1:
+            merged = held[0]
+        else:
+            merged = StoreBatch(
+                devices=[row for batch in held for row in batch.devices],
+                uplinks=[row for batch in held for row in batch.uplinks],
+                receptions=[row for batch in held for row in batch.receptions],
+                readings=[row for batch in held for row in batch.readings],
+                status_events=[row for batch in held for row in batch.status_events],
+                rejected=[row for batch in held for row in batch.rejected],
+            )
+        self._held = []
+        self._count = 0
+        self.store.write(merged)
+
+    def counts(self) -> dict[str, int]:
+        self.flush()
+        return self.store.counts()
+
+    def close(self) -> None:
+        self.flush()
+        self.store.close()
 
 
 def _items(paths: Iterable[str | Path]) -> Iterator[tuple[str, Reception | RejectedLine]]:
@@ -64,33 +115,42 @@ def ingest_files(
         if receptions:
             # Ingest needs the stored rows only: the columnar path (models only if a callback wants them).
             pipeline.feed(receptions, models=False)
-        if rejected and pipeline.store is not None:
-            pipeline.store.write(StoreBatch(rejected=rejected))
+        if rejected and pooled is not None:
+            pooled.write(StoreBatch(rejected=rejected.copy()))  # held by the pool: the list is reused
         if progress is not None:
             progress(len(receptions) + len(rejected))
         receptions.clear()
         rejected.clear()
 
-    for source, item in _items(paths):
-        lines += 1
-        if isinstance(item, Reception):
-            receptions.append(item)
-        else:
-            bad[str(item.reason)] += 1
-            raw = item.raw if isinstance(item.raw, str) else item.raw.decode("utf-8", "replace")
-            rejected.append(
-                # Not a reception, so no gateway or time: the file and line stand in for both.
-                RejectedRow(
-                    gateway_id=f"{source}#{item.line_no}",
-                    received_at_ms=0,
-                    reason=f"line_{item.reason}",
-                    payload_hex=raw[:512],
-                    detail=item.detail,
+    store = pipeline.store
+    pooled = None if store is None else _PooledStore(store, max(batch_size, STORE_BATCH))
+    pipeline.store = pooled
+    try:
+        for source, item in _items(paths):
+            lines += 1
+            if isinstance(item, Reception):
+                receptions.append(item)
+            else:
+                bad[str(item.reason)] += 1
+                raw = item.raw if isinstance(item.raw, str) else item.raw.decode("utf-8", "replace")
+                rejected.append(
+                    # Not a reception, so no gateway or time: the file and line stand in for both.
+                    RejectedRow(
+                        gateway_id=f"{source}#{item.line_no}",
+                        received_at_ms=0,
+                        reason=f"line_{item.reason}",
+                        payload_hex=raw[:512],
+                        detail=item.detail,
+                    )
                 )
-            )
-        if len(receptions) + len(rejected) >= batch_size:
-            flush()
-    flush()
+            if len(receptions) + len(rejected) >= batch_size:
+                flush()
+        flush()
+    finally:
+        # Also for an unreadable file (OSError): what came before it is stored.
+        pipeline.store = store
+        if pooled is not None:
+            pooled.flush()
     return IngestSummary(
         lines=lines,
         bad_lines=dict(sorted(bad.items())),
