@@ -233,9 +233,6 @@ class Pipeline:
         if not models and self.on_uplink is None:
             return self._feed_columns(receptions)
         network = self.network.feed(receptions)
-        stats = self._stats
-        stats_update: dict[str, int] = collections.Counter()
-        stats_update["received"] = len(receptions)
         wmbus = [u for u in network.uplinks if u.radio is Radio.WMBUS]
         lorawan = [u for u in network.uplinks if u.radio is Radio.LORAWAN]
         telegrams = self._decode_wmbus(wmbus)
@@ -249,30 +246,36 @@ class Pipeline:
         for uplink, device_uid, identity, records, sts, errors in decoded:
             stored = self._store_uplink(rows, uplink, device_uid, identity, records, sts, errors)
             uplinks_out.append(stored)
+        batch = self._finish(rows, network, receptions)
+        if self.on_uplink is not None:
+            for item in uplinks_out:
+                self.on_uplink(item)
+        return PipelineResult(uplinks=tuple(uplinks_out), batch=batch)
+
+    def _finish(self, rows: _Rows, network: NetworkBatch, receptions: Sequence[Reception]) -> StoreBatch:
+        """Late copies and rejections into the rows, the batch into the store, the counts into
+        the statistics, the rejections to their callback; returns what was written."""
         self._late_receptions(rows, network, receptions)
         rejected = self._rejected_rows(rows, network)
         batch = rows.batch()
         if self.store is not None:
             self.store.write(batch)
-        merged = sum(len(u.receptions) - 1 for u in network.uplinks)
         late = sum(len(v) for v in network.late_receptions.values())
-        stats_update["uplinks"] = len(network.uplinks)
-        stats_update["duplicates_merged"] = merged + late
-        stats_update["late_receptions"] = late
-        stats_update["readings"] = len(batch.readings)
-        self._stats = self._merge_stats(stats, stats_update, rows, rejected)
-        for item in uplinks_out:
-            if self.on_uplink is not None:
-                self.on_uplink(item)
+        update = {
+            "received": len(receptions),
+            "uplinks": len(network.uplinks),
+            "duplicates_merged": sum(len(u.receptions) - 1 for u in network.uplinks) + late,
+            "late_receptions": late,
+            "readings": len(batch.readings),
+        }
+        self._stats = self._merge_stats(self._stats, update, rows, rejected)
         if self.on_rejected is not None:
             for row in rejected:
                 self.on_rejected(row)
-        return PipelineResult(uplinks=tuple(uplinks_out), batch=batch)
+        return batch
 
     def _feed_columns(self, receptions: Sequence[Reception]) -> PipelineResult:
         network = self.network.feed(receptions)
-        stats_update: dict[str, int] = collections.Counter()
-        stats_update["received"] = len(receptions)
         wmbus = [u for u in network.uplinks if u.radio is Radio.WMBUS]
         lorawan = [u for u in network.uplinks if u.radio is Radio.LORAWAN]
         rows = _Rows()
@@ -292,22 +295,7 @@ class Pipeline:
                 self._store_fast(rows, uplink, devices[i], item)
         for uplink in lorawan:
             self._store_uplink(rows, *self._lorawan_item(uplink))
-        self._late_receptions(rows, network, receptions)
-        rejected = self._rejected_rows(rows, network)
-        batch = rows.batch()
-        if self.store is not None:
-            self.store.write(batch)
-        merged = sum(len(u.receptions) - 1 for u in network.uplinks)
-        late = sum(len(v) for v in network.late_receptions.values())
-        stats_update["uplinks"] = len(network.uplinks)
-        stats_update["duplicates_merged"] = merged + late
-        stats_update["late_receptions"] = late
-        stats_update["readings"] = len(batch.readings)
-        self._stats = self._merge_stats(self._stats, stats_update, rows, rejected)
-        if self.on_rejected is not None:
-            for row in rejected:
-                self.on_rejected(row)
-        return PipelineResult(uplinks=(), batch=batch)
+        return PipelineResult(uplinks=(), batch=self._finish(rows, network, receptions))
 
     def _cached_key(self, address: Address | None) -> OMSKey | None:
         if address is None:
