@@ -26,6 +26,7 @@ import hmac
 import struct
 from collections.abc import Sequence
 from enum import IntEnum
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -581,20 +582,7 @@ def decode_uplink(
     frame = parse_phy(phy)
     if not isinstance(frame, DataFrame) or not frame.uplink:
         raise UnexpectedMTypeError(frame_mtype(frame), "a data uplink")
-    fcnt, valid, payload, commands = _decode_data(frame, nwk_s_key, app_s_key, last_fcnt)
-    return Uplink(
-        mtype=frame.mtype,
-        major=frame.major,
-        confirmed=frame.confirmed,
-        dev_addr=frame.dev_addr,
-        fcnt=fcnt,
-        fctrl=frame.fctrl,
-        fport=frame.fport,
-        payload=payload,
-        mac_commands=commands,
-        mic=frame.mic,
-        mic_valid=valid,
-    )
+    return _message(Uplink, frame, _decode_data(frame, nwk_s_key, app_s_key, last_fcnt))
 
 
 def decode_downlink(
@@ -608,8 +596,18 @@ def decode_downlink(
     frame = parse_phy(phy)
     if not isinstance(frame, DataFrame) or frame.uplink:
         raise UnexpectedMTypeError(frame_mtype(frame), "a data downlink")
-    fcnt, valid, payload, commands = _decode_data(frame, nwk_s_key, app_s_key, last_fcnt)
-    return Downlink(
+    return _message(Downlink, frame, _decode_data(frame, nwk_s_key, app_s_key, last_fcnt))
+
+
+_M = TypeVar("_M", Uplink, Downlink)
+
+
+def _message(
+    kind: type[_M], frame: DataFrame, decoded: tuple[int, bool, bytes, tuple[MACCommand, ...]]
+) -> _M:
+    """The decoded data message of ``frame`` (uplink and downlink carry the same fields)."""
+    fcnt, valid, payload, commands = decoded
+    return kind(
         mtype=frame.mtype,
         major=frame.major,
         confirmed=frame.confirmed,
