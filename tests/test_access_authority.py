@@ -23,18 +23,13 @@ from minolcore.access import (
 from minolcore.access.grants import OWNER_BASES, OWNER_PURPOSES
 from minolcore.errors import ConfigError
 from minolcore.store import SQLiteStore
-from tests.test_access import AUDIT_KEY, Clock, fill, make_site
+from tests.test_access import ADMIN, AUDIT_KEY, AUDITOR, BOB, OWNER, TECHNICIAN, Clock, fill, make_site
+from tests.test_access import BILLING_CLERK as CLERK
 
-ADMIN = Principal(id="staff-1", role=Role.OPERATOR, staff_role="admin")
 DPO = Principal(id="staff-9", role=Role.OPERATOR, staff_role="data_protection")
-CLERK = Principal(id="staff-2", role=Role.OPERATOR, staff_role="billing")
-TECHNICIAN = Principal(id="staff-3", role=Role.OPERATOR, staff_role="technician")
 ANALYST = Principal(id="staff-4", role=Role.OPERATOR, staff_role="analyst")
-OWNER = Principal(id="olga", role=Role.OWNER)
 LANDLORD = Principal(id="lars", role=Role.LANDLORD)
-BOB = Principal(id="bob", role=Role.TENANT)
 CAROL = Principal(id="carol", role=Role.TENANT)
-AUDITOR = Principal(id="audrey", role=Role.AUDITOR)
 PORTAL_FOR_BOB = Principal(id="svc-portal", role=Role.SERVICE, acting_for=BOB)
 LONE_SERVICE = Principal(id="svc-x", role=Role.SERVICE)
 
