@@ -45,11 +45,11 @@ def sample_batch(offset: int = 0) -> StoreBatch:
                 device_uid=uid,
                 size=40,
                 security_status="decrypted",
+                receptions=tuple(
+                    ReceptionRow(gateway_id=gw, received_at_ms=1000 + offset, rssi=-80.0, snr=None)
+                    for gw in ("GW-1", "GW-2")
+                ),
             )
-        ],
-        receptions=[
-            ReceptionRow(uplink_key=key, gateway_id=gw, received_at_ms=1000 + offset, rssi=-80.0, snr=None)
-            for gw in ("GW-1", "GW-2")
         ],
         readings=[
             ReadingRow(
@@ -143,7 +143,7 @@ def test_digest_tells_stores_apart_without_showing_rows(tmp_path: Path) -> None:
         assert one.digest() == two.digest()
         two.write(sample_batch(2))
         differs = {table for table in one.digest() if one.digest()[table] != two.digest()[table]}
-        assert differs == {"uplinks", "receptions", "readings"}
+        assert differs == {"uplinks", "readings"}
         assert all(len(value) == 64 and "1234" not in value for value in two.digest().values())
 
 
@@ -191,21 +191,23 @@ def repeating_batch(draw: st.DrawFn) -> StoreBatch:
         )
         for _ in range(draw(st.integers(0, 12)))
     ]
-    receptions = [
-        ReceptionRow(
-            uplink_key=f"{draw(_small):02x}",
-            gateway_id="GW-1",
-            received_at_ms=draw(_small),
-            rssi=draw(st.floats(-100, -50)),
-        )
-        for _ in range(draw(st.integers(0, 6)))
-    ]
+    receptions = st.builds(
+        ReceptionRow,
+        gateway_id=st.sampled_from(["GW-1", "GW-2"]),
+        received_at_ms=_small,
+        rssi=st.one_of(st.none(), st.floats(-100, -50)),
+    )
     uplinks = [
         UplinkRow(
-            uplink_key=f"{draw(_small):02x}", device_uid=uids[0], size=draw(_small), security_status="ok"
+            uplink_key=f"{draw(_small):02x}",
+            device_uid=uids[0],
+            size=draw(_small),
+            security_status="ok",
+            receptions=tuple(draw(st.lists(receptions, min_size=1, max_size=3))),
         )
         for _ in range(draw(st.integers(0, 4)))
     ]
+    late = [(f"{draw(_small):02x}", draw(receptions)) for _ in range(draw(st.integers(0, 4)))]
     events = [
         StatusEventRow(
             device_uid=uids[0], event_time="2025-10-01T00:00", event="leak", detail=f"{draw(_small)}"
@@ -213,7 +215,7 @@ def repeating_batch(draw: st.DrawFn) -> StoreBatch:
         for _ in range(draw(st.integers(0, 4)))
     ]
     return StoreBatch(
-        devices=devices, uplinks=uplinks, receptions=receptions, readings=readings, status_events=events
+        devices=devices, uplinks=uplinks, late_receptions=late, readings=readings, status_events=events
     )
 
 
@@ -224,9 +226,52 @@ def test_a_batch_stores_what_its_rows_store_one_by_one(first: StoreBatch, second
     whole, single = SQLiteStore(":memory:"), SQLiteStore(":memory:")
     for batch in (first, second):
         whole.write(batch)
-        for name in ("devices", "uplinks", "receptions", "readings", "status_events"):
+        for name in ("devices", "uplinks", "late_receptions", "readings", "status_events"):
             for row in getattr(batch, name):
                 single.write(StoreBatch(**{name: [row]}))
     assert whole.digest() == single.digest()
     whole.close()
     single.close()
+
+
+def test_an_uplink_keeps_every_copy_it_was_heard_in(tmp_path: Path) -> None:
+    # Late copies, the same uplink fed again and any order leave one row with the union.
+    def uplink(*copies: tuple[str, int]) -> UplinkRow:
+        return UplinkRow(
+            uplink_key="k1",
+            device_uid="wmbus:QDS:55667788:55:08",
+            size=40,
+            security_status="ok",
+            receptions=tuple(ReceptionRow(gateway_id=gw, received_at_ms=ms, rssi=-70.5) for gw, ms in copies),
+        )
+
+    late = ReceptionRow(gateway_id="GW-3", received_at_ms=900, rssi=None, snr=7.25)
+    with SQLiteStore(tmp_path / "a.sqlite") as one, SQLiteStore(tmp_path / "b.sqlite") as two:
+        one.write(StoreBatch(uplinks=[uplink(("GW-2", 1000), ("GW-1", 1000))]))
+        one.write(StoreBatch(late_receptions=[("k1", late)]))
+        one.write(StoreBatch(uplinks=[uplink(("GW-1", 1000))]))
+        two.write(
+            StoreBatch(
+                uplinks=[uplink(("GW-1", 1000)), uplink(("GW-2", 1000))], late_receptions=[("k1", late)]
+            )
+        )
+        assert one.digest() == two.digest()
+        assert one.counts()["receptions"] == 3
+        assert one.device_activity() == {"wmbus:QDS:55667788:55:08": (900, 1000, 1)}
+        stored = one._db.execute("SELECT receptions FROM uplinks").fetchone()[0]
+        assert stored == '[["GW-3",900,null,7.25],["GW-1",1000,-70.5,null],["GW-2",1000,-70.5,null]]'
+
+
+def test_an_uplink_without_receptions_is_refused() -> None:
+    with SQLiteStore(":memory:") as store:
+        bare = UplinkRow(uplink_key="k", device_uid="d", size=1, security_status="ok")
+        with pytest.raises(ValueError, match="receptions"):
+            store.write(StoreBatch(uplinks=[bare]))
+
+
+def test_a_database_of_another_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with SQLiteStore(path) as store:
+        store.set_meta("schema_version", "1")
+    with pytest.raises(ConfigError, match="schema version 1"):
+        SQLiteStore(path)

@@ -23,7 +23,7 @@ from minolcore.store.base import RejectedRow, Store, StoreBatch
 __all__ = ["IngestSummary", "ingest_files"]
 
 DEFAULT_BATCH = 20_000
-# Rows (receptions and rejected lines) the store gets per transaction. Uplink and reception
+# Rows (uplinks, late copies and rejected lines) the store gets per transaction. Uplink
 # keys are content hashes, so every transaction rewrites pages all over those tables: fewer,
 # larger transactions write each page fewer times. The pipeline still works in batches of
 # ``batch_size``; only the store's commits are pooled.
@@ -41,8 +41,8 @@ class IngestSummary(Record):
 
 
 class _PooledStore:
-    """Batches for ``store`` pooled and written as one batch once they hold ``rows`` receptions
-    and rejected lines. Batches written in turn leave what their concatenation written at once
+    """Batches for ``store`` pooled and written as one batch once they hold ``rows`` uplinks,
+    late copies and rejected lines. Batches written in turn leave what their concatenation written at once
     leaves (the store merges rows within a batch as its statements would), so the stored result
     is the same; a crash loses at most the pooled batches, which a new run writes again."""
 
@@ -54,7 +54,7 @@ class _PooledStore:
 
     def write(self, batch: StoreBatch) -> None:
         self._held.append(batch)
-        self._count += len(batch.receptions) + len(batch.rejected)
+        self._count += len(batch.uplinks) + len(batch.late_receptions) + len(batch.rejected)
         if self._count >= self.rows:
             self.flush()
 
@@ -68,7 +68,7 @@ class _PooledStore:
             merged = StoreBatch(
                 devices=[row for batch in held for row in batch.devices],
                 uplinks=[row for batch in held for row in batch.uplinks],
-                receptions=[row for batch in held for row in batch.receptions],
+                late_receptions=[row for batch in held for row in batch.late_receptions],
                 readings=[row for batch in held for row in batch.readings],
                 status_events=[row for batch in held for row in batch.status_events],
                 rejected=[row for batch in held for row in batch.rejected],

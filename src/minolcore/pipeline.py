@@ -386,18 +386,14 @@ class Pipeline:
     ) -> None:
         device_uid, identity, profile = device
         key = content_key(device_uid, uplink.frame)
-        for reception in uplink.receptions:
-            rows.receptions.append(
-                ReceptionRow(
-                    uplink_key=key,
-                    gateway_id=reception.gateway_id,
-                    received_at_ms=_ms(reception.received_at),
-                    rssi=reception.rssi,
-                    snr=reception.snr,
-                )
-            )
         rows.uplinks.append(
-            UplinkRow(uplink_key=key, device_uid=device_uid, size=len(uplink.frame), security_status="ok")
+            UplinkRow(
+                uplink_key=key,
+                device_uid=device_uid,
+                size=len(uplink.frame),
+                security_status="ok",
+                receptions=_reception_rows(uplink.receptions),
+            )
         )
         self._remember(uplink.uplink_id, key, _ms(uplink.received_at))
         status = self._fast_status.get((profile, item.status_key))
@@ -555,16 +551,6 @@ class Pipeline:
     ) -> StoredUplink:
         key = content_key(device_uid, uplink.frame)
         first_ms = _ms(uplink.received_at)
-        for reception in uplink.receptions:
-            rows.receptions.append(
-                ReceptionRow(
-                    uplink_key=key,
-                    gateway_id=reception.gateway_id,
-                    received_at_ms=_ms(reception.received_at),
-                    rssi=reception.rssi,
-                    snr=reception.snr,
-                )
-            )
         security = "ok" if identity is not None else (errors[0] if errors else "not_decoded")
         uplink_row = UplinkRow(
             uplink_key=key,
@@ -572,6 +558,7 @@ class Pipeline:
             size=len(uplink.frame),
             security_status=security,
             decode_errors="; ".join(errors),
+            receptions=_reception_rows(uplink.receptions),
         )
         self._remember(uplink.uplink_id, key, first_ms)
         rows.uplinks.append(uplink_row)
@@ -646,26 +633,9 @@ class Pipeline:
                 ):
                     key = self._content_key_of(batch[index])
                     if key is not None:
-                        rows.receptions.append(
-                            ReceptionRow(
-                                uplink_key=key,
-                                gateway_id=reception.gateway_id,
-                                received_at_ms=_ms(reception.received_at),
-                                rssi=reception.rssi,
-                                snr=reception.snr,
-                            )
-                        )
+                        rows.late_receptions.append((key, _reception_rows((reception,))[0]))
                 continue
-            for reception in receptions:
-                rows.receptions.append(
-                    ReceptionRow(
-                        uplink_key=known[0],
-                        gateway_id=reception.gateway_id,
-                        received_at_ms=_ms(reception.received_at),
-                        rssi=reception.rssi,
-                        snr=reception.snr,
-                    )
-                )
+            rows.late_receptions.extend((known[0], row) for row in _reception_rows(receptions))
 
     @staticmethod
     def _content_key_of(reception: Reception) -> str | None:
@@ -729,7 +699,7 @@ class _Rows:
     def __init__(self) -> None:
         self.devices: list[DeviceRow] = []
         self.uplinks: list[UplinkRow] = []
-        self.receptions: list[ReceptionRow] = []
+        self.late_receptions: list[tuple[str, ReceptionRow]] = []
         self.readings: list[ReadingRow] = []
         self.status_events: list[StatusEventRow] = []
         self.rejected: list[RejectedRow] = []
@@ -743,7 +713,7 @@ class _Rows:
         return StoreBatch(
             devices=self.devices,
             uplinks=self.uplinks,
-            receptions=self.receptions,
+            late_receptions=self.late_receptions,
             readings=self.readings,
             status_events=self.status_events,
             rejected=self.rejected,
@@ -783,6 +753,18 @@ def _status_events(device_uid: str, model: DeviceReading) -> list[StatusEventRow
             event = name if active else f"{name}_cleared"
             events.append(StatusEventRow(device_uid=device_uid, event_time=when, event=event))
     return events
+
+
+def _reception_rows(receptions: Iterable[ReceptionInfo]) -> tuple[ReceptionRow, ...]:
+    return tuple(
+        ReceptionRow(
+            gateway_id=reception.gateway_id,
+            received_at_ms=_ms(reception.received_at),
+            rssi=reception.rssi,
+            snr=reception.snr,
+        )
+        for reception in receptions
+    )
 
 
 def _chunks(source: Iterable[Reception], size: int) -> Iterator[list[Reception]]:

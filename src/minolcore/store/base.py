@@ -49,24 +49,30 @@ class DeviceRow(Record):
     kind: str
 
 
+class ReceptionRow(Record, array_like=True):
+    """One gateway's copy of an uplink (time in ms since the epoch, RSSI dBm, SNR dB).
+
+    Stored inside its uplink's row, as a JSON array ``[gateway_id, received_at_ms, rssi,
+    snr]`` (array-like: it encodes as one)."""
+
+    gateway_id: str
+    received_at_ms: int
+    rssi: float | None = None
+    snr: float | None = None
+
+
 class UplinkRow(Record):
-    """One transmission after dedupe; its times are those of its receptions."""
+    """One transmission after dedupe, with the receptions it was heard in.
+
+    Rows with the same key merge: the stored uplink holds the union of their receptions
+    (so late copies, repeated input and any input order leave the same row)."""
 
     uplink_key: str
     device_uid: str
     size: int
     security_status: str
     decode_errors: str = ""
-
-
-class ReceptionRow(Record):
-    """One gateway's copy of an uplink (time in ms since the epoch, RSSI dBm, SNR dB)."""
-
-    uplink_key: str
-    gateway_id: str
-    received_at_ms: int
-    rssi: float | None = None
-    snr: float | None = None
+    receptions: tuple[ReceptionRow, ...] = ()
 
 
 class ReadingRow(Record):
@@ -115,7 +121,9 @@ class StoreBatch(Record):
 
     devices: Sequence[DeviceRow] = ()
     uplinks: Sequence[UplinkRow] = ()
-    receptions: Sequence[ReceptionRow] = ()
+    # Copies of uplinks stored before (a collector uploading late): (uplink key, copy),
+    # merged into the uplink's receptions.
+    late_receptions: Sequence[tuple[str, ReceptionRow]] = ()
     readings: Sequence[ReadingRow] = ()
     status_events: Sequence[StatusEventRow] = ()
     rejected: Sequence[RejectedRow] = ()

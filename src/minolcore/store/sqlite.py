@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from minolcore.errors import ConfigError
 from minolcore.store.base import (
     DeviceRow,
@@ -26,7 +28,8 @@ from minolcore.store.base import (
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 1
+# 2: receptions kept in their uplink's row (a JSON array), no receptions table.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,13 +40,10 @@ CREATE TABLE IF NOT EXISTS devices (
 );
 CREATE TABLE IF NOT EXISTS uplinks (
     uplink_key TEXT PRIMARY KEY, device_uid TEXT NOT NULL,
-    size INTEGER NOT NULL, security_status TEXT NOT NULL, decode_errors TEXT NOT NULL
+    size INTEGER NOT NULL, security_status TEXT NOT NULL, decode_errors TEXT NOT NULL,
+    first_received_ms INTEGER NOT NULL, last_received_ms INTEGER NOT NULL,
+    receptions TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS receptions (
-    uplink_key TEXT NOT NULL, gateway_id TEXT NOT NULL, received_at_ms INTEGER NOT NULL,
-    rssi REAL, snr REAL,
-    PRIMARY KEY (uplink_key, gateway_id, received_at_ms)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS readings (
     device_uid TEXT NOT NULL, reading_time TEXT NOT NULL, quantity TEXT NOT NULL,
     storage INTEGER NOT NULL, tariff INTEGER NOT NULL, subunit INTEGER NOT NULL,
@@ -68,8 +68,22 @@ INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (device_uid) DO UPDATE SET
     kind = CASE WHEN devices.kind = 'generic' THEN excluded.kind ELSE devices.kind END
 """
-_INSERT_UPLINK = "INSERT INTO uplinks VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-_INSERT_RECEPTION = "INSERT INTO receptions VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+# An uplink heard again (late copies, input fed twice) keeps the union of its receptions.
+_INSERT_UPLINK = """
+INSERT INTO uplinks VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO UPDATE SET
+    receptions = minolcore_merge_receptions(uplinks.receptions, excluded.receptions),
+    first_received_ms = min(uplinks.first_received_ms, excluded.first_received_ms),
+    last_received_ms = max(uplinks.last_received_ms, excluded.last_received_ms)
+WHERE uplinks.receptions <> excluded.receptions
+"""
+_ADD_RECEPTIONS = """
+UPDATE uplinks SET
+    receptions = minolcore_merge_receptions(receptions, ?1),
+    first_received_ms = min(first_received_ms, ?2),
+    last_received_ms = max(last_received_ms, ?3)
+WHERE uplink_key = ?4
+"""
 # The same value arrives in many uplinks (a due-date value is repeated all year): the row
 # keeps the smallest uplink key, so the store does not depend on arrival order.
 _INSERT_READING = """
@@ -79,11 +93,10 @@ ON CONFLICT DO UPDATE SET uplink_key = min(uplink_key, excluded.uplink_key)
 _INSERT_STATUS = "INSERT INTO status_events VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 _INSERT_REJECTED = "INSERT INTO rejected VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 
-_TABLES = ("devices", "uplinks", "receptions", "readings", "status_events", "rejected")
+_TABLES = ("devices", "uplinks", "readings", "status_events", "rejected")
 _ORDERS = {
     "devices": "device_uid",
     "uplinks": "uplink_key",
-    "receptions": "uplink_key, gateway_id, received_at_ms",
     "readings": "device_uid, reading_time, quantity, storage, tariff, subunit, function",
     "status_events": "device_uid, event_time, event",
     "rejected": "gateway_id, received_at_ms, payload_hex",
@@ -110,13 +123,22 @@ class SQLiteStore:
             # 64 MB (bounded, per connection) instead of 2 MB keeps them out of the OS.
             self._db.execute("PRAGMA cache_size=-65536")
             self._db.execute("PRAGMA temp_store=MEMORY")
+            self._db.create_function("minolcore_merge_receptions", 2, merge_receptions, deterministic=True)
             self._db.executescript(_SCHEMA)
             self._db.execute(
                 "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING", (str(SCHEMA_VERSION),)
             )
+            version = self.get_meta("schema_version")
         except sqlite3.DatabaseError as error:
             self._db.close()
             raise ConfigError(f"not a minolcore database: {error}", where=self.path) from None
+        if version != str(SCHEMA_VERSION):
+            self._db.close()
+            raise ConfigError(
+                f"database schema version {version}, this minolcore writes version {SCHEMA_VERSION}: "
+                "ingest into a new database",
+                where=self.path,
+            )
 
     def write(self, batch: StoreBatch) -> None:
         """Write one batch in one transaction; rows already present are left as they are."""
@@ -126,8 +148,8 @@ class SQLiteStore:
             # Rows repeated within the batch are merged first as the statements would merge
             # them (most readings and devices repeat): SQLite sees each key once.
             db.executemany(_INSERT_DEVICE, _merged_devices(batch.devices))
-            db.executemany(_INSERT_UPLINK, _first_uplinks(batch.uplinks))
-            db.executemany(_INSERT_RECEPTION, _first_receptions(batch.receptions))
+            db.executemany(_INSERT_UPLINK, _merged_uplinks(batch.uplinks))
+            db.executemany(_ADD_RECEPTIONS, _late_reception_values(batch.late_receptions))
             db.executemany(_INSERT_READING, _merged_readings(batch.readings))
             db.executemany(_INSERT_STATUS, _first_status_events(batch.status_events))
             db.executemany(_INSERT_REJECTED, [_rejected_values(row) for row in batch.rejected])
@@ -161,8 +183,8 @@ class SQLiteStore:
     def device_activity(self) -> dict[str, tuple[int, int, int]]:
         """Per device: (first and last reception time in ms since the epoch, number of uplinks)."""
         rows = self._db.execute(
-            "SELECT u.device_uid, min(r.received_at_ms), max(r.received_at_ms), count(DISTINCT u.uplink_key) "
-            "FROM uplinks u JOIN receptions r USING (uplink_key) GROUP BY u.device_uid"
+            "SELECT device_uid, min(first_received_ms), max(last_received_ms), count(*) "
+            "FROM uplinks GROUP BY device_uid"
         )
         return {uid: (first, last, count) for uid, first, last, count in rows}
 
@@ -179,8 +201,11 @@ class SQLiteStore:
         return dict(self._db.execute("SELECT reason, count(*) FROM rejected GROUP BY reason ORDER BY reason"))
 
     def counts(self) -> dict[str, int]:
-        """Rows per table."""
-        return {table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in _TABLES}
+        """Rows per table, and the receptions stored in the uplinks."""
+        counts = {table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in _TABLES}
+        row = self._db.execute("SELECT sum(json_array_length(receptions)) FROM uplinks").fetchone()
+        counts["receptions"] = int(row[0] or 0)
+        return counts
 
     def digest(self) -> dict[str, str]:
         """A SHA-256 digest (hex) of every table's rows in key order: two stores with equal
@@ -213,14 +238,85 @@ class SQLiteStore:
 # rows become value tuples. They are inserted in key order.
 
 
-def _first_uplinks(rows: Sequence[UplinkRow]) -> list[tuple[object, ...]]:
-    first = {row.uplink_key: row for row in reversed(rows)}
-    return [_uplink_values(first[key]) for key in sorted(first)]
+def _merged_uplinks(rows: Sequence[UplinkRow]) -> list[tuple[object, ...]]:
+    """One row per uplink key with the union of the receptions of the rows given for it."""
+    first: dict[str, UplinkRow] = {}
+    extra: dict[str, list[ReceptionRow]] = {}
+    for row in rows:
+        held = first.get(row.uplink_key)
+        if held is None:
+            first[row.uplink_key] = row
+        else:
+            extra.setdefault(row.uplink_key, list(held.receptions)).extend(row.receptions)
+    values: list[tuple[object, ...]] = []
+    for key in sorted(first):
+        row = first[key]
+        receptions = _canonical(extra.get(key, row.receptions))
+        if not receptions:
+            raise ValueError(
+                f"uplink {key}: an uplink is stored with the receptions it was heard in, none given"
+            )
+        times = [reception.received_at_ms for reception in receptions]
+        values.append(
+            (
+                key,
+                row.device_uid,
+                row.size,
+                row.security_status,
+                row.decode_errors,
+                min(times),
+                max(times),
+                _encode_receptions(receptions),
+            )
+        )
+    return values
 
 
-def _first_receptions(rows: Sequence[ReceptionRow]) -> list[tuple[object, ...]]:
-    first = {(row.uplink_key, row.gateway_id, row.received_at_ms): row for row in reversed(rows)}
-    return [_reception_values(first[key]) for key in sorted(first)]
+def _late_reception_values(rows: Sequence[tuple[str, ReceptionRow]]) -> list[tuple[object, ...]]:
+    grouped: dict[str, list[ReceptionRow]] = {}
+    for key, reception in rows:
+        grouped.setdefault(key, []).append(reception)
+    values: list[tuple[object, ...]] = []
+    for key in sorted(grouped):
+        receptions = _canonical(grouped[key])
+        times = [reception.received_at_ms for reception in receptions]
+        values.append((_encode_receptions(receptions), min(times), max(times), key))
+    return values
+
+
+def _reception_order(row: ReceptionRow) -> tuple[object, ...]:
+    return (
+        row.received_at_ms,
+        row.gateway_id,
+        row.rssi is not None,
+        row.rssi or 0.0,
+        row.snr is not None,
+        row.snr or 0.0,
+    )
+
+
+def _canonical(receptions: Iterable[ReceptionRow]) -> list[ReceptionRow]:
+    """Distinct receptions in time order (then gateway, RSSI, SNR): the stored form of a set."""
+    unique = set(receptions)
+    if len(unique) == 1:
+        return list(unique)
+    return sorted(unique, key=_reception_order)
+
+
+_RECEPTIONS_DECODER = msgspec.json.Decoder(list[ReceptionRow])
+
+
+def _encode_receptions(receptions: Sequence[ReceptionRow]) -> str:
+    return msgspec.json.encode(receptions).decode()
+
+
+def merge_receptions(stored: str | None, added: str | None) -> str | None:
+    """The union of two stored reception arrays (JSON text), in canonical order: the SQL
+    function ``minolcore_merge_receptions`` that merges an uplink heard again."""
+    if stored is None or added is None:
+        return stored if added is None else added
+    both = _RECEPTIONS_DECODER.decode(stored) + _RECEPTIONS_DECODER.decode(added)
+    return _encode_receptions(_canonical(both))
 
 
 def _first_status_events(rows: Sequence[StatusEventRow]) -> list[tuple[object, ...]]:
@@ -273,32 +369,6 @@ def _merged_readings(rows: Iterable[ReadingRow]) -> list[tuple[object, ...]]:
 
 def _device_values(row: DeviceRow) -> tuple[object, ...]:
     return (row.device_uid, row.radio, row.manufacturer, row.meter_id, row.version, row.device_type, row.kind)
-
-
-def _uplink_values(row: UplinkRow) -> tuple[object, ...]:
-    return (row.uplink_key, row.device_uid, row.size, row.security_status, row.decode_errors)
-
-
-def _reception_values(row: ReceptionRow) -> tuple[object, ...]:
-    return (row.uplink_key, row.gateway_id, row.received_at_ms, row.rssi, row.snr)
-
-
-def _reading_values(row: ReadingRow) -> tuple[object, ...]:
-    return (
-        row.device_uid,
-        row.reading_time,
-        row.quantity,
-        row.storage,
-        row.tariff,
-        row.subunit,
-        row.function,
-        row.value,
-        row.unit,
-        int(row.valid),
-        row.building_id,
-        row.unit_id,
-        row.uplink_key,
-    )
 
 
 def _status_values(row: StatusEventRow) -> tuple[object, ...]:
