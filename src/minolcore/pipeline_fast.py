@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from minolcore._layout_plans import read_by_layout
 from minolcore.devices import ProfileRegistry
 from minolcore.devices.models import DeviceIdentity
 from minolcore.devices.profiles import (
@@ -217,15 +218,33 @@ def fast_records(
     walked_signatures = walked.info["signature"].tolist()
     counts = walked.info["record_count"].tolist()
     firsts = walked.info["first_record"].tolist()
-    entries = _entries(buffer.tobytes(), apl_offsets, walked.rows, ok[walked.rows["telegram"]])
-    for position, row in enumerate(positions):
-        if not ok[position]:
-            continue
+    received = [received_at[row] for row in positions]
+    by_layout = read_by_layout(
+        buffer, apl_offsets, walked.rows, firsts, counts, np.flatnonzero(ok).tolist(), received, _minute_of
+    )
+    for position, (readings, event_time, (error_flags, head), layout) in by_layout.items():
+        sts = sts_column[position]
+        out[positions[position]] = FastRecords(
+            readings,
+            event_time,
+            sts,
+            (sts, error_flags, head),
+            apls[position],
+            layout,
+            walked_signatures[position],
+        )
+    # The rest (layouts without a plan) record by record.
+    rest = ok.copy()
+    rest[list(by_layout)] = False
+    if not rest.any():
+        return out, dependent
+    entries = _entries(buffer.tobytes(), apl_offsets, walked.rows, rest[walked.rows["telegram"]])
+    for position in np.flatnonzero(rest).tolist():
         first = firsts[position]
-        out[row] = _read(
+        out[positions[position]] = _read(
             apls[position],
             entries[first : first + counts[position]],
-            received_at[row],
+            received[position],
             sts_column[position],
             walked_signatures[position],
         )

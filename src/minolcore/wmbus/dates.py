@@ -8,9 +8,15 @@ also reads as ``None``: callers get "not set", never a strange date such as 2127
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final, TypeAlias
 
-__all__ = ["decode_timepoint", "type_f", "type_g", "type_i", "type_j"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["decode_timepoint", "type_f", "type_f_column", "type_g", "type_g_column", "type_i", "type_j"]
+
+_Ints: TypeAlias = npt.NDArray[np.int64]
+_Bools: TypeAlias = np.ndarray[Any, np.dtype[np.bool_]]
 
 _DAYS_IN_MONTH: Final = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
@@ -96,3 +102,55 @@ def decode_timepoint(data: bytes) -> str | None:
     if n == 3:
         return type_j(data)
     return None
+
+
+# --- whole columns -----------------------------------------------------------------------------
+# The same readings for many values at once (the pipeline's batch path): the checks run on
+# numpy columns, and only the valid dates are formatted one by one.
+
+_MONTH_DAYS: Final = np.array((*_DAYS_IN_MONTH, 0, 0, 0), dtype=np.int64)
+
+
+def _valid_dates(year: _Ints, month: _Ints, day: _Ints) -> _Bools:
+    in_month = (month >= 1) & (month <= 12) & (day >= 1) & (day <= _MONTH_DAYS[month])
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    valid: _Bools = in_month & ~((month == 2) & (day == 29) & ~leap)
+    return valid
+
+
+def _g_columns(lo: _Ints, hi: _Ints) -> tuple[_Ints, _Ints, _Ints]:
+    return ((lo & 0xE0) >> 5) | ((hi & 0xF0) >> 1), hi & 0x0F, lo & 0x1F
+
+
+def type_g_column(data: npt.NDArray[np.uint8]) -> list[str | None]:
+    """:func:`type_g` of every row of an (n, 2) byte array."""
+    lo, hi = data[:, 0].astype(np.int64), data[:, 1].astype(np.int64)
+    year, month, day = _g_columns(lo, hi)
+    year = year + 2000
+    valid = _valid_dates(year, month, day) & ~((lo == 0xFF) & (hi == 0xFF))
+    return _format(valid, year, month, day)
+
+
+def type_f_column(data: npt.NDArray[np.uint8]) -> list[str | None]:
+    """:func:`type_f` of every row of an (n, 4) byte array."""
+    b0, b1, b2, b3 = (data[:, i].astype(np.int64) for i in range(4))
+    minute, hour = b0 & 0x3F, b1 & 0x1F
+    hundred = (b1 >> 5) & 0x03
+    year, month, day = _g_columns(b2, b3)
+    year = year + np.where(hundred != 0, 1900 + 100 * hundred, 2000)
+    all_set = (b0 == 0xFF) & (b1 == 0xFF) & (b2 == 0xFF) & (b3 == 0xFF)
+    valid = ((b0 & 0x80) == 0) & ~all_set & (minute <= 59) & (hour <= 23) & _valid_dates(year, month, day)
+    return _format(valid, year, month, day, hour, minute)
+
+
+def _format(valid: _Bools, *fields: _Ints) -> list[str | None]:
+    out: list[str | None] = [None] * len(valid)
+    chosen = np.flatnonzero(valid)
+    columns = [field[chosen].tolist() for field in fields]
+    if len(fields) == 3:
+        for index, y, m, d in zip(chosen.tolist(), *columns, strict=True):
+            out[index] = f"{y:04d}-{m:02d}-{d:02d}"
+    else:
+        for index, y, m, d, hh, mm in zip(chosen.tolist(), *columns, strict=True):
+            out[index] = f"{y:04d}-{m:02d}-{d:02d}T{hh:02d}:{mm:02d}"
+    return out

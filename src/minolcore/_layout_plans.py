@@ -1,0 +1,428 @@
+"""Reading rows of many telegrams at once, one plan per record layout.
+
+Telegrams of one meter type repeat the same record headers (DIB + VIB) in every
+transmission; only the data change. The fast path of the pipeline therefore groups the
+walked telegrams of a batch by their exact header bytes, works out once per layout what
+each record position means (its quantity, unit, scaling, which date a historic value
+takes, which record is the status), and then reads the values of the whole group from
+the walker's numpy columns: scaled numbers and type F/G dates by column, the rows of each
+telegram from those columns.
+
+The rules are those of :func:`minolcore.pipeline_fast._record` and ``_read`` (which
+follow the object path); a layout they do not cover exactly (a number beyond 2**53,
+unsigned 8-byte integers, a date record that is not a time point, ...) has no plan and its
+telegrams take the per-record path. ``tests/test_layout_plans.py`` proves both paths
+give the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import numpy as np
+
+from minolcore.readings import READING_QUANTITIES, iso_minute
+from minolcore.wmbus.dates import decode_timepoint, type_f_column, type_g_column
+from minolcore.wmbus.record_batch import RecordFlag, _header, _value
+from minolcore.wmbus.vif import (
+    CODING_BCD,
+    CODING_INT,
+    CODING_NONE,
+    CODING_REAL,
+    FLAG_INVALID,
+    KIND_MANUFACTURER,
+    KIND_TIMEPOINT,
+    NO_OFFSET,
+)
+
+__all__ = ["LayoutRead", "read_by_layout"]
+
+_TIME_QUANTITIES: Final = frozenset(("date", "datetime"))
+_NEUTRAL: Final = frozenset(("standard_conform_data_content", "forward_flow", "value_at_base_conditions"))
+_SPECIAL: Final = int(RecordFlag.MANUFACTURER_DATA | RecordFlag.GLOBAL_READOUT)
+_NUMBER: Final = int(RecordFlag.NUMBER)
+_EXACT: Final = float(2**53)  # integers below this convert to float exactly
+_PLAN_LIMIT: Final = 4096
+
+# (reading rows as (time, quantity, storage, tariff, subunit, function, value, unit, valid),
+#  the model's time "YYYY-MM-DDTHH:MM", (error flags, EI head value), layout entries)
+LayoutRead = tuple[list[tuple[Any, ...]], str, tuple[int | None, int | None], tuple[str, ...]]
+
+
+class _Position:
+    """What one record position of a layout means."""
+
+    __slots__ = (
+        "coding",
+        "current",
+        "exponent",
+        "function",
+        "head",
+        "header",
+        "invalid",
+        "kind",
+        "length",
+        "offset_exp",
+        "plain_main",
+        "quantity",
+        "role",
+        "signed",
+        "storage",
+        "subunit",
+        "tariff",
+        "unit",
+    )
+
+    def __init__(self, header: Any, coding: int, length: int) -> None:
+        self.header = header
+        self.coding = coding
+        self.length = length
+        self.quantity: str = header[2]
+        self.unit: str = header[3]
+        self.exponent: int = header[4]
+        self.kind: int = header[5]
+        self.offset_exp: int = header[8]
+        self.storage: int = header[9]
+        self.tariff: int = header[10]
+        self.subunit: int = header[11]
+        self.function: str = header[12]
+        self.signed: bool = header[13]
+        self.invalid = coding == CODING_NONE or bool(header[7] & FLAG_INVALID)
+        self.plain_main = (
+            self.storage == 0
+            and self.tariff == 0
+            and self.subunit == 0
+            and self.function == "instantaneous"
+            and all(name in _NEUTRAL for name in header[6])
+        )
+        self.current = self.storage == 0 and self.function == "instantaneous"
+        self.head = (
+            self.quantity == "manufacturer_specific"
+            and header[1] == "FF2C"
+            and self.subunit == 1
+            and self.storage == 0
+        )
+        self.role = ""
+
+
+class _Plan:
+    """The meaning of every record position of one layout."""
+
+    __slots__ = (
+        "date_at",
+        "datetime_at",
+        "error_at",
+        "heads",
+        "layout",
+        "positions",
+        "readings",
+        "stamp_sources",
+        "times",
+    )
+
+    def __init__(self, positions: list[_Position | None], layout: tuple[str, ...]) -> None:
+        self.positions = positions
+        self.layout = layout
+        self.times = [j for j, p in enumerate(positions) if p is not None and p.role == "time"]
+        self.datetime_at = _first(
+            positions, lambda p: p.role == "time" and p.plain_main and p.quantity == "datetime"
+        )
+        self.date_at = _first(positions, lambda p: p.role == "time" and p.plain_main and p.quantity == "date")
+        self.error_at = _first(positions, lambda p: p.role == "error" and p.plain_main)
+        self.heads = [j for j, p in enumerate(positions) if p is not None and p.role == "head"]
+        self.readings = [j for j, p in enumerate(positions) if p is not None and p.role == "reading"]
+        # Per reading position: the date positions its time comes from, in the order the
+        # per-record path looks them up (same storage, tariff and subunit first, then any
+        # date of the same storage); None for current values (storage 0).
+        self.stamp_sources: list[tuple[int, ...] | None] = []
+        for j in self.readings:
+            p = positions[j]
+            assert p is not None
+            if p.storage == 0:
+                self.stamp_sources.append(None)
+                continue
+            same = [k for k in self.times if _key(positions[k]) == (p.storage, p.tariff, p.subunit)]
+            storage = [k for k in self.times if _storage(positions[k]) == p.storage]
+            self.stamp_sources.append(tuple(same + storage))
+
+
+def _key(p: _Position | None) -> tuple[int, int, int]:
+    assert p is not None
+    return (p.storage, p.tariff, p.subunit)
+
+
+def _storage(p: _Position | None) -> int:
+    assert p is not None
+    return p.storage
+
+
+def _first(positions: list[_Position | None], test: Callable[[_Position], bool]) -> int | None:
+    for j, p in enumerate(positions):
+        if p is not None and test(p):
+            return j
+    return None
+
+
+_plans: dict[bytes, _Plan | None] = {}
+
+
+def _make_plan(data: bytes, rows: np.ndarray[Any, Any], first: int, count: int, base: int) -> _Plan | None:
+    """The plan of the layout of the telegram whose rows are rows[first : first + count], or
+    None when a position needs the per-record path."""
+    positions: list[_Position | None] = []
+    layout: list[str] = []
+    for r in range(first, first + count):
+        row = rows[r]
+        offset, data_offset = base + int(row["offset"]), base + int(row["data_offset"])
+        if int(row["flags"]) & _SPECIAL:
+            # Manufacturer data and global readout: no value, no date, no status.
+            positions.append(None)
+            layout.append(f"{data[offset]:02X}")
+            continue
+        header = _header(
+            data[offset:data_offset],
+            int(row["dib_length"]),
+            int(row["storage"]),
+            int(row["tariff"]),
+            int(row["subunit"]),
+            int(row["function"]),
+        )
+        coding, length = int(row["coding"]), int(row["data_length"])
+        p = _Position(header, coding, length)
+        layout.append(header[0] + header[1])
+        if coding not in (CODING_NONE, CODING_INT, CODING_REAL, CODING_BCD):
+            return None
+        if coding == CODING_INT and length >= 8 and not p.signed:
+            return None  # an unsigned 64-bit value does not fit the int64 column
+        if p.offset_exp != NO_OFFSET or abs(p.exponent) > 22:
+            return None  # float64 arithmetic would not match the exact integer one
+        reading = p.quantity in READING_QUANTITIES
+        if p.quantity in _TIME_QUANTITIES:
+            if p.kind != KIND_TIMEPOINT or reading:
+                return None
+            p.role = "time"
+        elif p.kind == KIND_TIMEPOINT:
+            if reading:
+                return None
+        elif p.quantity == "error_flags" or p.head:
+            if reading:
+                return None
+            p.role = "error" if p.quantity == "error_flags" else "head"
+        elif reading:
+            p.role = "reading"
+        positions.append(p)
+    return _Plan(positions, tuple(layout))
+
+
+def _numbers(p: _Position, rows: np.ndarray[Any, Any]) -> tuple[list[float | None], list[bool]] | None:
+    """(value as the reading row holds it, valid) of one reading position for every telegram
+    of a group, or None when a number is too large to scale exactly in float64."""
+    n = len(rows)
+    if p.invalid:
+        return [None] * n, [False] * n
+    has_number = (rows["flags"] & _NUMBER) != 0
+    if p.coding == CODING_REAL:
+        number = rows["real"].astype(np.float64)
+    else:
+        raw = rows["value"].astype(np.int64)
+        if p.coding == CODING_INT and not p.signed:
+            raw = np.where(raw < 0, raw + (1 << (8 * p.length)), raw)
+        if np.any(np.abs(raw[has_number]) >= _EXACT):
+            return None
+        number = raw.astype(np.float64)
+    if p.kind != KIND_MANUFACTURER:
+        if p.exponent > 0:
+            number = number * float(10**p.exponent)
+        elif p.exponent < 0:
+            number = number / float(10**-p.exponent)
+    values: list[float | None] = number.tolist()
+    valid: list[bool] = has_number.tolist()
+    if not all(valid):
+        values = [v if ok else None for v, ok in zip(values, valid, strict=True)]
+    return values, valid
+
+
+def _stamps(p: _Position, data: np.ndarray[Any, Any], starts: np.ndarray[Any, Any]) -> list[Any]:
+    """The decoded value of one date position for every telegram of a group (None = invalid)."""
+    n = len(starts)
+    if p.invalid or p.coding not in (CODING_INT, CODING_BCD):
+        return [None] * n
+    if p.length in (2, 4):
+        columns = data[starts[:, None] + np.arange(p.length)]
+        return type_f_column(columns) if p.length == 4 else type_g_column(columns)
+    raw = data.tobytes()
+    return [decode_timepoint(raw[s : s + p.length]) for s in starts.tolist()]
+
+
+def _scalar(p: _Position, raw: bytes, rows: np.ndarray[Any, Any], starts: np.ndarray[Any, Any]) -> list[Any]:
+    """The decoded value of a status position for every telegram (the per-record reader)."""
+    out = []
+    numbers = rows["real"] if p.coding == CODING_REAL else rows["value"]
+    for start, has_number, number in zip(
+        starts.tolist(), ((rows["flags"] & _NUMBER) != 0).tolist(), numbers.tolist(), strict=True
+    ):
+        decoded, _ = _value(p.header, p.coding, raw[start : start + p.length], has_number, number)
+        out.append(decoded)
+    return out
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _stamp(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return value if "T" in value else f"{value}T00:00"
+
+
+def read_by_layout(
+    buffer: np.ndarray[Any, Any],
+    apl_offsets: np.ndarray[Any, Any],
+    rows: np.ndarray[Any, Any],
+    firsts: Sequence[int],
+    counts: Sequence[int],
+    chosen: Sequence[int],
+    received_at: Sequence[float],
+    minute_of: Callable[[str], str],
+) -> dict[int, LayoutRead]:
+    """Per telegram position of ``chosen`` (walked without error) whose layout has a plan:
+    what the per-record path reads from it. ``received_at``: first reception time per
+    position in s; ``minute_of``: "YYYY-MM-DDTHH:MM" of a date-time value."""
+    if not chosen:
+        return {}
+    data = buffer.tobytes()
+    # The header bytes (DIB + VIB, or the DIF of a special record) of every row, packed:
+    # a telegram's layout key is one slice of them.
+    base_of_row = apl_offsets[rows["telegram"]]
+    starts = base_of_row + rows["offset"]
+    lengths = (rows["data_offset"] - rows["offset"]).astype(np.int64)
+    ends = np.cumsum(lengths)
+    within = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - lengths, lengths)
+    headers = buffer[np.repeat(starts, lengths) + within].tobytes()
+    bounds = np.concatenate(([0], ends)).tolist()
+    groups: dict[bytes, list[int]] = {}
+    for position in chosen:
+        first = firsts[position]
+        key = headers[bounds[first] : bounds[first + counts[position]]]
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [position]
+        else:
+            group.append(position)
+    out: dict[int, LayoutRead] = {}
+    for key, members in groups.items():
+        if key in _plans:
+            plan = _plans[key]
+        else:
+            head = members[0]
+            plan = _make_plan(data, rows, firsts[head], counts[head], int(apl_offsets[head]))
+            if len(_plans) >= _PLAN_LIMIT:
+                _plans.clear()
+            _plans[key] = plan
+        if plan is not None:
+            _read_group(plan, members, buffer, data, apl_offsets, rows, firsts, received_at, minute_of, out)
+    return out
+
+
+def _read_group(
+    plan: _Plan,
+    members: list[int],
+    buffer: np.ndarray[Any, Any],
+    data: bytes,
+    apl_offsets: np.ndarray[Any, Any],
+    rows: np.ndarray[Any, Any],
+    firsts: Sequence[int],
+    received_at: Sequence[float],
+    minute_of: Callable[[str], str],
+    out: dict[int, LayoutRead],
+) -> None:
+    first_rows = np.asarray([firsts[m] for m in members], dtype=np.int64)
+    bases = apl_offsets[np.asarray(members, dtype=np.int64)]
+    layout_positions: list[Any] = plan.positions
+
+    def column(j: int) -> np.ndarray[Any, Any]:
+        return rows[first_rows + j]
+
+    def data_starts(selected: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        starts: np.ndarray[Any, Any] = bases + selected["data_offset"].astype(np.int64)
+        return starts
+
+    values: dict[int, tuple[list[float | None], list[bool]]] = {}
+    for j in plan.readings:
+        p = layout_positions[j]
+        found = _numbers(p, column(j))
+        if found is None:
+            return  # left to the per-record path
+        values[j] = found
+    stamps: dict[int, list[Any]] = {}
+    for j in plan.times:
+        selected = column(j)
+        stamps[j] = _stamps(layout_positions[j], buffer, data_starts(selected))
+    errors: list[Any] | None = None
+    if plan.error_at is not None:
+        selected = column(plan.error_at)
+        errors = _scalar(layout_positions[plan.error_at], data, selected, data_starts(selected))
+    heads = []
+    for j in plan.heads:
+        selected = column(j)
+        heads.append(_scalar(layout_positions[j], data, selected, data_starts(selected)))
+    current = [j for j in plan.times if layout_positions[j].current]
+    readings_spec = [
+        (layout_positions[j], values[j][0], values[j][1], sources)
+        for j, sources in zip(plan.readings, plan.stamp_sources, strict=True)
+    ]
+    stamp_text = {j: [_stamp(v) for v in column_values] for j, column_values in stamps.items()}
+    for t, position in enumerate(members):
+        now = None
+        for j in current:
+            now = stamp_text[j][t]
+            if now is not None:
+                break
+        current_time = iso_minute(received_at[position]) if now is None else now
+        readings: list[tuple[Any, ...]] = []
+        for p, column_values, valid, sources in readings_spec:
+            if sources is None:
+                stamp = current_time
+            else:
+                stamp = None
+                for k in sources:
+                    stamp = stamp_text[k][t]
+                    if stamp is not None:
+                        break
+                if stamp is None:
+                    continue
+            readings.append(
+                (
+                    stamp,
+                    p.quantity,
+                    p.storage,
+                    p.tariff,
+                    p.subunit,
+                    p.function,
+                    column_values[t],
+                    p.unit,
+                    valid[t],
+                )
+            )
+        event_time = None
+        if plan.datetime_at is not None:
+            moment = stamps[plan.datetime_at][t]
+            if isinstance(moment, str):
+                event_time = minute_of(moment)
+        if event_time is None and plan.date_at is not None:
+            day = stamps[plan.date_at][t]
+            if isinstance(day, str):
+                event_time = minute_of(day)
+        if event_time is None:
+            event_time = iso_minute(received_at[position])
+        error_flags: int | None = None
+        if errors is not None and _integer(errors[t]):
+            error_flags = errors[t]
+        head: int | None = None
+        for candidates in heads:
+            if _integer(candidates[t]):
+                head = candidates[t]
+                break
+        out[position] = (readings, event_time, (error_flags, head), plan.layout)
