@@ -257,24 +257,27 @@ def _stamps(p: _Position, data: np.ndarray[Any, Any], starts: np.ndarray[Any, An
 
 def _scalar(p: _Position, raw: bytes, rows: np.ndarray[Any, Any], starts: np.ndarray[Any, Any]) -> list[Any]:
     """The decoded value of a status position for every telegram (the per-record reader)."""
-    out = []
     numbers = rows["real"] if p.coding == CODING_REAL else rows["value"]
-    for start, has_number, number in zip(
-        starts.tolist(), ((rows["flags"] & _NUMBER) != 0).tolist(), numbers.tolist(), strict=True
-    ):
-        decoded, _ = _value(p.header, p.coding, raw[start : start + p.length], has_number, number)
-        out.append(decoded)
+    has_numbers = ((rows["flags"] & _NUMBER) != 0).tolist()
+    if p.kind == KIND_TIMEPOINT:
+        return [
+            _value(p.header, p.coding, raw[start : start + p.length], has_number, number)[0]
+            for start, has_number, number in zip(starts.tolist(), has_numbers, numbers.tolist(), strict=True)
+        ]
+    # Other kinds read only the number (and the data length): status values repeat.
+    filler = bytes(p.length)
+    seen: dict[tuple[bool, Any], Any] = {}
+    out = []
+    for has_number, number in zip(has_numbers, numbers.tolist(), strict=True):
+        key = (has_number, number)
+        if key not in seen:
+            seen[key] = _value(p.header, p.coding, filler, has_number, number)[0]
+        out.append(seen[key])
     return out
 
 
 def _integer(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _stamp(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    return value if "T" in value else f"{value}T00:00"
 
 
 def read_by_layout(
@@ -326,6 +329,10 @@ def read_by_layout(
     return out
 
 
+def _coalesce(first: list[Any], second: list[Any]) -> list[Any]:
+    return [a if a is not None else b for a, b in zip(first, second, strict=True)]
+
+
 def _read_group(
     plan: _Plan,
     members: list[int],
@@ -338,9 +345,12 @@ def _read_group(
     minute_of: Callable[[str], str],
     out: dict[int, LayoutRead],
 ) -> None:
+    """Read every telegram of one layout group, column by column: per position its values,
+    then per telegram the rows of its positions in record order."""
     first_rows = np.asarray([firsts[m] for m in members], dtype=np.int64)
     bases = apl_offsets[np.asarray(members, dtype=np.int64)]
-    layout_positions: list[Any] = plan.positions
+    positions: list[Any] = plan.positions
+    count = len(members)
 
     def column(j: int) -> np.ndarray[Any, Any]:
         return rows[first_rows + j]
@@ -349,80 +359,79 @@ def _read_group(
         starts: np.ndarray[Any, Any] = bases + selected["data_offset"].astype(np.int64)
         return starts
 
-    values: dict[int, tuple[list[float | None], list[bool]]] = {}
+    values: list[tuple[list[float | None], list[bool]]] = []
     for j in plan.readings:
-        p = layout_positions[j]
-        found = _numbers(p, column(j))
+        found = _numbers(positions[j], column(j))
         if found is None:
             return  # left to the per-record path
-        values[j] = found
-    stamps: dict[int, list[Any]] = {}
+        values.append(found)
+    decoded: dict[int, list[Any]] = {}
+    stamps: dict[int, list[str | None]] = {}
     for j in plan.times:
         selected = column(j)
-        stamps[j] = _stamps(layout_positions[j], buffer, data_starts(selected))
-    errors: list[Any] | None = None
+        decoded[j] = found_dates = _stamps(positions[j], buffer, data_starts(selected))
+        stamps[j] = [
+            None if v is None or not isinstance(v, str) else v if "T" in v else v + "T00:00"
+            for v in found_dates
+        ]
+    # The time of the current values: the first current date record that is valid, else
+    # the reception time (formatted only where needed).
+    current: list[str | None] = [None] * count
+    for j in plan.times:
+        if positions[j].current:
+            current = _coalesce(current, stamps[j])
+    for t, stamp in enumerate(current):
+        if stamp is None:
+            current[t] = iso_minute(received_at[members[t]])
+    # Per reading position, its rows (None where a historic value has no valid date).
+    columns: list[list[tuple[Any, ...] | None]] = []
+    for (numbers, valid), sources in zip(values, plan.stamp_sources, strict=True):
+        p = positions[plan.readings[len(columns)]]
+        if sources is None:
+            when: list[str | None] = list(current)
+        else:
+            when = [None] * count
+            for k in sources:
+                when = _coalesce(when, stamps[k])
+        fixed = (p.quantity, p.storage, p.tariff, p.subunit, p.function)
+        unit = p.unit
+        columns.append(
+            [
+                None if stamp is None else (stamp, *fixed, number, unit, ok)
+                for stamp, number, ok in zip(when, numbers, valid, strict=True)
+            ]
+        )
+    # The model's time: the main date-time record, else the main date, else the reception.
+    event: list[str | None] = [None] * count
+    for source in (plan.datetime_at, plan.date_at):
+        if source is None:
+            continue
+        if positions[source].length in (2, 4) and not positions[source].invalid:
+            # Column-decoded dates are "YYYY-MM-DD[THH:MM]": their minute is their stamp.
+            event = _coalesce(event, stamps[source])
+        else:
+            event = _coalesce(event, [minute_of(v) if isinstance(v, str) else None for v in decoded[source]])
+    for t, moment in enumerate(event):
+        if moment is None:
+            event[t] = iso_minute(received_at[members[t]])
+    errors: list[Any] = [None] * count
     if plan.error_at is not None:
         selected = column(plan.error_at)
-        errors = _scalar(layout_positions[plan.error_at], data, selected, data_starts(selected))
-    heads = []
+        errors = [
+            v if _integer(v) else None
+            for v in _scalar(positions[plan.error_at], data, selected, data_starts(selected))
+        ]
+    heads: list[Any] = [None] * count
     for j in plan.heads:
         selected = column(j)
-        heads.append(_scalar(layout_positions[j], data, selected, data_starts(selected)))
-    current = [j for j in plan.times if layout_positions[j].current]
-    readings_spec = [
-        (layout_positions[j], values[j][0], values[j][1], sources)
-        for j, sources in zip(plan.readings, plan.stamp_sources, strict=True)
-    ]
-    stamp_text = {j: [_stamp(v) for v in column_values] for j, column_values in stamps.items()}
-    for t, position in enumerate(members):
-        now = None
-        for j in current:
-            now = stamp_text[j][t]
-            if now is not None:
-                break
-        current_time = iso_minute(received_at[position]) if now is None else now
-        readings: list[tuple[Any, ...]] = []
-        for p, column_values, valid, sources in readings_spec:
-            if sources is None:
-                stamp = current_time
-            else:
-                stamp = None
-                for k in sources:
-                    stamp = stamp_text[k][t]
-                    if stamp is not None:
-                        break
-                if stamp is None:
-                    continue
-            readings.append(
-                (
-                    stamp,
-                    p.quantity,
-                    p.storage,
-                    p.tariff,
-                    p.subunit,
-                    p.function,
-                    column_values[t],
-                    p.unit,
-                    valid[t],
-                )
-            )
-        event_time = None
-        if plan.datetime_at is not None:
-            moment = stamps[plan.datetime_at][t]
-            if isinstance(moment, str):
-                event_time = minute_of(moment)
-        if event_time is None and plan.date_at is not None:
-            day = stamps[plan.date_at][t]
-            if isinstance(day, str):
-                event_time = minute_of(day)
-        if event_time is None:
-            event_time = iso_minute(received_at[position])
-        error_flags: int | None = None
-        if errors is not None and _integer(errors[t]):
-            error_flags = errors[t]
-        head: int | None = None
-        for candidates in heads:
-            if _integer(candidates[t]):
-                head = candidates[t]
-                break
-        out[position] = (readings, event_time, (error_flags, head), plan.layout)
+        candidates = [
+            v if _integer(v) else None for v in _scalar(positions[j], data, selected, data_starts(selected))
+        ]
+        heads = _coalesce(heads, candidates)
+    layout = plan.layout
+    per_telegram = zip(*columns, strict=True) if columns else iter([()] * count)
+    for position, found_rows, moment, error_flags, head in zip(
+        members, per_telegram, event, errors, heads, strict=True
+    ):
+        readings = [row for row in found_rows if row is not None]
+        out[position] = (readings, moment, (error_flags, head), layout)  # type: ignore[assignment]

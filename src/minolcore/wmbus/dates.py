@@ -143,14 +143,42 @@ def type_f_column(data: npt.NDArray[np.uint8]) -> list[str | None]:
     return _format(valid, year, month, day, hour, minute)
 
 
+# Texts of the dates and times of day seen: a date repeats in many telegrams (due dates,
+# month ends), and "THH:MM" has 1440 values.
+_DATE_TEXTS: dict[int, str] = {}
+_TIME_TEXTS: dict[int, str] = {}
+_DATE_TEXT_LIMIT: Final = 1 << 16
+
+
+def _date_text(key: int) -> str:
+    text = _DATE_TEXTS.get(key)
+    if text is None:
+        if len(_DATE_TEXTS) >= _DATE_TEXT_LIMIT:
+            _DATE_TEXTS.clear()
+        text = _DATE_TEXTS[key] = f"{key // 10000:04d}-{key // 100 % 100:02d}-{key % 100:02d}"
+    return text
+
+
+def _time_text(key: int) -> str:
+    text = _TIME_TEXTS.get(key)
+    if text is None:
+        text = _TIME_TEXTS[key] = f"T{key // 100:02d}:{key % 100:02d}"
+    return text
+
+
 def _format(valid: _Bools, *fields: _Ints) -> list[str | None]:
     out: list[str | None] = [None] * len(valid)
     chosen = np.flatnonzero(valid)
-    columns = [field[chosen].tolist() for field in fields]
+    year, month, day = (field[chosen] for field in fields[:3])
+    dates = (year * 10000 + month * 100 + day).tolist()
+    get = _DATE_TEXTS.get
     if len(fields) == 3:
-        for index, y, m, d in zip(chosen.tolist(), *columns, strict=True):
-            out[index] = f"{y:04d}-{m:02d}-{d:02d}"
+        for index, key in zip(chosen.tolist(), dates, strict=True):
+            out[index] = get(key) or _date_text(key)
     else:
-        for index, y, m, d, hh, mm in zip(chosen.tolist(), *columns, strict=True):
-            out[index] = f"{y:04d}-{m:02d}-{d:02d}T{hh:02d}:{mm:02d}"
+        hour, minute = fields[3][chosen], fields[4][chosen]
+        times = (hour * 100 + minute).tolist()
+        get_time = _TIME_TEXTS.get
+        for index, key, clock in zip(chosen.tolist(), dates, times, strict=True):
+            out[index] = (get(key) or _date_text(key)) + (get_time(clock) or _time_text(clock))
     return out
