@@ -376,6 +376,23 @@ def test_smoke_report_lists_every_fault(store: StoreReader, site: SiteRegistry) 
         smoke_report(store, site, building="NOPE")
 
 
+def test_a_cleared_event_clears_every_fault_it_names(site: SiteRegistry) -> None:
+    db = SQLiteStore(":memory:")
+    fill(db)
+    clear = StatusEventRow(
+        device_uid="wmbus:EIE:60000002",
+        event_time="2024-05-01T10:00",
+        event="cleared",
+        detail="battery_low removed smoke_chamber_soiled",
+    )
+    db.write(StoreBatch(status_events=[clear]))
+    report = smoke_report(StoreReader(db), site, building="B1", at=dt.datetime(2024, 7, 1))
+    detector = {d.installation: d for d in report.detectors}["U2-smoke"]
+    assert detector.faults == ()
+    assert detector.removed is False and detector.battery_low is False and detector.chamber_soiled is False
+    assert detector.obstacle is None  # not named: not known
+
+
 # --- rendering --------------------------------------------------------------------------------------------
 
 

@@ -139,7 +139,8 @@ RULE_MONTHLY = (
 RULE_SMOKE = (
     "DIN 14676-1 remote inspection: per detector, smoke chamber free, surroundings free of obstacles, "
     "battery sufficient, not removed, alarm signal working; every fault set and not cleared by `at` is "
-    "listed with the time it was first seen. An event '<name>_cleared' (or detail 'cleared') clears it."
+    "listed with the time it was first seen. An event '<name>_cleared' (or detail 'cleared') clears it, "
+    "as does an event 'cleared' whose detail names it (a detector's telegram lists its clear faults so)."
 )
 
 _HEATING_KINDS = frozenset((DeviceKind.HEAT_COST_ALLOCATOR, DeviceKind.HEAT_METER))
@@ -1191,6 +1192,7 @@ _SMOKE_EVENTS: dict[str, tuple[str | None, str]] = {
 _ALARM_EVENTS = frozenset(("alarm", "smoke_alarm"))
 _TEST_EVENTS = frozenset(("test", "test_alarm", "test_button"))
 _CLEARED = "_cleared"
+_CLEARED_LIST = "cleared"  # detail: the names of the faults that are clear, space-separated
 
 
 def smoke_report(
@@ -1238,20 +1240,24 @@ def _smoke_state(
                 continue
             last_seen = max(last_seen or "", event.event_time)
             name = event.event.rsplit(".", 1)[-1].lower()
-            cleared = name.endswith(_CLEARED) or event.detail.strip().lower() == "cleared"
-            name = name.removesuffix(_CLEARED)
-            if name in _ALARM_EVENTS and not cleared:
-                alarms += 1
-            elif name in _TEST_EVENTS and not cleared:
-                tests += 1
-            elif name in _SMOKE_EVENTS:
-                field, fault = _SMOKE_EVENTS[name]
-                if field is not None:
-                    flags[field] = not cleared
-                if cleared:
-                    active.pop(name, None)
-                elif name not in active:
-                    active[name] = SmokeFault(fault=fault, event=event.event, first_seen=event.event_time)
+            if name == _CLEARED_LIST:
+                named = [(cleared_name.lower(), True) for cleared_name in event.detail.split()]
+            else:
+                cleared = name.endswith(_CLEARED) or event.detail.strip().lower() == "cleared"
+                named = [(name.removesuffix(_CLEARED), cleared)]
+            for name, cleared in named:
+                if name in _ALARM_EVENTS and not cleared:
+                    alarms += 1
+                elif name in _TEST_EVENTS and not cleared:
+                    tests += 1
+                elif name in _SMOKE_EVENTS:
+                    field, fault = _SMOKE_EVENTS[name]
+                    if field is not None:
+                        flags[field] = not cleared
+                    if cleared:
+                        active.pop(name, None)
+                    elif name not in active:
+                        active[name] = SmokeFault(fault=fault, event=event.event, first_seen=event.event_time)
         for row in ctx.rows(uid):
             if not since <= row.reading_time <= limit:
                 continue

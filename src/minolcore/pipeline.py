@@ -189,7 +189,7 @@ class Pipeline:
         # Columnar path: per address (uid, identity, memoisable profile or None); per
         # (profile, status inputs) the kind and the faults of the model they give.
         self._fast_devices: dict[Address, tuple[str, DeviceIdentity, object | None]] = {}
-        self._fast_status: dict[tuple[object, tuple[Any, ...]], tuple[str, tuple[str, ...]]] = {}
+        self._fast_status: dict[tuple[object, tuple[Any, ...]], tuple[str, tuple[tuple[str, str], ...]]] = {}
         self._fast_device_rows: dict[tuple[str, str], DeviceRow] = {}
         self._layouts = LayoutLearner(self.signatures)
         self._oms_keys: dict[Address, OMSKey | None] = {}
@@ -405,7 +405,7 @@ class Pipeline:
                 _utc(uplink.received_at).isoformat(),
                 registry=self.profiles,
             )
-            faults = tuple(event.event for event in _status_events(device_uid, model))
+            faults = tuple((event.event, event.detail) for event in _status_events(device_uid, model))
             status = self._fast_status[(profile, item.status_key)] = (model.kind, faults)
         kind, faults = status
         assignment = self._assign(uplink, identity)
@@ -437,9 +437,9 @@ class Pipeline:
                 else None,
             )
         )
-        for fault in faults:
+        for fault, detail in faults:
             rows.status_events.append(
-                StatusEventRow(device_uid=device_uid, event_time=item.event_time, event=fault)
+                StatusEventRow(device_uid=device_uid, event_time=item.event_time, event=fault, detail=detail)
             )
 
     def run(self, source: Iterable[Reception], *, batch_size: int = 20_000) -> PipelineStats:
@@ -735,8 +735,9 @@ def _fault_fields(kind: type[object]) -> tuple[tuple[str, str, bool], ...]:
 
 
 def _status_events(device_uid: str, model: DeviceReading) -> list[StatusEventRow]:
-    """Faults of a reading as events. A smoke detector also reports every fault that is
-    clear ("<fault>_cleared"), because its remote inspection needs the latest state."""
+    """Faults of a reading as events. A smoke detector also reports the faults that are
+    clear (one event "cleared" naming them), because its remote inspection needs the latest
+    state."""
     when = _minute(model.reading_time)
     smoke = model.kind == "smoke_detector"
     found: dict[str, bool] = {}
@@ -748,10 +749,17 @@ def _status_events(device_uid: str, model: DeviceReading) -> list[StatusEventRow
             if isinstance(value, bool):
                 found[fault] = found.get(fault, False) or value is bad
     events = []
+    clear = []
     for name, active in sorted(found.items()):
-        if active or smoke:
-            event = name if active else f"{name}_cleared"
-            events.append(StatusEventRow(device_uid=device_uid, event_time=when, event=event))
+        if active:
+            events.append(StatusEventRow(device_uid=device_uid, event_time=when, event=name))
+        elif smoke:
+            clear.append(name)
+    if clear:
+        # One row names every clear fault (not one row each: a detector reports daily).
+        events.append(
+            StatusEventRow(device_uid=device_uid, event_time=when, event="cleared", detail=" ".join(clear))
+        )
     return events
 
 

@@ -28,7 +28,8 @@ from minolcore.store.base import (
 
 __all__ = ["SQLiteStore"]
 
-# 2: receptions kept in their uplink's row (a JSON array), no receptions table.
+# 2: receptions kept in their uplink's row (a JSON array), no receptions table; a status
+# event's detail is part of its key.
 SCHEMA_VERSION = 2
 
 _SCHEMA = """
@@ -54,7 +55,7 @@ CREATE TABLE IF NOT EXISTS readings (
 CREATE INDEX IF NOT EXISTS readings_by_unit ON readings (unit_id, quantity, reading_time);
 CREATE TABLE IF NOT EXISTS status_events (
     device_uid TEXT NOT NULL, event_time TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL,
-    PRIMARY KEY (device_uid, event_time, event)
+    PRIMARY KEY (device_uid, event_time, event, detail)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rejected (
     gateway_id TEXT NOT NULL, received_at_ms INTEGER NOT NULL, reason TEXT NOT NULL,
@@ -98,7 +99,7 @@ _ORDERS = {
     "devices": "device_uid",
     "uplinks": "uplink_key",
     "readings": "device_uid, reading_time, quantity, storage, tariff, subunit, function",
-    "status_events": "device_uid, event_time, event",
+    "status_events": "device_uid, event_time, event, detail",
     "rejected": "gateway_id, received_at_ms, payload_hex",
 }
 
@@ -151,7 +152,7 @@ class SQLiteStore:
             db.executemany(_INSERT_UPLINK, _merged_uplinks(batch.uplinks))
             db.executemany(_ADD_RECEPTIONS, _late_reception_values(batch.late_receptions))
             db.executemany(_INSERT_READING, _merged_readings(batch.readings))
-            db.executemany(_INSERT_STATUS, _first_status_events(batch.status_events))
+            db.executemany(_INSERT_STATUS, _distinct_status_events(batch.status_events))
             db.executemany(_INSERT_REJECTED, [_rejected_values(row) for row in batch.rejected])
         except BaseException:
             db.execute("ROLLBACK")
@@ -319,9 +320,8 @@ def merge_receptions(stored: str | None, added: str | None) -> str | None:
     return _encode_receptions(_canonical(both))
 
 
-def _first_status_events(rows: Sequence[StatusEventRow]) -> list[tuple[object, ...]]:
-    first = {(row.device_uid, row.event_time, row.event): row for row in reversed(rows)}
-    return [_status_values(first[key]) for key in sorted(first)]
+def _distinct_status_events(rows: Sequence[StatusEventRow]) -> list[tuple[object, ...]]:
+    return sorted({_status_values(row) for row in rows})
 
 
 def _merged_devices(rows: Iterable[DeviceRow]) -> list[tuple[object, ...]]:
