@@ -275,3 +275,49 @@ def test_a_database_of_another_schema_version_is_refused(tmp_path: Path) -> None
         store.set_meta("schema_version", "1")
     with pytest.raises(ConfigError, match="schema version 1"):
         SQLiteStore(path)
+
+
+def _historic(uplink_key: str) -> StoreBatch:
+    return StoreBatch(
+        readings=[
+            ReadingRow(
+                device_uid="wmbus:QDS:55667788:55:08",
+                reading_time="2025-12-31T00:00",
+                quantity="hca_units",
+                storage=1,
+                tariff=0,
+                subunit=0,
+                function="instantaneous",
+                value=812.0,
+                unit="HCA",
+                valid=True,
+                building_id="B1",
+                unit_id="U1",
+                uplink_key=uplink_key,
+            )
+        ]
+    )
+
+
+def test_a_repeated_historic_value_keeps_the_smallest_uplink_key(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "m.sqlite") as store:
+        for key in ("b2", "c3", "a1", "b2"):
+            store.write(_historic(key))
+        rows = StoreReader(store).readings()
+        assert [row.uplink_key for row in rows] == ["a1"]
+
+
+@pytest.mark.parametrize("elsewhere", [False, True])
+def test_a_value_deleted_behind_the_store_is_written_again(tmp_path: Path, elsewhere: bool) -> None:
+    # The store skips historic values it committed before; a deletion by another connection
+    # (or by retention on its own) must not make it skip the value when it comes again.
+    path = tmp_path / "m.sqlite"
+    with SQLiteStore(path) as store:
+        store.write(_historic("a1"))
+        other = sqlite3.connect(path) if elsewhere else store._db
+        other.execute("DELETE FROM readings")
+        if elsewhere:
+            other.commit()
+            other.close()
+        store.write(_historic("a1"))
+        assert store.counts()["readings"] == 1

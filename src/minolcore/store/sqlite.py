@@ -94,6 +94,9 @@ ON CONFLICT DO UPDATE SET uplink_key = min(uplink_key, excluded.uplink_key)
 _INSERT_STATUS = "INSERT INTO status_events VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 _INSERT_REJECTED = "INSERT INTO rejected VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 
+# Historic reading keys remembered per connection (a few per meter and year).
+_SETTLED_LIMIT = 200_000
+
 _TABLES = ("devices", "uplinks", "readings", "status_events", "rejected")
 _ORDERS = {
     "devices": "device_uid",
@@ -133,6 +136,8 @@ class SQLiteStore:
         except sqlite3.DatabaseError as error:
             self._db.close()
             raise ConfigError(f"not a minolcore database: {error}", where=self.path) from None
+        self._settled: dict[tuple[Any, ...], str] = {}
+        self._settled_version: tuple[int, int] = (-1, -1)
         if version != str(SCHEMA_VERSION):
             self._db.close()
             raise ConfigError(
@@ -151,13 +156,46 @@ class SQLiteStore:
             db.executemany(_INSERT_DEVICE, _merged_devices(batch.devices))
             db.executemany(_INSERT_UPLINK, _merged_uplinks(batch.uplinks))
             db.executemany(_ADD_RECEPTIONS, _late_reception_values(batch.late_receptions))
-            db.executemany(_INSERT_READING, _merged_readings(batch.readings))
+            readings = self._unsettled(_merged_readings(batch.readings))
+            db.executemany(_INSERT_READING, readings)
             db.executemany(_INSERT_STATUS, _distinct_status_events(batch.status_events))
             db.executemany(_INSERT_REJECTED, [_rejected_values(row) for row in batch.rejected])
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        self._settle(readings)
+
+    def _unsettled(self, readings: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The reading rows whose upsert can change the store.
+
+        A historic value (storage > 0: due-date and month-end values) comes again in every
+        telegram until the next due date. Once this connection committed its key with an
+        uplink key, a row with an equal or larger one is a no-op: it is not sent to SQLite.
+        The memory is dropped as soon as anything else changed the database (another
+        connection, or another statement on this one, such as retention)."""
+        db = self._db
+        version = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
+        if version != self._settled_version:
+            self._settled.clear()
+        settled = self._settled
+        if not settled:
+            return readings
+        return [
+            row for row in readings if row[3] == 0 or (held := settled.get(row[:7])) is None or row[12] < held
+        ]
+
+    def _settle(self, readings: list[tuple[Any, ...]]) -> None:
+        settled = self._settled
+        if len(settled) > _SETTLED_LIMIT:
+            settled.clear()
+        for row in readings:
+            if row[3] != 0:
+                key = row[:7]
+                held = settled.get(key)
+                settled[key] = row[12] if held is None else min(held, row[12])
+        db = self._db
+        self._settled_version = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
 
     def set_meta(self, key: str, value: str) -> None:
         """Store a configuration text beside the data (e.g. the site file the data was assigned with)."""
@@ -255,9 +293,8 @@ def _merged_uplinks(rows: Sequence[UplinkRow]) -> list[tuple[object, ...]]:
         receptions = _canonical(extra.get(key, row.receptions))
         if not receptions:
             raise ValueError(
-                f"uplink {key}: an uplink is stored with the receptions it was heard in, none given"
+                f"uplink {key}: no receptions (an uplink is stored with the copies it was heard in)"
             )
-        times = [reception.received_at_ms for reception in receptions]
         values.append(
             (
                 key,
@@ -265,9 +302,10 @@ def _merged_uplinks(rows: Sequence[UplinkRow]) -> list[tuple[object, ...]]:
                 row.size,
                 row.security_status,
                 row.decode_errors,
-                min(times),
-                max(times),
-                _encode_receptions(receptions),
+                # canonical order is time order
+                receptions[0].received_at_ms,
+                receptions[-1].received_at_ms,
+                _encode(receptions).decode(),
             )
         )
     return values
@@ -280,8 +318,9 @@ def _late_reception_values(rows: Sequence[tuple[str, ReceptionRow]]) -> list[tup
     values: list[tuple[object, ...]] = []
     for key in sorted(grouped):
         receptions = _canonical(grouped[key])
-        times = [reception.received_at_ms for reception in receptions]
-        values.append((_encode_receptions(receptions), min(times), max(times), key))
+        values.append(
+            (_encode(receptions).decode(), receptions[0].received_at_ms, receptions[-1].received_at_ms, key)
+        )
     return values
 
 
@@ -296,19 +335,16 @@ def _reception_order(row: ReceptionRow) -> tuple[object, ...]:
     )
 
 
-def _canonical(receptions: Iterable[ReceptionRow]) -> list[ReceptionRow]:
+def _canonical(receptions: Sequence[ReceptionRow]) -> Sequence[ReceptionRow]:
     """Distinct receptions in time order (then gateway, RSSI, SNR): the stored form of a set."""
-    unique = set(receptions)
-    if len(unique) == 1:
-        return list(unique)
-    return sorted(unique, key=_reception_order)
+    if len(receptions) < 2:
+        return receptions
+    return sorted(set(receptions), key=_reception_order)
 
 
 _RECEPTIONS_DECODER = msgspec.json.Decoder(list[ReceptionRow])
-
-
-def _encode_receptions(receptions: Sequence[ReceptionRow]) -> str:
-    return msgspec.json.encode(receptions).decode()
+# JSON text as UTF-8 bytes would bind as a BLOB: the stored column is text.
+_encode = msgspec.json.Encoder().encode
 
 
 def merge_receptions(stored: str | None, added: str | None) -> str | None:
@@ -317,7 +353,7 @@ def merge_receptions(stored: str | None, added: str | None) -> str | None:
     if stored is None or added is None:
         return stored if added is None else added
     both = _RECEPTIONS_DECODER.decode(stored) + _RECEPTIONS_DECODER.decode(added)
-    return _encode_receptions(_canonical(both))
+    return _encode(_canonical(both)).decode()
 
 
 def _distinct_status_events(rows: Sequence[StatusEventRow]) -> list[tuple[object, ...]]:
