@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import pathlib
 import random
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -581,3 +583,32 @@ def test_gateways_round_trip() -> None:
     with pytest.raises(ConfigError) as caught:
         SiteRegistry.from_toml_text("gateways = 3\n")
     assert caught.value.where == "gateways"
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.one_of(st.none(), st.integers(1, 15))), min_size=1, max_size=4),
+    st.integers(-5, 60),
+)
+def test_an_assignment_holds_over_its_whole_span(schedule: list[tuple[int, int | None]], day: int) -> None:
+    site = SiteRegistry()
+    site.add_building("B1", "Hauptstrasse 1")
+    site.add_unit("U1", "B1", "Flat 1", 50.0)
+    address = WMBusAddress.of("QDS", "12345678", 0x35, 0x08)
+    origin = dt.datetime(2025, 1, 1)
+    begin = 0
+    for gap, length in schedule:
+        start = begin + gap
+        site.install(address, origin + dt.timedelta(days=start), kind="heat_cost_allocator", unit="U1")
+        if length is None:
+            break
+        site.remove(address, origin + dt.timedelta(days=start + length))
+        begin = start + length
+    at = origin + dt.timedelta(days=day, hours=7)
+    start, end = site.assign_span(address, at)
+    expected = site.assign(address, at)
+    assert start <= at.replace(tzinfo=ZoneInfo(site.timezone)).timestamp() < end
+    for probe in (start, end - 1e-3, (max(start, -1e10) + min(end, 1e10)) / 2):
+        if math.isfinite(probe):
+            assert site.assign(address, dt.datetime.fromtimestamp(probe, dt.UTC)) == expected
+    if math.isfinite(end):
+        assert site.assign(address, dt.datetime.fromtimestamp(end, dt.UTC)) != expected

@@ -180,12 +180,11 @@ class Pipeline:
             "wmbus_retention_ms": wmbus_window_ms + max_lateness_ms,
         }
         self.network = NetworkServer(**config) if state is None else NetworkServer.restore(state, **config)
-        # uplink id -> (content key, first event time in ms): where late copies belong.
-        self._uplink_keys: collections.OrderedDict[int, tuple[str, int]] = collections.OrderedDict()
-        self._horizon_ms = wmbus_window_ms + max_lateness_ms
         self._stats = PipelineStats()
         # Validated site addresses per meter identity (building one costs more than the lookup).
         self._site_addresses: dict[DeviceIdentity, WMBusAddress] = {}
+        # meter -> (site revision, span start and end in s, its assignment in that span)
+        self._assignment_spans: dict[DeviceIdentity, tuple[int, float, float, Assignment | None]] = {}
         # Columnar path: per address (uid, identity, memoisable profile or None); per
         # (profile, status inputs) the kind and the faults of the model they give.
         self._fast_devices: dict[Address, tuple[str, DeviceIdentity, object | None]] = {}
@@ -395,7 +394,6 @@ class Pipeline:
                 receptions=_reception_rows(uplink.receptions),
             )
         )
-        self._remember(uplink.uplink_id, key, _ms(uplink.received_at))
         status = self._fast_status.get((profile, item.status_key))
         if status is None:
             model = model_from_records(
@@ -408,7 +406,7 @@ class Pipeline:
             faults = tuple((event.event, event.detail) for event in _status_events(device_uid, model))
             status = self._fast_status[(profile, item.status_key)] = (model.kind, faults)
         kind, faults = status
-        assignment = self._assign(uplink, identity)
+        assignment = self._assign_wmbus(uplink, identity)
         if assignment is None:
             rows.unassigned += 1
         rows.decoded += 1
@@ -539,6 +537,26 @@ class Pipeline:
         except MinolcoreError:
             return None
 
+    def _assign_wmbus(self, uplink: NetworkUplink, identity: DeviceIdentity) -> Assignment | None:
+        """:meth:`_assign` of a wireless M-Bus uplink, remembered per meter over the span of
+        time in which the site's answer stays the same (a meter sends for years between swaps)."""
+        when = uplink.received_at
+        held = self._assignment_spans.get(identity)
+        revision = self.site.revision
+        if held is not None and held[0] == revision and held[1] <= when < held[2]:
+            return held[3]
+        assignment = self._assign(uplink, identity)
+        address = self._site_addresses.get(identity)
+        if address is None:
+            return assignment
+        try:
+            start, end = self.site.assign_span(address, _utc(when))
+        except MinolcoreError:
+            return assignment
+        # A millisecond inside the span: float seconds and the site's datetimes never disagree there.
+        self._assignment_spans[identity] = (revision, start + 1e-3, end - 1e-3, assignment)
+        return assignment
+
     def _store_uplink(
         self,
         rows: _Rows,
@@ -550,7 +568,6 @@ class Pipeline:
         errors: tuple[str, ...],
     ) -> StoredUplink:
         key = content_key(device_uid, uplink.frame)
-        first_ms = _ms(uplink.received_at)
         security = "ok" if identity is not None else (errors[0] if errors else "not_decoded")
         uplink_row = UplinkRow(
             uplink_key=key,
@@ -560,7 +577,6 @@ class Pipeline:
             decode_errors="; ".join(errors),
             receptions=_reception_rows(uplink.receptions),
         )
-        self._remember(uplink.uplink_id, key, first_ms)
         rows.uplinks.append(uplink_row)
         if identity is None:
             rows.not_decoded[security] += 1
@@ -613,29 +629,14 @@ class Pipeline:
             errors=errors,
         )
 
-    def _remember(self, uplink_id: int, key: str, first_ms: int) -> None:
-        self._uplink_keys[uplink_id] = (key, first_ms)
-        horizon = first_ms - self._horizon_ms
-        while self._uplink_keys:
-            oldest_id, (_, oldest_ms) = next(iter(self._uplink_keys.items()))
-            if oldest_ms >= horizon or oldest_id == uplink_id:
-                break
-            self._uplink_keys.popitem(last=False)
-
     def _late_receptions(self, rows: _Rows, network: NetworkBatch, batch: Sequence[Reception]) -> None:
+        # A late copy names its uplink by content: its key is derived from the copy itself
+        # (late copies are few; remembering every uplink's key for them would cost more).
         for uplink_id, receptions in network.late_receptions.items():
-            known = self._uplink_keys.get(uplink_id)
-            if known is None:
-                # The uplink is older than the pipeline remembers (or was stored by an earlier
-                # process): its content key is derived again from the copy itself.
-                for index, reception in zip(
-                    network.late_indexes.get(uplink_id, ()), receptions, strict=False
-                ):
-                    key = self._content_key_of(batch[index])
-                    if key is not None:
-                        rows.late_receptions.append((key, _reception_rows((reception,))[0]))
-                continue
-            rows.late_receptions.extend((known[0], row) for row in _reception_rows(receptions))
+            for index, reception in zip(network.late_indexes.get(uplink_id, ()), receptions, strict=False):
+                key = self._content_key_of(batch[index])
+                if key is not None:
+                    rows.late_receptions.append((key, _reception_rows((reception,))[0]))
 
     @staticmethod
     def _content_key_of(reception: Reception) -> str | None:

@@ -494,6 +494,7 @@ class SiteRegistry:
         self._tenancies: dict[str, list[Tenancy]] = {}
         self._assignments: dict[str, Assignment] = {}
         self._gateways: list[str] = []
+        self._revision = 0
 
     @property
     def timezone(self) -> str:
@@ -805,6 +806,7 @@ class SiteRegistry:
             rating=rating,
         )
         self._track_for(address).insert(installation)
+        self._revision += 1
         self._installations[key] = installation
         self._by_building[building_id].append(key)
         if unit_id is not None:
@@ -854,6 +856,7 @@ class SiteRegistry:
             unit=current.unit, room=current.room, start=current.start, end=end, rating=current.rating,
         )  # fmt: skip
         self._track_for(current.address).replace(current, updated)
+        self._revision += 1
         self._installations[current.id] = updated
         self._assignments.pop(current.id, None)
         return updated
@@ -919,6 +922,33 @@ class SiteRegistry:
             )
             self._assignments[found.id] = cached
         return cached
+
+    @property
+    def revision(self) -> int:
+        """A number that changes whenever an installation is added or ends (for caches)."""
+        return self._revision
+
+    def assign_span(self, address: Address, at: dt.datetime) -> tuple[float, float]:
+        """The Unix times in s [start, end) around ``at`` over which :meth:`assign` of
+        ``address`` gives the same answer as at ``at`` (infinite where unbounded), while
+        :attr:`revision` stays the same."""
+        when = self._query_instant(at)
+        start, end = -math.inf, math.inf
+        for track in self._tracks.get(_track_key(address), ()):
+            if not _compatible(track.address, address):
+                continue
+            index = bisect.bisect_right(track.starts, when) - 1
+            if index >= 0:
+                found = track.installations[index]
+                start = max(start, found.start.timestamp())
+                if found.end is not None:
+                    if when < found.end:
+                        end = min(end, found.end.timestamp())
+                    else:
+                        start = max(start, found.end.timestamp())
+            if index + 1 < len(track.starts):
+                end = min(end, track.starts[index + 1].timestamp())
+        return start, end
 
     def building(self, building_id: str) -> Building:
         """The building ``building_id``; :class:`ConfigError` if unknown."""
