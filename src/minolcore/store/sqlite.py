@@ -8,6 +8,8 @@ idempotent and crash-safe: SQLite commits a batch whole or not at all.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import operator
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -324,6 +326,9 @@ def _late_reception_values(rows: Sequence[tuple[str, ReceptionRow]]) -> list[tup
     return values
 
 
+_BY_TIME_AND_GATEWAY = operator.attrgetter("received_at_ms", "gateway_id")
+
+
 def _reception_order(row: ReceptionRow) -> tuple[object, ...]:
     return (
         row.received_at_ms,
@@ -339,7 +344,11 @@ def _canonical(receptions: Sequence[ReceptionRow]) -> Sequence[ReceptionRow]:
     """Distinct receptions in time order (then gateway, RSSI, SNR): the stored form of a set."""
     if len(receptions) < 2:
         return receptions
-    return sorted(set(receptions), key=_reception_order)
+    ordered = sorted(set(receptions), key=_BY_TIME_AND_GATEWAY)
+    for one, other in itertools.pairwise(ordered):
+        if one.received_at_ms == other.received_at_ms and one.gateway_id == other.gateway_id:
+            return sorted(ordered, key=_reception_order)  # a gateway heard it twice at once
+    return ordered
 
 
 _RECEPTIONS_DECODER = msgspec.json.Decoder(list[ReceptionRow])
