@@ -41,7 +41,7 @@ def print_stats(stats: PipelineStats, out: TextIO) -> None:
     print(f"decoded uplinks          {stats.decoded:>10,}", file=out)
     for reason, count in stats.not_decoded.items():
         print(f"  not decoded: {reason:<9} {count:>10,}", file=out)
-    print(f"readings stored          {stats.readings:>10,}", file=out)
+    print(f"reading values read      {stats.readings:>10,}", file=out)
     print("decoded uplinks per device kind:", file=out)
     for kind, count in stats.devices_by_kind.items():
         print(f"  {kind:<22} {count:>10,}", file=out)

@@ -94,6 +94,7 @@ class PipelineStats(Record):
     decoded: int = 0
     not_decoded: dict[str, int] = msgspec.field(default_factory=dict)
     unassigned: int = 0
+    # Values read from telegrams: a due-date value sent all year counts once per telegram.
     readings: int = 0
     devices_by_kind: dict[str, int] = msgspec.field(default_factory=dict)
 
@@ -265,7 +266,7 @@ class Pipeline:
             "uplinks": len(network.uplinks),
             "duplicates_merged": sum(len(u.receptions) - 1 for u in network.uplinks) + late,
             "late_receptions": late,
-            "readings": len(batch.readings),
+            "readings": rows.values_read,
         }
         self._stats = self._merge_stats(self._stats, update, rows, rejected)
         if self.on_rejected is not None:
@@ -423,10 +424,28 @@ class Pipeline:
                 device_type=identity.device_type,
                 kind=kind,
             )
-        rows.devices.append(device_row)
+        if device_row not in rows.device_rows:
+            rows.device_rows.add(device_row)
+            rows.devices.append(device_row)
+        readings = item.readings
+        rows.values_read += len(readings)
+        historic = rows.historic
+        if any(reading[2] for reading in readings):
+            # A historic value (storage > 0) comes again in every telegram until the next
+            # due date: within the batch only its smallest uplink key can be stored.
+            kept = []
+            for reading in readings:
+                if reading[2]:
+                    historic_key = (device_uid, reading[:6])
+                    held = historic.get(historic_key)
+                    if held is not None and held <= key:
+                        continue
+                    historic[historic_key] = key
+                kept.append(reading)
+            readings = kept
         rows.readings.extend(
             reading_row_objects(
-                item.readings,
+                readings,
                 device_uid=device_uid,
                 uplink_key=key,
                 building_id=assignment.building.id if assignment is not None else None,
@@ -609,16 +628,16 @@ class Pipeline:
         )
         building = assignment.building.id if assignment is not None else None
         unit = assignment.unit.id if assignment is not None and assignment.unit is not None else None
-        rows.readings.extend(
-            reading_rows(
-                tuple(records),
-                device_uid=device_uid,
-                received_at=uplink.received_at,
-                uplink_key=key,
-                building_id=building,
-                unit_id=unit,
-            )
+        found = reading_rows(
+            tuple(records),
+            device_uid=device_uid,
+            received_at=uplink.received_at,
+            uplink_key=key,
+            building_id=building,
+            unit_id=unit,
         )
+        rows.values_read += len(found)
+        rows.readings.extend(found)
         rows.status_events.extend(_status_events(device_uid, model))
         return StoredUplink(
             uplink_key=key,
@@ -701,6 +720,11 @@ class _Rows:
         self.devices: list[DeviceRow] = []
         self.uplinks: list[UplinkRow] = []
         self.late_receptions: list[tuple[str, ReceptionRow]] = []
+        # Fast path: device rows already in the batch, and per historic reading key
+        # (device, time, quantity, storage, tariff, subunit, function) its smallest uplink key.
+        self.device_rows: set[DeviceRow] = set()
+        self.values_read = 0
+        self.historic: dict[tuple[str, tuple[Any, ...]], str] = {}
         self.readings: list[ReadingRow] = []
         self.status_events: list[StatusEventRow] = []
         self.rejected: list[RejectedRow] = []
