@@ -789,14 +789,17 @@ def _status_events(device_uid: str, model: DeviceReading) -> list[StatusEventRow
 
 
 def _reception_rows(receptions: Iterable[ReceptionInfo]) -> tuple[ReceptionRow, ...]:
+    # A list comprehension, not a generator: one frame fewer per copy (millions per run).
     return tuple(
-        ReceptionRow(
-            gateway_id=reception.gateway_id,
-            received_at_ms=_ms(reception.received_at),
-            rssi=reception.rssi,
-            snr=reception.snr,
-        )
-        for reception in receptions
+        [
+            ReceptionRow(
+                gateway_id=reception.gateway_id,
+                received_at_ms=round(reception.received_at * 1000),
+                rssi=reception.rssi,
+                snr=reception.snr,
+            )
+            for reception in receptions
+        ]
     )
 
 
