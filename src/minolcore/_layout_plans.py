@@ -329,6 +329,24 @@ def read_by_layout(
     return out
 
 
+class _Gather:
+    """The rows ``index`` of a record array, read field by field: only the fields asked for
+    are gathered (a whole record is 80 bytes)."""
+
+    __slots__ = ("index", "rows")
+
+    def __init__(self, rows: np.ndarray[Any, Any], index: np.ndarray[Any, Any]) -> None:
+        self.rows = rows
+        self.index = index
+
+    def __getitem__(self, name: str) -> np.ndarray[Any, Any]:
+        found: np.ndarray[Any, Any] = self.rows[name][self.index]
+        return found
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
 def _coalesce(first: list[Any], second: list[Any]) -> list[Any]:
     return [a if a is not None else b for a, b in zip(first, second, strict=True)]
 
@@ -352,8 +370,8 @@ def _read_group(
     positions: list[Any] = plan.positions
     count = len(members)
 
-    def column(j: int) -> np.ndarray[Any, Any]:
-        return rows[first_rows + j]
+    def column(j: int) -> Any:
+        return _Gather(rows, first_rows + j)
 
     def data_starts(selected: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         starts: np.ndarray[Any, Any] = bases + selected["data_offset"].astype(np.int64)
