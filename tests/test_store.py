@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -112,7 +113,7 @@ def test_readings_filters(tmp_path: Path) -> None:
 def test_failed_batch_leaves_nothing(tmp_path: Path) -> None:
     with SQLiteStore(tmp_path / "m.sqlite") as store:
         broken = StoreBatch(devices=sample_batch().devices, readings=[object()])  # type: ignore[list-item]
-        with pytest.raises(AttributeError):
+        with pytest.raises((AttributeError, TypeError)):
             store.write(broken)
         assert store.counts()["devices"] == 0
 
@@ -321,3 +322,10 @@ def test_a_value_deleted_behind_the_store_is_written_again(tmp_path: Path, elsew
             other.close()
         store.write(_historic("a1"))
         assert store.counts()["readings"] == 1
+
+
+def test_reading_rows_are_the_readings_columns_in_order() -> None:
+    # The store binds a ReadingRow's fields as the table's columns, in order.
+    with SQLiteStore(":memory:") as store:
+        columns = [row[1] for row in store._db.execute("PRAGMA table_info(readings)")]
+    assert [field.name for field in msgspec.structs.fields(ReadingRow)] == columns  # type: ignore[arg-type]

@@ -11,9 +11,9 @@ import hashlib
 import itertools
 import operator
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -386,29 +386,16 @@ def _merged_readings(rows: Iterable[ReadingRow]) -> list[tuple[object, ...]]:
     """One row per reading key as the upsert leaves it: the first row, with the smallest
     uplink key of them all (SQLite's min() on text compares as Python's on str does)."""
     merged: dict[tuple[object, ...], tuple[Any, ...]] = {}
+    # ReadingRow's fields are the table's columns in order (tests/test_store.py checks it).
+    astuple = cast(Callable[[ReadingRow], tuple[Any, ...]], msgspec.structs.astuple)
     for row in rows:
-        key = (
-            row.device_uid,
-            row.reading_time,
-            row.quantity,
-            row.storage,
-            row.tariff,
-            row.subunit,
-            row.function,
-        )
+        values = astuple(row)
+        key = values[:7]
         held = merged.get(key)
         if held is None:
-            merged[key] = (
-                *key,
-                row.value,
-                row.unit,
-                int(row.valid),
-                row.building_id,
-                row.unit_id,
-                row.uplink_key,
-            )
-        elif row.uplink_key < held[12]:
-            merged[key] = (*held[:12], row.uplink_key)
+            merged[key] = values
+        elif values[12] < held[12]:
+            merged[key] = (*held[:12], values[12])
     return [merged[key] for key in sorted(merged)]
 
 
