@@ -247,3 +247,45 @@ def test_json_and_hex_round_trip(frame: bytes, when: float, gateway: str) -> Non
         Reception(gateway_id=gateway, received_at=when, payload=frame),
         Reception(gateway_id="GW-0", received_at=DEFAULT_TIME, payload=frame),
     ]
+
+
+valid_json_lines = st.builds(
+    lambda gateway, when, frame, rssi: json.dumps(
+        {"gateway": gateway, "received_at": when, "frame": frame.hex(), "rssi": rssi}
+    ),
+    st.text(min_size=1, max_size=8),
+    st.floats(0, 4e9),
+    st.binary(min_size=1, max_size=40),
+    st.none() | st.floats(-130, 0),
+)
+file_lines = st.lists(
+    st.one_of(
+        valid_json_lines,
+        valid_json_lines,
+        valid_json_lines,
+        line_texts,
+        st.just(""),
+        st.just(FRAME_HEX),
+        st.just('{"frame":"01"},{"frame":"02"}'),
+        st.just('{"frame": "01", "ts": "yesterday"}'),
+    ),
+    max_size=25,
+)
+
+
+@given(file_lines, st.booleans(), st.sampled_from([1, 2, 3, 4096]))
+def test_a_file_reads_as_its_lines_read_one_by_one(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str], bom: bool, chunk: int
+) -> None:
+    # Files are read in chunks decoded by one call where every line is one JSON object: the
+    # items (receptions, rejections, line numbers, raw lines) are those of line-by-line reading.
+    path = tmp_path_factory.mktemp("upload") / "log.jsonl"
+    raw = [line.replace("\n", " ").encode() + b"\n" for line in lines]
+    if bom and raw:
+        raw[0] = b"\xef\xbb\xbf" + raw[0]
+    path.write_bytes(b"".join(raw))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("minolcore.adapters.collector._CHUNK_LINES", chunk)
+        from_file = list(iter_collector_file(path, default_gateway="GW-0", default_time=DEFAULT_TIME))
+    one_by_one = list(iter_collector_lines(raw, default_gateway="GW-0", default_time=DEFAULT_TIME))
+    assert from_file == one_by_one
