@@ -337,6 +337,13 @@ def test_single_bit_errors_are_caught(
     fields, payload = spec
     raw = bytearray(build_frame(**fields, payload=payload, shape=shape))  # type: ignore[arg-type]
     bit = data.draw(st.integers(0, len(raw) * 8 - 1))
+    if shape == "B" and bit == 1 and raw[0] & 0x02:
+        # L - 2 is how gateways that rewrite L (and keep the CRC) deliver format B: clearing
+        # that bit gives such a frame, with the very same content, not a corrupted one.
+        intact = parse_frame(bytes(raw), crc="present").data
+        raw[0] ^= 0x02
+        assert parse_frame(bytes(raw), crc="present").data == intact
+        return
     raw[bit // 8] ^= 1 << (bit % 8)
     with pytest.raises(FrameError):
         parse_frame(bytes(raw), crc="present")
