@@ -136,12 +136,8 @@ def _event_time(value: str | float) -> float:
 
 
 def _parse_json(text: str | bytes, default_gateway: str, default_time: float) -> Reception:
-    return _reception_of(_decode_json(text), default_gateway, default_time)
-
-
-def _decode_json(text: str | bytes) -> _JsonLine:
     try:
-        return _DECODER.decode(text)
+        line = _DECODER.decode(text)
     except msgspec.ValidationError as exc:
         message = str(exc)
         if " - at `$" not in message:
@@ -151,9 +147,6 @@ def _decode_json(text: str | bytes) -> _JsonLine:
         raise CollectorLineError(RejectReason.BAD_FIELD, message) from None
     except (msgspec.DecodeError, RecursionError) as exc:
         raise CollectorLineError(RejectReason.BAD_JSON, str(exc)) from None
-
-
-def _reception_of(line: _JsonLine, default_gateway: str, default_time: float) -> Reception:
     frame = line.frame or line.telegram or line.hex
     if not frame:
         raise CollectorLineError(RejectReason.MISSING_FRAME, "no frame, telegram or hex key with a value")
@@ -226,67 +219,6 @@ def _iter_lines(
         yield item
 
 
-_CHUNK_LINES = 4096
-
-
-def _iter_byte_lines(
-    lines: Iterable[bytes], default_gateway: str, default_time: float
-) -> Iterator[CollectorItem]:
-    """:func:`_iter_lines` for the lines of a file, faster: a chunk of JSON lines is decoded
-    by one call into msgspec (each line on its own, as ``decode_lines`` does); a chunk with a
-    line that is not one valid JSON object (blank, hex, broken) is read line by line, with
-    the same items as a result."""
-    chunk: list[bytes] = []
-    first_line = 1
-    for raw in lines:
-        chunk.append(raw)
-        if len(chunk) == _CHUNK_LINES:
-            yield from _chunk_items(chunk, first_line, default_gateway, default_time)
-            first_line += len(chunk)
-            chunk = []
-    if chunk:
-        yield from _chunk_items(chunk, first_line, default_gateway, default_time)
-
-
-def _chunk_items(
-    chunk: list[bytes], first_line: int, default_gateway: str, default_time: float
-) -> Iterator[CollectorItem]:
-    texts = [raw.strip() for raw in chunk]
-    if first_line == 1:
-        texts[0] = texts[0].removeprefix(b"\xef\xbb\xbf")
-    decoded: list[_JsonLine] | None = None
-    if all(text[:1] == b"{" for text in texts):
-        try:
-            decoded = _DECODER.decode_lines(b"\n".join(texts))
-        except (msgspec.DecodeError, RecursionError):
-            decoded = None
-        if decoded is not None and len(decoded) != len(texts):
-            decoded = None  # a line held more than one value: read them one by one
-    if decoded is None:
-        yield from _iter_lines_from(chunk, first_line, default_gateway, default_time)
-        return
-    item: CollectorItem
-    for line_no, (raw, line) in enumerate(zip(chunk, decoded, strict=True), first_line):
-        try:
-            item = _reception_of(line, default_gateway, default_time)
-        except CollectorLineError as exc:
-            item = RejectedLine(line_no=line_no, reason=exc.reason, detail=exc.detail, raw=raw)
-        yield item
-
-
-def _iter_lines_from(
-    chunk: list[bytes], first_line: int, default_gateway: str, default_time: float
-) -> Iterator[CollectorItem]:
-    item: CollectorItem
-    for line_no, raw in enumerate(chunk, first_line):
-        try:
-            line = _strip_bom(raw) if line_no == 1 else raw
-            item = parse_collector_line(line, default_gateway=default_gateway, default_time=default_time)
-        except CollectorLineError as exc:
-            item = RejectedLine(line_no=line_no, reason=exc.reason, detail=exc.detail, raw=raw)
-        yield item
-
-
 def iter_collector_file(
     path: str | PathLike[str], *, default_gateway: str, default_time: float
 ) -> Iterator[CollectorItem]:
@@ -298,6 +230,6 @@ def iter_collector_file(
 
     def generate() -> Iterator[CollectorItem]:
         with open(path, "rb") as handle:
-            yield from _iter_byte_lines(handle, default_gateway, default_time)
+            yield from _iter_lines(handle, default_gateway, default_time)
 
     return generate()
