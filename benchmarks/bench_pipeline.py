@@ -1,5 +1,6 @@
 """The whole data path on the simulated building: receptions/s from gateway copies to
-rows in SQLite (network server, decryption, records, device models, assignment, store).
+rows in SQLite (network server, decryption, records, device models, assignment, store),
+with Reception objects (the demo) and from a collector log (the ingest job).
 
     python -m pytest benchmarks/bench_pipeline.py --benchmark-only --benchmark-columns=median,rounds
 """
@@ -13,8 +14,9 @@ from typing import Any
 import pytest
 
 from benchmarks.conftest import record_rate
+from minolcore.ingest import ingest_files
 from minolcore.pipeline import Pipeline
-from minolcore.simulator import Simulation, simulate
+from minolcore.simulator import Simulation, simulate, write_collector_log
 from minolcore.store import SQLiteStore
 
 
@@ -47,3 +49,32 @@ def test_simulate_demo_year(benchmark: Any) -> None:
         iterations=1,
     )
     assert len(simulation.receptions) > 20_000
+
+
+@pytest.fixture(scope="module")
+def collector_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Simulation, Path, int]:
+    """120 days of a 30-flat building as one collector upload (3 gateways, every fault)."""
+    simulation = simulate(start=dt.date(2025, 1, 1), days=120, seed=3, units=30)
+    path = tmp_path_factory.mktemp("ingest") / "log.jsonl"
+    lines = write_collector_log(path, simulation.receptions)
+    return simulation, path, lines
+
+
+def test_ingest_collector_log_into_sqlite(
+    benchmark: Any, collector_log: tuple[Simulation, Path, int], tmp_path: Path
+) -> None:
+    # What `minolcore ingest` does per file: the columnar path, pooled store transactions.
+    simulation, path, lines = collector_log
+    runs = iter(range(1_000))
+
+    def run() -> int:
+        store = SQLiteStore(tmp_path / f"ingest-{next(runs)}.sqlite")
+        pipeline = Pipeline(
+            site=simulation.site, keys=simulation.keys, store=store, gateways=simulation.gateways
+        )
+        summary = ingest_files([path], pipeline)
+        store.close()
+        return summary.lines
+
+    assert benchmark.pedantic(run, rounds=3, iterations=1) == lines
+    record_rate(benchmark, "receptions_per_s", lines)
