@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from minolcore.cli import main
+from minolcore.pipeline import Pipeline
 from minolcore.reception import Radio
-from minolcore.simulator import Simulation, simulate, write_collector_log
+from minolcore.simulator import Simulation, simulate, write_collector_log, write_packet_forwarder_log
 from minolcore.store import SQLiteStore
 from minolcore.store._reader import StoreReader
 
@@ -30,14 +31,16 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Simulation, Path]:
     simulation.write_site_toml(folder / "site.toml")
     simulation.write_keys_toml(folder / "keys.toml")
     write_collector_log(folder / "traffic.jsonl", simulation.receptions)
+    write_packet_forwarder_log(folder / "lorawan.jsonl", simulation.receptions)
     return simulation, folder
 
 
-def ingest(folder: Path, log: Path, db: Path) -> int:
+def ingest(folder: Path, log: Path, db: Path, *more: Path) -> int:
     return main(
         [
             "ingest",
             str(log),
+            *map(str, more),
             "--site",
             str(folder / "site.toml"),
             "--keys",
@@ -67,6 +70,24 @@ def test_ingest_stores_the_wmbus_traffic(
     assert ingest(folder, folder / "traffic.jsonl", db) == 0
     with SQLiteStore(db) as store:
         assert StoreReader(store).dump() == before
+
+
+def test_ingest_of_both_logs_stores_what_the_pipeline_stores(files: tuple[Simulation, Path]) -> None:
+    # Collector lines (wireless M-Bus) and packet-forwarder lines (LoRaWAN) together hold the
+    # whole simulated traffic: ingesting them stores what feeding the receptions stores.
+    simulation, folder = files
+    db = folder / "both.sqlite"
+    assert ingest(folder, folder / "traffic.jsonl", db, folder / "lorawan.jsonl") == 0
+    direct = SQLiteStore(":memory:")
+    Pipeline(site=simulation.site, keys=simulation.keys, store=direct, gateways=simulation.gateways).run(
+        simulation.receptions
+    )
+    with SQLiteStore(db) as store:
+        assert store.digest() == direct.digest()
+        assert store.counts()["uplinks"] == len(simulation.truth.uplinks)
+        lorawan = [d.device_uid for d in store.devices() if d.radio == "lorawan"]
+        assert lorawan and all(uid.startswith("lorawan:") for uid in lorawan)
+    direct.close()
 
 
 def test_reports_from_the_command(files: tuple[Simulation, Path], capsys: pytest.CaptureFixture[str]) -> None:

@@ -321,7 +321,11 @@ def _parser() -> argparse.ArgumentParser:
     demo_cmd.add_argument("--seed", type=int, default=1, help="random seed of the simulation")
 
     ingest_cmd = commands.add_parser("ingest", help="run gateway log files through the pipeline into SQLite")
-    ingest_cmd.add_argument("files", nargs="+", help="collector logs: JSON lines or hex lines")
+    ingest_cmd.add_argument(
+        "files",
+        nargs="+",
+        help="gateway logs: collector lines (JSON or hex) and packet-forwarder lines (rxpk or datagram JSON)",
+    )
     ingest_cmd.add_argument("--site", required=True, help="site file (TOML)")
     ingest_cmd.add_argument(
         "--keys",

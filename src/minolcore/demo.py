@@ -18,7 +18,7 @@ from typing import TextIO
 from minolcore.access import AUDIT_KEY_ENV, AUDIT_KEY_FILE_ENV, AccessLayer, Principal, Role, audit_key_for
 from minolcore.pipeline import Pipeline, PipelineStats
 from minolcore.reports import MonthlyReport
-from minolcore.simulator import simulate, write_collector_log
+from minolcore.simulator import simulate, write_collector_log, write_packet_forwarder_log
 from minolcore.store import SQLiteStore
 
 __all__ = ["DEMO_START", "print_monthly", "print_stats", "run_demo"]
@@ -72,9 +72,11 @@ def run_demo(out_dir: Path, *, days: int = 365, units: int = 6, seed: int = 1, o
     simulation = simulate(start=DEMO_START, days=days, seed=seed, units=units)
     simulated = time.perf_counter() - started
     site_file, keys_file, log_file = out_dir / "site.toml", out_dir / "keys.toml", out_dir / "traffic.jsonl"
+    lorawan_file = out_dir / "lorawan.jsonl"
     simulation.write_site_toml(site_file)
     simulation.write_keys_toml(keys_file)
     write_collector_log(log_file, simulation.receptions)
+    write_packet_forwarder_log(lorawan_file, simulation.receptions)
     database = out_dir / "minolcore.sqlite"
     for stale in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
         stale.unlink(missing_ok=True)
@@ -118,9 +120,10 @@ def run_demo(out_dir: Path, *, days: int = 365, units: int = 6, seed: int = 1, o
     )
     print(
         f"\nWritten to {out_dir}/: minolcore.sqlite,{key_file} site.toml, keys.toml (simulated keys), "
-        "traffic.jsonl.\n"
+        "traffic.jsonl (wireless M-Bus collector lines), lorawan.jsonl (packet-forwarder lines).\n"
         f"Next: minolcore report billing --db {database}   |   minolcore report smoke --db {database}\n"
-        f"      minolcore ingest {log_file} --site {site_file} --keys {keys_file} --db other.sqlite",
+        f"      minolcore ingest {log_file} {lorawan_file} --site {site_file} --keys {keys_file} "
+        "--db other.sqlite",
         file=out,
     )
     return 0

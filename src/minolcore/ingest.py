@@ -1,7 +1,8 @@
 """The ingest job: gateway log files streamed through the pipeline into a store.
 
-Files are read line by line (collector JSON lines or plain hex lines), in batches, so
-memory stays bounded whatever the file size. Lines that are not receptions (garbage, bad
+Files are read line by line (wireless M-Bus collector lines, JSON or plain hex, and LoRaWAN
+packet-forwarder lines; see :mod:`minolcore.adapters.gateway_log`), in batches, so memory
+stays bounded whatever the file size. Lines that are not receptions (garbage, bad
 hex, bad times) are stored as rejected entries with their reason and line number: nothing
 is silently lost.
 """
@@ -15,7 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from minolcore._model import Record
-from minolcore.adapters.collector import RejectedLine, iter_collector_file
+from minolcore.adapters.collector import RejectedLine
+from minolcore.adapters.gateway_log import iter_gateway_log_file
 from minolcore.pipeline import Pipeline, PipelineStats
 from minolcore.reception import Reception
 from minolcore.store.base import RejectedRow, Store, StoreBatch
@@ -89,7 +91,7 @@ class _PooledStore:
 def _items(paths: Iterable[str | Path]) -> Iterator[tuple[str, Reception | RejectedLine]]:
     for path in paths:
         name = os.path.basename(str(path))
-        for item in iter_collector_file(path, default_gateway=name, default_time=time.time()):
+        for item in iter_gateway_log_file(path, default_gateway=name, default_time=time.time()):
             yield name, item
 
 

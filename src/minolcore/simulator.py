@@ -16,6 +16,7 @@ them. The simulation is deterministic for a given seed.
 
 from __future__ import annotations
 
+import base64
 import calendar
 import collections
 import datetime as dt
@@ -57,6 +58,7 @@ __all__ = [
     "Simulation",
     "simulate",
     "write_collector_log",
+    "write_packet_forwarder_log",
 ]
 
 BUILDING: Final = "B1"
@@ -272,6 +274,55 @@ class _CollectorLine(msgspec.Struct, omit_defaults=True):
     frame: str
     rssi: float | None = None
     mode: str | None = None
+
+
+class _RxpkLine(msgspec.Struct, omit_defaults=True):
+    data: str
+    size: int
+    tmst: int
+    freq: float
+    stat: int
+    modu: str
+    datr: str
+    rssi: float | None = None
+    lsnr: float | None = None
+
+
+class _PacketForwarderLine(msgspec.Struct):
+    gateway: str
+    received_at: float
+    rxpk: list[_RxpkLine]
+
+
+def write_packet_forwarder_log(path: str | Path, receptions: Iterable[Reception]) -> int:
+    """Write the LoRaWAN receptions as packet-forwarder log lines (the JSON body of a Semtech
+    PUSH_DATA with one rxpk, the gateway's id, the receive time in Unix seconds); returns the
+    number of lines written. Wireless M-Bus receptions are left out."""
+    encoder = msgspec.json.Encoder()
+    written = 0
+    with open(path, "wb") as handle:
+        for reception in receptions:
+            if reception.radio is not Radio.LORAWAN:
+                continue
+            packet = _RxpkLine(
+                data=base64.b64encode(reception.payload).decode(),
+                size=len(reception.payload),
+                # The concentrator's microsecond counter (32 bits); the server time stands for
+                # the packet's time, which these lines leave out.
+                tmst=round(reception.received_at * 1e6) % (1 << 32),
+                freq=reception.frequency if reception.frequency is not None else 868.1,
+                stat=1,
+                modu="LORA",
+                datr=reception.mode or "SF7BW125",
+                rssi=reception.rssi,
+                lsnr=reception.snr,
+            )
+            line = _PacketForwarderLine(
+                gateway=reception.gateway_id, received_at=reception.received_at, rxpk=[packet]
+            )
+            handle.write(encoder.encode(line) + b"\n")
+            written += 1
+    return written
 
 
 def write_collector_log(path: str | Path, receptions: Iterable[Reception]) -> int:

@@ -57,6 +57,9 @@ class RejectReason(enum.StrEnum):
     ODD_HEX = "odd_hex"
     NON_HEX = "non_hex"
     BAD_TIME = "bad_time"
+    # Packet-forwarder lines (:mod:`minolcore.adapters.gateway_log`):
+    BAD_DATAGRAM = "bad_datagram"
+    RADIO_CRC_FAILED = "radio_crc_failed"
 
 
 class RejectedLine(Record, frozen=True, gc=False, kw_only=True):

@@ -64,6 +64,7 @@ __all__ = [
     "UnknownIdentifierError",
     "UnsupportedVersionError",
     "parse_datagram",
+    "parse_log_line",
     "pull_ack",
     "pull_data",
     "pull_resp",
@@ -650,6 +651,82 @@ def to_receptions(push: PushData, *, received_at: float | None = None) -> Recept
             )
         )
     return ReceptionBatch(receptions=tuple(receptions), crc_failed=crc_failed, no_crc=no_crc)
+
+
+# --- packet-forwarder logs --------------------------------------------------------------------
+
+
+class _LogLine(Record, frozen=True, gc=False, kw_only=True):
+    datagram: str | None = None
+    rxpk: tuple[_RxpkWire, ...] | None = None
+    stat: Stat | None = None
+    gateway: str | None = None
+    gateway_id: str | None = None
+    received_at: str | float | None = None
+
+
+_LOG_DECODER = msgspec.json.Decoder(_LogLine)
+
+
+def parse_log_line(line: str | bytes, *, default_gateway: str, default_time: float) -> ReceptionBatch:
+    """One line of a packet-forwarder log, as ``minolcore ingest`` reads them:
+
+    - ``{"datagram": "02ABCD00AA555A...", "received_at": ...}``: one UDP datagram from a
+      gateway, in hex. A PUSH_DATA gives its receptions; PULL_DATA and TX_ACK give none.
+    - ``{"gateway": "AA555A0000000000", "received_at": ..., "rxpk": [...]}``: the JSON body
+      of a PUSH_DATA with the gateway's id (``gateway_id`` is an alias).
+
+    ``received_at`` is the server's receive time (ISO 8601 or Unix seconds), used for packets
+    without a gateway ``time``; without it, ``default_time`` (Unix seconds). A line without a
+    gateway takes ``default_gateway``. Packets whose radio CRC failed are dropped and counted
+    in the result. Raises a :class:`DatagramError` for a line that breaks the protocol.
+    """
+    text = line.encode() if isinstance(line, str) else line
+    parsed = _json_body(_LOG_DECODER, text.strip())
+    server_time = _log_time(parsed.received_at, default_time)
+    if parsed.datagram is not None:
+        try:
+            datagram = bytes.fromhex(parsed.datagram)
+        except ValueError:
+            raise BadFieldError("$.datagram is not hex") from None
+        event = parse_datagram(datagram, received_at=server_time)
+        if isinstance(event, PushData):
+            return to_receptions(event, received_at=server_time)
+        if isinstance(event, PullData | TxAck):
+            return ReceptionBatch(receptions=(), crc_failed=0, no_crc=0)
+        raise BadFieldError(f"$.datagram is a {type(event).__name__}, which servers send, not gateways")
+    if parsed.rxpk is None:
+        raise BadFieldError("neither $.datagram nor $.rxpk")
+    push = PushData(
+        token=0,
+        gateway_eui=parsed.gateway or parsed.gateway_id or default_gateway,
+        rxpk=tuple(_rxpk_from_wire(wire, index) for index, wire in enumerate(parsed.rxpk)),
+        stat=parsed.stat,
+        received_at=server_time,
+    )
+    return to_receptions(push)
+
+
+def _log_time(value: str | float | None, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        try:
+            return parse_event_time(value)
+        except ValueError:
+            text = value
+            try:
+                value = float(text)
+            except ValueError:
+                raise BadFieldError(
+                    f"$.received_at {text[:64]!r} is neither ISO 8601 nor Unix seconds"
+                ) from None
+    if not 0.0 <= value < _MAX_LOG_TIME:
+        raise BadFieldError(f"$.received_at {value!r} is not Unix seconds between 1970 and 9999")
+    return value
+
+
+_MAX_LOG_TIME = 253_402_300_800.0  # year 10000
 
 
 class IngestOutcome(Record, frozen=True, gc=False, kw_only=True):

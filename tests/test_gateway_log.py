@@ -1,0 +1,123 @@
+"""Gateway log files: collector lines and packet-forwarder lines in one stream."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minolcore.adapters import semtech
+from minolcore.adapters.collector import RejectedLine, RejectReason
+from minolcore.adapters.gateway_log import iter_gateway_log_file
+from minolcore.reception import Radio, Reception
+
+FRAME_HEX = "2E4493157856341233037A2A0000002F2F0C1427048502046D32371F1502FD1700002F2F2F2F2F2F2F2F"
+PHY = bytes.fromhex("40F17DBE4900020001954378762B11FF0D")
+NOON = 1_767_268_800.0  # 2026-01-01T12:00:00Z
+DEFAULT_TIME = 1_700_000_000.0
+
+
+def rxpk(stat: int = 1, **extra: object) -> dict[str, object]:
+    packet: dict[str, object] = {
+        "tmst": 3512348611,
+        "freq": 868.1,
+        "stat": stat,
+        "modu": "LORA",
+        "datr": "SF7BW125",
+        "rssi": -35,
+        "lsnr": 5.1,
+        "size": len(PHY),
+        "data": base64.b64encode(PHY).decode(),
+    }
+    packet.update(extra)
+    return packet
+
+
+def read(tmp_path: Path, lines: list[str]) -> list[Reception | RejectedLine]:
+    path = tmp_path / "log.jsonl"
+    path.write_text("".join(line + "\n" for line in lines))
+    return list(iter_gateway_log_file(path, default_gateway="GW-0", default_time=DEFAULT_TIME))
+
+
+def test_a_mixed_log_gives_every_reception_and_every_rejection(tmp_path: Path) -> None:
+    packet = semtech.Rxpk(data=PHY, tmst=1, freq=868.3, stat=1, modu="LORA", datr="SF9BW125", rssi=-90.0)
+    push = semtech.push_data(7, "AA555A0000000000", [packet])
+    lines = [
+        json.dumps({"gateway": "GW-1", "received_at": NOON, "frame": FRAME_HEX}),
+        json.dumps({"gateway": "LGW-1", "received_at": NOON, "rxpk": [rxpk(), rxpk(stat=-1), rxpk(stat=0)]}),
+        json.dumps({"datagram": push.hex(), "received_at": "2026-01-01T12:00:01Z"}),
+        json.dumps({"datagram": semtech.pull_data(8, "AA555A0000000000").hex(), "received_at": NOON}),
+        json.dumps({"datagram": semtech.push_ack(7).hex()}),
+        json.dumps({"rxpk": [rxpk(data="***")]}),
+        '{"rxpk": [',
+        json.dumps({"datagram": "zz"}),
+        FRAME_HEX,
+    ]
+    items = read(tmp_path, lines)
+    receptions = [item for item in items if isinstance(item, Reception)]
+    rejected = [(item.line_no, item.reason) for item in items if isinstance(item, RejectedLine)]
+    assert [(r.gateway_id, r.radio, r.received_at) for r in receptions] == [
+        ("GW-1", Radio.WMBUS, NOON),
+        ("LGW-1", Radio.LORAWAN, NOON),
+        ("LGW-1", Radio.LORAWAN, NOON),  # no CRC (stat 0): the MIC still protects it
+        ("AA555A0000000000", Radio.LORAWAN, NOON + 1),
+        ("GW-0", Radio.WMBUS, DEFAULT_TIME),
+    ]
+    assert receptions[1].payload == PHY and receptions[1].rssi == -35 and receptions[1].snr == 5.1
+    assert receptions[3].mode == "SF9BW125"
+    assert rejected == [
+        (2, RejectReason.RADIO_CRC_FAILED),
+        (5, RejectReason.BAD_DATAGRAM),  # PUSH_ACK: servers send it, not gateways
+        (6, RejectReason.BAD_DATAGRAM),
+        (7, RejectReason.BAD_JSON),  # not JSON at all: the collector reader says so
+        (8, RejectReason.BAD_DATAGRAM),
+    ]
+    bad_base64 = next(i for i in items if isinstance(i, RejectedLine) and i.line_no == 6)
+    assert "base64" in bad_base64.detail
+
+
+def test_a_packet_without_gateway_time_takes_the_line_time(tmp_path: Path) -> None:
+    timed = rxpk(time="2026-01-01T12:00:00.250000Z")
+    items = read(tmp_path, [json.dumps({"gateway": "L", "received_at": NOON + 9, "rxpk": [timed, rxpk()]})])
+    assert [item.received_at for item in items if isinstance(item, Reception)] == [NOON + 0.25, NOON + 9]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"rxpk": [], "received_at": "yesterday"},
+        {"rxpk": [], "received_at": 1e15},
+        {"rxpk": "no list"},
+        {"datagram": "02"},
+    ],
+)
+def test_bad_packet_forwarder_lines_are_rejected(tmp_path: Path, line: dict[str, object]) -> None:
+    (item,) = read(tmp_path, [json.dumps(line)])
+    assert isinstance(item, RejectedLine) and item.reason is RejectReason.BAD_DATAGRAM
+
+
+values = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+
+
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["rxpk", "datagram", "gateway", "received_at", "stat", "frame"]),
+            values | st.lists(st.dictionaries(st.sampled_from(list(rxpk())), values), max_size=3),
+        ),
+        max_size=8,
+    )
+)
+def test_arbitrary_packet_forwarder_lines_never_raise(
+    tmp_path_factory: pytest.TempPathFactory, objects: list[dict[str, object]]
+) -> None:
+    lines = [json.dumps(obj) for obj in objects]
+    items = read(tmp_path_factory.mktemp("log"), lines)
+    # Only receptions and rejected lines come out, in line order, whatever the objects hold.
+    assert all(isinstance(item, Reception | RejectedLine) for item in items)
+    numbered = [item.line_no for item in items if isinstance(item, RejectedLine)]
+    assert numbered == sorted(numbered) and all(1 <= n <= len(lines) for n in numbered)
