@@ -26,6 +26,8 @@ from minolcore.network import (
     NetworkState,
     Outcome,
     RejectReason,
+    _times_ms,
+    _to_ms,
     decode_state,
     encode_state,
     wmbus_device_key,
@@ -586,3 +588,8 @@ def test_dedupe_restore_at_full_load_keeps_capacity() -> None:
     table.process(np.arange(1, 5, dtype=np.uint64), np.zeros(4, dtype=np.int64), 0)
     assert table.stats().count * 2 == table.stats().capacity
     assert DedupeTable.restore(table.snapshot()).stats() == table.stats()
+
+
+@given(st.lists(st.floats(0, 4e9) | st.sampled_from([0.0005, 0.0015, 2.5e-3, 1712397689.1315]), max_size=50))
+def test_times_in_ms_round_as_one_by_one(seconds: list[float]) -> None:
+    assert _times_ms(seconds).tolist() == [_to_ms(value) for value in seconds]

@@ -625,7 +625,7 @@ class NetworkServer:
             selected = [receptions[i] for i in wmbus_rows]
             buffer, offsets, lengths = pack_frames([r.payload for r in selected])
             gw = np.array([self._gateway_index.get(r.gateway_id, -1) for r in selected], dtype=np.int64)
-            times = np.array([_to_ms(r.received_at) for r in selected], dtype=np.int64)
+            times = _times_ms([r.received_at for r in selected])
             columns = self._wmbus_columns(buffer, offsets, lengths, gw, times)
             rows = np.array(wmbus_rows, dtype=np.int64)
             outcome[rows] = columns.outcome
@@ -651,7 +651,7 @@ class NetworkServer:
         if lorawan_rows:
             selected = [receptions[i] for i in lorawan_rows]
             gw = np.array([self._gateway_index.get(r.gateway_id, -1) for r in selected], dtype=np.int64)
-            times = np.array([_to_ms(r.received_at) for r in selected], dtype=np.int64)
+            times = _times_ms([r.received_at for r in selected])
             codes, ids, ups = self._feed_lorawan([r.payload for r in selected], gw, times)
             self._count(gw, codes, gw < 0)
             rows = np.array(lorawan_rows, dtype=np.int64)
@@ -710,7 +710,7 @@ class NetworkServer:
         for i in openers:
             uid = uid_list[i]
             infos = tuple(merged[uid])
-            first = min(r.received_at for r in infos)
+            first = infos[0].received_at if len(infos) == 1 else min([r.received_at for r in infos])
             if i in decoded:
                 up = decoded[i]
                 uplinks.append(
@@ -833,6 +833,11 @@ class NetworkServer:
 
 def _to_ms(seconds: float) -> int:
     return round(seconds * 1000)
+
+
+def _times_ms(seconds: list[float]) -> npt.NDArray[np.int64]:
+    """:func:`_to_ms` of each time (numpy rounds half to even, as ``round`` does)."""
+    return np.rint(np.asarray(seconds, dtype=np.float64) * 1000).astype(np.int64)
 
 
 def encode_state(state: NetworkState) -> bytes:
