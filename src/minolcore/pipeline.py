@@ -429,20 +429,19 @@ class Pipeline:
             rows.devices.append(device_row)
         readings = item.readings
         rows.values_read += len(readings)
+        # A historic value (storage > 0) comes again in every telegram until the next due
+        # date: within the batch only its smallest uplink key can be stored.
         historic = rows.historic
-        if any(reading[2] for reading in readings):
-            # A historic value (storage > 0) comes again in every telegram until the next
-            # due date: within the batch only its smallest uplink key can be stored.
-            kept = []
-            for reading in readings:
-                if reading[2]:
-                    historic_key = (device_uid, reading[:6])
-                    held = historic.get(historic_key)
-                    if held is not None and held <= key:
-                        continue
-                    historic[historic_key] = key
-                kept.append(reading)
-            readings = kept
+        kept = []
+        for reading in readings:
+            if reading[2]:
+                historic_key = (device_uid, reading[:6])
+                held = historic.get(historic_key)
+                if held is not None and held <= key:
+                    continue
+                historic[historic_key] = key
+            kept.append(reading)
+        readings = kept
         rows.readings.extend(
             reading_row_objects(
                 readings,
