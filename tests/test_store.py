@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -329,3 +330,50 @@ def test_reading_rows_are_the_readings_columns_in_order() -> None:
     with SQLiteStore(":memory:") as store:
         columns = [row[1] for row in store._db.execute("PRAGMA table_info(readings)")]
     assert [field.name for field in msgspec.structs.fields(ReadingRow)] == columns  # type: ignore[arg-type]
+
+
+def test_a_deletion_right_after_a_commit_is_not_mistaken_for_the_stores_own(tmp_path: Path) -> None:
+    # Another connection (a retention job) commits between this store's COMMIT and its next
+    # write: the deleted value, sent again, must be stored again.
+    path = tmp_path / "m.sqlite"
+    store = SQLiteStore(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    real = store._db
+
+    class CommitHook:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            result = real.execute(sql, *args)
+            if sql == "COMMIT":
+                other.execute("DELETE FROM readings")
+            return result
+
+    store._db = CommitHook()  # type: ignore[assignment]
+    store.write(_historic("k1"))
+    store._db = real
+    store.write(_historic("k2"))
+    assert store.counts()["readings"] == 1
+    other.close()
+    store.close()
+
+
+def test_historic_values_committed_before_are_not_sent_again() -> None:
+    # Devices and uplinks written in the same batch (as the pipeline writes) do not make the
+    # store forget what it committed.
+    store = SQLiteStore(":memory:")
+    sent: list[int] = []
+    unsettled = store._unsettled
+
+    def counting(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        kept = unsettled(rows)
+        sent.append(len(kept))
+        return kept
+
+    store._unsettled = counting  # type: ignore[method-assign]
+    for offset in range(3):
+        batch = sample_batch(offset)
+        store.write(msgspec.structs.replace(batch, readings=[*batch.readings, *_historic("f0").readings]))  # type: ignore[type-var]
+    assert sent == [2, 1, 1]  # the current value each time, the historic one once
+    store.close()

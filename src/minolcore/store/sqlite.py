@@ -153,6 +153,10 @@ class SQLiteStore:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
+            # Holding the write lock, nobody else can change the database until COMMIT: what
+            # changed since this connection's last commit is known here, before its own rows.
+            if self._version() != self._settled_version:
+                self._settled.clear()
             # Rows repeated within the batch are merged first as the statements would merge
             # them (most readings and devices repeat): SQLite sees each key once.
             db.executemany(_INSERT_DEVICE, _merged_devices(batch.devices))
@@ -162,11 +166,18 @@ class SQLiteStore:
             db.executemany(_INSERT_READING, readings)
             db.executemany(_INSERT_STATUS, _distinct_status_events(batch.status_events))
             db.executemany(_INSERT_REJECTED, [_rejected_values(row) for row in batch.rejected])
+            version = self._version()  # COMMIT changes neither number
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-        self._settle(readings)
+        self._settle(readings, version)
+
+    def _version(self) -> tuple[int, int]:
+        """(PRAGMA data_version, total_changes): the first changes when another connection
+        commits, the second when a statement of this one changes rows."""
+        db = self._db
+        return db.execute("PRAGMA data_version").fetchone()[0], db.total_changes
 
     def _unsettled(self, readings: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """The reading rows whose upsert can change the store.
@@ -176,10 +187,6 @@ class SQLiteStore:
         uplink key, a row with an equal or larger one is a no-op: it is not sent to SQLite.
         The memory is dropped as soon as anything else changed the database (another
         connection, or another statement on this one, such as retention)."""
-        db = self._db
-        version = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
-        if version != self._settled_version:
-            self._settled.clear()
         settled = self._settled
         if not settled:
             return readings
@@ -187,7 +194,7 @@ class SQLiteStore:
             row for row in readings if row[3] == 0 or (held := settled.get(row[:7])) is None or row[12] < held
         ]
 
-    def _settle(self, readings: list[tuple[Any, ...]]) -> None:
+    def _settle(self, readings: list[tuple[Any, ...]], version: tuple[int, int]) -> None:
         settled = self._settled
         if len(settled) > _SETTLED_LIMIT:
             settled.clear()
@@ -196,8 +203,7 @@ class SQLiteStore:
                 key = row[:7]
                 held = settled.get(key)
                 settled[key] = row[12] if held is None else min(held, row[12])
-        db = self._db
-        self._settled_version = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
+        self._settled_version = version
 
     def set_meta(self, key: str, value: str) -> None:
         """Store a configuration text beside the data (e.g. the site file the data was assigned with)."""
