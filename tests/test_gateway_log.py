@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -13,7 +14,10 @@ from hypothesis import strategies as st
 from minolcore.adapters import semtech
 from minolcore.adapters.collector import RejectedLine, RejectReason
 from minolcore.adapters.gateway_log import iter_gateway_log_file
+from minolcore.ingest import ingest_files
+from minolcore.pipeline import Pipeline
 from minolcore.reception import Radio, Reception
+from minolcore.simulator import simulate
 
 FRAME_HEX = "2E4493157856341233037A2A0000002F2F0C1427048502046D32371F1502FD1700002F2F2F2F2F2F2F2F"
 PHY = bytes.fromhex("40F17DBE4900020001954378762B11FF0D")
@@ -37,10 +41,12 @@ def rxpk(stat: int = 1, **extra: object) -> dict[str, object]:
     return packet
 
 
-def read(tmp_path: Path, lines: list[str]) -> list[Reception | RejectedLine]:
+def read(tmp_path: Path, lines: list[str], prefix: bytes = b"") -> list[Reception | RejectedLine]:
     path = tmp_path / "log.jsonl"
-    path.write_text("".join(line + "\n" for line in lines))
-    return list(iter_gateway_log_file(path, default_gateway="GW-0", default_time=DEFAULT_TIME))
+    path.write_bytes(prefix + "".join(line + "\n" for line in lines).encode())
+    per_line = list(iter_gateway_log_file(path, default_gateway="GW-0", default_time=DEFAULT_TIME))
+    assert len(per_line) == len(lines)  # one entry per line
+    return [item for items in per_line for item in items]
 
 
 def test_a_mixed_log_gives_every_reception_and_every_rejection(tmp_path: Path) -> None:
@@ -84,6 +90,38 @@ def test_a_packet_without_gateway_time_takes_the_line_time(tmp_path: Path) -> No
     timed = rxpk(time="2026-01-01T12:00:00.250000Z")
     items = read(tmp_path, [json.dumps({"gateway": "L", "received_at": NOON + 9, "rxpk": [timed, rxpk()]})])
     assert [item.received_at for item in items if isinstance(item, Reception)] == [NOON + 0.25, NOON + 9]
+
+
+def test_a_byte_order_mark_before_a_packet_forwarder_line(tmp_path: Path) -> None:
+    line = json.dumps({"gateway": "LGW-1", "received_at": NOON, "rxpk": [rxpk()]})
+    (item,) = read(tmp_path, [line], prefix=b"\xef\xbb\xbf")
+    assert isinstance(item, Reception) and item.gateway_id == "LGW-1"
+
+
+def test_a_packet_time_outside_1970_to_9999_is_rejected(tmp_path: Path) -> None:
+    for moment in ("1969-06-01T00:00:00Z", "9999-12-31T23:59:59.999999-01:00"):
+        (item,) = read(tmp_path, [json.dumps({"gateway": "L", "rxpk": [rxpk(time=moment)]})])
+        assert isinstance(item, RejectedLine) and "1970 and 9999" in item.detail
+
+
+def test_a_str_line_with_a_lone_surrogate_is_a_protocol_error() -> None:
+    with pytest.raises(semtech.DatagramError):
+        semtech.parse_log_line('{"rxpk": [], "gateway": "\ud800"}', default_gateway="G", default_time=NOON)
+
+
+def test_ingest_counts_lines_not_items(tmp_path: Path) -> None:
+    simulation = simulate(start=dt.date(2025, 1, 1), days=7, seed=2, units=1)
+    path = tmp_path / "log.jsonl"
+    lines = [
+        json.dumps({"gateway": "GW-1", "received_at": NOON, "rxpk": [rxpk(), rxpk(stat=-1), rxpk(stat=0)]}),
+        json.dumps({"datagram": semtech.pull_data(8, "AA555A0000000000").hex(), "received_at": NOON}),
+    ]
+    path.write_text("".join(line + "\n" for line in lines))
+    pipeline = Pipeline(site=simulation.site, keys=simulation.keys, store=None, gateways=simulation.gateways)
+    summary = ingest_files([path], pipeline)
+    assert summary.lines == 2
+    assert summary.bad_lines == {"radio_crc_failed": 1}
+    assert summary.pipeline.received == 2
 
 
 @pytest.mark.parametrize(

@@ -377,3 +377,38 @@ def test_historic_values_committed_before_are_not_sent_again() -> None:
         store.write(msgspec.structs.replace(batch, readings=[*batch.readings, *_historic("f0").readings]))  # type: ignore[type-var]
     assert sent == [2, 1, 1]  # the current value each time, the historic one once
     store.close()
+
+
+levels = st.none() | st.sampled_from([0.0, -0.0, float("nan"), -80, -80.0]) | st.floats(-130, 20)
+copies = st.builds(
+    ReceptionRow,
+    gateway_id=st.sampled_from(["GW-1", "GW-2"]),
+    received_at_ms=st.integers(0, 3),
+    rssi=levels,
+    snr=levels,
+)
+
+
+@given(st.lists(copies, min_size=1, max_size=6), st.randoms(use_true_random=False))
+def test_stored_receptions_do_not_depend_on_order_or_batches(
+    receptions: list[ReceptionRow], rng: Any
+) -> None:
+    def stored(groups: list[list[ReceptionRow]]) -> str:
+        with SQLiteStore(":memory:") as store:
+            for group in groups:
+                row = UplinkRow(
+                    uplink_key="k", device_uid="d", size=1, security_status="ok", receptions=tuple(group)
+                )
+                store.write(StoreBatch(uplinks=[row]))
+            return str(store._db.execute("SELECT receptions FROM uplinks").fetchone()[0])
+
+    shuffled = receptions[:]
+    rng.shuffle(shuffled)
+    assert stored([receptions]) == stored([[r] for r in shuffled]) == stored([shuffled])
+
+
+def test_a_late_copy_of_an_uplink_never_stored_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    with SQLiteStore(":memory:") as store:
+        late = ReceptionRow(gateway_id="GW-1", received_at_ms=5, rssi=-70.0)
+        store.write(StoreBatch(late_receptions=[("missing", late)]))
+    assert "1 late copies name uplinks that are not in" in caplog.text

@@ -88,11 +88,12 @@ class _PooledStore:
         self.store.close()
 
 
-def _items(paths: Iterable[str | Path]) -> Iterator[tuple[str, Reception | RejectedLine]]:
+def _lines(paths: Iterable[str | Path]) -> Iterator[tuple[str, tuple[Reception | RejectedLine, ...]]]:
+    """(file name, what the line gave) per line of every file."""
     for path in paths:
         name = os.path.basename(str(path))
-        for item in iter_gateway_log_file(path, default_gateway=name, default_time=time.time()):
-            yield name, item
+        for items in iter_gateway_log_file(path, default_gateway=name, default_time=time.time()):
+            yield name, items
 
 
 def ingest_files(
@@ -128,11 +129,12 @@ def ingest_files(
     pooled = None if store is None else _PooledStore(store, max(batch_size, STORE_BATCH))
     pipeline.store = pooled
     try:
-        for source, item in _items(paths):
+        for source, items in _lines(paths):
             lines += 1
-            if isinstance(item, Reception):
-                receptions.append(item)
-            else:
+            for item in items:
+                if isinstance(item, Reception):
+                    receptions.append(item)
+                    continue
                 bad[str(item.reason)] += 1
                 raw = item.raw if isinstance(item.raw, str) else item.raw.decode("utf-8", "replace")
                 rejected.append(

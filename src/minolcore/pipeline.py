@@ -184,8 +184,10 @@ class Pipeline:
         self._stats = PipelineStats()
         # Validated site addresses per meter identity (building one costs more than the lookup).
         self._site_addresses: dict[DeviceIdentity, WMBusAddress] = {}
-        # meter -> (site revision, span start and end in s, its assignment in that span)
-        self._assignment_spans: dict[DeviceIdentity, tuple[int, float, float, Assignment | None]] = {}
+        # meter -> (site, its revision, span start and end in s, the assignment in that span)
+        self._assignment_spans: dict[
+            DeviceIdentity, tuple[SiteRegistry, int, float, float, Assignment | None]
+        ] = {}
         # Columnar path: per address (uid, identity, memoisable profile or None); per
         # (profile, status inputs) the kind and the faults of the model they give.
         self._fast_devices: dict[Address, tuple[str, DeviceIdentity, object | None]] = {}
@@ -560,9 +562,10 @@ class Pipeline:
         time in which the site's answer stays the same (a meter sends for years between swaps)."""
         when = uplink.received_at
         held = self._assignment_spans.get(identity)
-        revision = self.site.revision
-        if held is not None and held[0] == revision and held[1] <= when < held[2]:
-            return held[3]
+        site = self.site
+        revision = site.revision
+        if held is not None and held[0] is site and held[1] == revision and held[2] <= when < held[3]:
+            return held[4]
         assignment = self._assign(uplink, identity)
         address = self._site_addresses.get(identity)
         if address is None:
@@ -572,7 +575,7 @@ class Pipeline:
         except MinolcoreError:
             return assignment
         # A millisecond inside the span: float seconds and the site's datetimes never disagree there.
-        self._assignment_spans[identity] = (revision, start + 1e-3, end - 1e-3, assignment)
+        self._assignment_spans[identity] = (site, revision, start + 1e-3, end - 1e-3, assignment)
         return assignment
 
     def _store_uplink(

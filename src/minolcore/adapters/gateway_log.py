@@ -25,8 +25,10 @@ _PACKET_FORWARDER_KEYS = (b'"rxpk"', b'"datagram"')
 
 def iter_gateway_log_file(
     path: str | PathLike[str], *, default_gateway: str, default_time: float
-) -> Iterator[CollectorItem]:
-    """Stream the items of a log file (``default_time`` in Unix seconds), in line order.
+) -> Iterator[tuple[CollectorItem, ...]]:
+    """Stream the items of a log file (``default_time`` in Unix seconds): one tuple per line,
+    in line order, with what the line gave (usually one item; a packet-forwarder line one per
+    packet, or none for a gateway's keep-alive).
 
     Raises :class:`~minolcore.errors.InputError` for bad defaults and :class:`OSError` for
     an unreadable file; bad lines never raise.
@@ -35,11 +37,13 @@ def iter_gateway_log_file(
         # A packet-forwarder line has no frame for the collector reader: only then is it read
         # again, so collector lines cost nothing more.
         if isinstance(item, RejectedLine) and item.reason is RejectReason.MISSING_FRAME:
-            raw = item.raw.encode() if isinstance(item.raw, str) else item.raw
+            raw = item.raw.encode("utf-8", "surrogateescape") if isinstance(item.raw, str) else item.raw
+            if item.line_no == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")  # the collector reader drops it too
             if any(key in raw for key in _PACKET_FORWARDER_KEYS):
-                yield from _packet_forwarder_items(item, raw, default_gateway, default_time)
+                yield tuple(_packet_forwarder_items(item, raw, default_gateway, default_time))
                 continue
-        yield item
+        yield (item,)
 
 
 def _packet_forwarder_items(

@@ -215,12 +215,12 @@ class SizeMismatchError(DatagramError):
 
 
 class BadTimeError(DatagramError):
-    """An rxpk ``time`` that is not an ISO 8601 UTC time."""
+    """An rxpk ``time`` that is not an ISO 8601 UTC time between 1970 and 9999."""
 
     reason = Reason.BAD_TIME
 
     def __init__(self, index: int, text: str) -> None:
-        super().__init__(f"rxpk[{index}].time {text[:64]!r} is not an ISO 8601 time")
+        super().__init__(f"rxpk[{index}].time {text[:64]!r} is not an ISO 8601 time between 1970 and 9999")
         self.index = index
         self.text = text
 
@@ -459,6 +459,8 @@ def _rxpk_from_wire(wire: _RxpkWire, index: int) -> Rxpk:
             time_unix = parse_event_time(wire.time)
         except ValueError:
             raise BadTimeError(index, wire.time) from None
+        if not 0.0 <= time_unix < _MAX_LOG_TIME:
+            raise BadTimeError(index, wire.time)
     return Rxpk(
         data=payload,
         tmst=wire.tmst,
@@ -681,7 +683,10 @@ def parse_log_line(line: str | bytes, *, default_gateway: str, default_time: flo
     gateway takes ``default_gateway``. Packets whose radio CRC failed are dropped and counted
     in the result. Raises a :class:`DatagramError` for a line that breaks the protocol.
     """
-    text = line.encode() if isinstance(line, str) else line
+    try:
+        text = line.encode() if isinstance(line, str) else line
+    except UnicodeEncodeError as exc:  # a lone surrogate in a str line
+        raise BadJSONError(str(exc)) from None
     parsed = _json_body(_LOG_DECODER, text.strip())
     server_time = _log_time(parsed.received_at, default_time)
     if parsed.datagram is not None:

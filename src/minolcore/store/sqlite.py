@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
@@ -29,6 +30,8 @@ from minolcore.store.base import (
 )
 
 __all__ = ["SQLiteStore"]
+
+logger = logging.getLogger(__name__)
 
 # 2: receptions kept in their uplink's row (a JSON array), no receptions table; a status
 # event's detail is part of its key.
@@ -161,7 +164,12 @@ class SQLiteStore:
             # them (most readings and devices repeat): SQLite sees each key once.
             db.executemany(_INSERT_DEVICE, _merged_devices(batch.devices))
             db.executemany(_INSERT_UPLINK, _merged_uplinks(batch.uplinks))
-            db.executemany(_ADD_RECEPTIONS, _late_reception_values(batch.late_receptions))
+            late = _late_reception_values(batch.late_receptions)
+            found = db.executemany(_ADD_RECEPTIONS, late).rowcount
+            if found < len(late):
+                # Copies of uplinks this database never stored (a pipeline restored from
+                # another store's state): there is no row to add them to.
+                logger.warning("%d late copies name uplinks that are not in %s", len(late) - found, self.path)
             readings = self._unsettled(_merged_readings(batch.readings))
             db.executemany(_INSERT_READING, readings)
             db.executemany(_INSERT_STATUS, _distinct_status_events(batch.status_events))
@@ -347,14 +355,39 @@ def _reception_order(row: ReceptionRow) -> tuple[object, ...]:
 
 
 def _canonical(receptions: Sequence[ReceptionRow]) -> Sequence[ReceptionRow]:
-    """Distinct receptions in time order (then gateway, RSSI, SNR): the stored form of a set."""
+    """Distinct receptions in time order (then gateway, RSSI, SNR): the stored form of a set.
+
+    Values that compare equal but encode differently (an int RSSI, -0.0, NaN) are normalised
+    first, so which of them came first cannot show in the stored text."""
     if len(receptions) < 2:
-        return receptions
-    ordered = sorted(set(receptions), key=_BY_TIME_AND_GATEWAY)
+        return [_normal(row) for row in receptions]
+    ordered = sorted({_normal(row) for row in receptions}, key=_BY_TIME_AND_GATEWAY)
     for one, other in itertools.pairwise(ordered):
         if one.received_at_ms == other.received_at_ms and one.gateway_id == other.gateway_id:
             return sorted(ordered, key=_reception_order)  # a gateway heard it twice at once
     return ordered
+
+
+def _normal(row: ReceptionRow) -> ReceptionRow:
+    rssi, snr = row.rssi, row.snr
+    if _plain(rssi) and _plain(snr) and type(row.received_at_ms) is int:
+        return row
+    return ReceptionRow(
+        gateway_id=row.gateway_id,
+        received_at_ms=int(row.received_at_ms),
+        rssi=_normal_level(rssi),
+        snr=_normal_level(snr),
+    )
+
+
+def _plain(value: float | None) -> bool:
+    return value is None or (type(value) is float and value == value and value != 0.0)  # noqa: PLR0124
+
+
+def _normal_level(value: float | None) -> float | None:
+    if value is None or value != value:  # noqa: PLR0124  # NaN is stored as "not given"
+        return None
+    return float(value) + 0.0  # -0.0 + 0.0 is 0.0
 
 
 _RECEPTIONS_DECODER = msgspec.json.Decoder(list[ReceptionRow])
