@@ -359,8 +359,10 @@ def _canonical(receptions: Sequence[ReceptionRow]) -> Sequence[ReceptionRow]:
 
     Values that compare equal but encode differently (an int RSSI, -0.0, NaN) are normalised
     first, so which of them came first cannot show in the stored text."""
-    if len(receptions) < 2:
-        return [_normal(row) for row in receptions]
+    if len(receptions) == 1:
+        row = receptions[0]
+        normal = _normal(row)
+        return receptions if normal is row else (normal,)
     ordered = sorted({_normal(row) for row in receptions}, key=_BY_TIME_AND_GATEWAY)
     for one, other in itertools.pairwise(ordered):
         if one.received_at_ms == other.received_at_ms and one.gateway_id == other.gateway_id:
@@ -370,7 +372,12 @@ def _canonical(receptions: Sequence[ReceptionRow]) -> Sequence[ReceptionRow]:
 
 def _normal(row: ReceptionRow) -> ReceptionRow:
     rssi, snr = row.rssi, row.snr
-    if _plain(rssi) and _plain(snr) and type(row.received_at_ms) is int:
+    # One expression, not helper calls: this runs once per stored copy.
+    if (
+        (rssi is None or (type(rssi) is float and rssi == rssi and rssi != 0.0))  # noqa: PLR0124
+        and (snr is None or (type(snr) is float and snr == snr and snr != 0.0))  # noqa: PLR0124
+        and type(row.received_at_ms) is int
+    ):
         return row
     return ReceptionRow(
         gateway_id=row.gateway_id,
@@ -378,10 +385,6 @@ def _normal(row: ReceptionRow) -> ReceptionRow:
         rssi=_normal_level(rssi),
         snr=_normal_level(snr),
     )
-
-
-def _plain(value: float | None) -> bool:
-    return value is None or (type(value) is float and value == value and value != 0.0)  # noqa: PLR0124
 
 
 def _normal_level(value: float | None) -> float | None:
