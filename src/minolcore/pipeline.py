@@ -414,10 +414,11 @@ class Pipeline:
             rows.unassigned += 1
         rows.decoded += 1
         rows.kinds[kind] += 1
-        device_row = self._fast_device_rows.get((device_uid, kind))
+        device_key = (device_uid, kind)
+        device_row = self._fast_device_rows.get(device_key)
         if device_row is None:
             # Every uplink repeats its meter's row: built once per meter and kind (frozen).
-            device_row = self._fast_device_rows[(device_uid, kind)] = DeviceRow(
+            device_row = self._fast_device_rows[device_key] = DeviceRow(
                 device_uid=device_uid,
                 radio="wmbus",
                 manufacturer=identity.manufacturer,
@@ -426,8 +427,8 @@ class Pipeline:
                 device_type=identity.device_type,
                 kind=kind,
             )
-        if device_row not in rows.device_rows:
-            rows.device_rows.add(device_row)
+        if device_key not in rows.device_rows:
+            rows.device_rows.add(device_key)
             rows.devices.append(device_row)
         readings = item.readings
         rows.values_read += len(readings)
@@ -724,7 +725,7 @@ class _Rows:
         self.late_receptions: list[tuple[str, ReceptionRow]] = []
         # Fast path: device rows already in the batch, and per historic reading key
         # (device, time, quantity, storage, tariff, subunit, function) its smallest uplink key.
-        self.device_rows: set[DeviceRow] = set()
+        self.device_rows: set[tuple[str, str]] = set()  # (device uid, kind)
         self.values_read = 0
         self.historic: dict[tuple[str, tuple[Any, ...]], str] = {}
         self.readings: list[ReadingRow] = []
