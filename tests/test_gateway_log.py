@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 from pathlib import Path
@@ -18,6 +17,7 @@ from minolcore.ingest import ingest_files
 from minolcore.pipeline import Pipeline
 from minolcore.reception import Radio, Reception
 from minolcore.simulator import simulate
+from tests.test_semtech import rxpk_json
 
 FRAME_HEX = "2E4493157856341233037A2A0000002F2F0C1427048502046D32371F1502FD1700002F2F2F2F2F2F2F2F"
 PHY = bytes.fromhex("40F17DBE4900020001954378762B11FF0D")
@@ -26,19 +26,7 @@ DEFAULT_TIME = 1_700_000_000.0
 
 
 def rxpk(stat: int = 1, **extra: object) -> dict[str, object]:
-    packet: dict[str, object] = {
-        "tmst": 3512348611,
-        "freq": 868.1,
-        "stat": stat,
-        "modu": "LORA",
-        "datr": "SF7BW125",
-        "rssi": -35,
-        "lsnr": 5.1,
-        "size": len(PHY),
-        "data": base64.b64encode(PHY).decode(),
-    }
-    packet.update(extra)
-    return packet
+    return rxpk_json(PHY, stat=stat, **extra)
 
 
 def read(tmp_path: Path, lines: list[str], prefix: bytes = b"") -> list[Reception | RejectedLine]:

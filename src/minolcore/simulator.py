@@ -22,7 +22,7 @@ import collections
 import datetime as dt
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -298,31 +298,26 @@ def write_packet_forwarder_log(path: str | Path, receptions: Iterable[Reception]
     """Write the LoRaWAN receptions as packet-forwarder log lines (the JSON body of a Semtech
     PUSH_DATA with one rxpk, the gateway's id, the receive time in Unix seconds); returns the
     number of lines written. Wireless M-Bus receptions are left out."""
-    encoder = msgspec.json.Encoder()
-    written = 0
-    with open(path, "wb") as handle:
-        for reception in receptions:
-            if reception.radio is not Radio.LORAWAN:
-                continue
-            packet = _RxpkLine(
-                data=base64.b64encode(reception.payload).decode(),
-                size=len(reception.payload),
-                # The concentrator's microsecond counter (32 bits); the server time stands for
-                # the packet's time, which these lines leave out.
-                tmst=round(reception.received_at * 1e6) % (1 << 32),
-                freq=reception.frequency if reception.frequency is not None else 868.1,
-                stat=1,
-                modu="LORA",
-                datr=reception.mode or "SF7BW125",
-                rssi=reception.rssi,
-                lsnr=reception.snr,
-            )
-            line = _PacketForwarderLine(
-                gateway=reception.gateway_id, received_at=reception.received_at, rxpk=[packet]
-            )
-            handle.write(encoder.encode(line) + b"\n")
-            written += 1
-    return written
+
+    def line(reception: Reception) -> _PacketForwarderLine:
+        packet = _RxpkLine(
+            data=base64.b64encode(reception.payload).decode(),
+            size=len(reception.payload),
+            # The concentrator's microsecond counter (32 bits); the server time stands for
+            # the packet's time, which these lines leave out.
+            tmst=round(reception.received_at * 1e6) % (1 << 32),
+            freq=reception.frequency if reception.frequency is not None else 868.1,
+            stat=1,
+            modu="LORA",
+            datr=reception.mode or "SF7BW125",
+            rssi=reception.rssi,
+            lsnr=reception.snr,
+        )
+        return _PacketForwarderLine(
+            gateway=reception.gateway_id, received_at=reception.received_at, rxpk=[packet]
+        )
+
+    return _write_lines(path, receptions, Radio.LORAWAN, line)
 
 
 def write_collector_log(path: str | Path, receptions: Iterable[Reception]) -> int:
@@ -331,21 +326,32 @@ def write_collector_log(path: str | Path, receptions: Iterable[Reception]) -> in
 
     LoRaWAN receptions are left out: the collector format carries wireless M-Bus frames only.
     """
+
+    def line(reception: Reception) -> _CollectorLine:
+        return _CollectorLine(
+            gateway=reception.gateway_id,
+            received_at=reception.received_at,
+            frame=reception.payload.hex().upper(),
+            rssi=reception.rssi,
+            mode=reception.mode or None,
+        )
+
+    return _write_lines(path, receptions, Radio.WMBUS, line)
+
+
+def _write_lines(
+    path: str | Path,
+    receptions: Iterable[Reception],
+    radio: Radio,
+    line: Callable[[Reception], msgspec.Struct],
+) -> int:
     encoder = msgspec.json.Encoder()
     written = 0
     with open(path, "wb") as handle:
         for reception in receptions:
-            if reception.radio is not Radio.WMBUS:
-                continue
-            line = _CollectorLine(
-                gateway=reception.gateway_id,
-                received_at=reception.received_at,
-                frame=reception.payload.hex().upper(),
-                rssi=reception.rssi,
-                mode=reception.mode or None,
-            )
-            handle.write(encoder.encode(line) + b"\n")
-            written += 1
+            if reception.radio is radio:
+                handle.write(encoder.encode(line(reception)) + b"\n")
+                written += 1
     return written
 
 
