@@ -36,18 +36,38 @@ from minolcore.wmbus.vif import (
     NO_OFFSET,
 )
 
-__all__ = ["LayoutRead", "read_by_layout"]
+__all__ = ["LayoutRead", "ei_head", "plain_main", "read_by_layout"]
 
-_TIME_QUANTITIES: Final = frozenset(("date", "datetime"))
+# Shared with the per-record reader in minolcore.pipeline_fast.
+TIME_QUANTITIES: Final = frozenset(("date", "datetime"))
+SPECIAL: Final = int(RecordFlag.MANUFACTURER_DATA | RecordFlag.GLOBAL_READOUT)
+NUMBER: Final = int(RecordFlag.NUMBER)
 _NEUTRAL: Final = frozenset(("standard_conform_data_content", "forward_flow", "value_at_base_conditions"))
-_SPECIAL: Final = int(RecordFlag.MANUFACTURER_DATA | RecordFlag.GLOBAL_READOUT)
-_NUMBER: Final = int(RecordFlag.NUMBER)
 _EXACT: Final = float(2**53)  # integers below this convert to float exactly
 _PLAN_LIMIT: Final = 4096
 
 # (reading rows as (time, quantity, storage, tariff, subunit, function, value, unit, valid),
 #  the model's time "YYYY-MM-DDTHH:MM", (error flags, EI head value), layout entries)
 LayoutRead = tuple[list[tuple[Any, ...]], str, tuple[int | None, int | None], tuple[str, ...]]
+
+
+def plain_main(header: Any) -> bool:
+    """Whether a record header (see ``record_batch._header``) is a plain main-unit value:
+    storage 0, tariff 0, subunit 0, instantaneous, no VIFE that changes the meaning."""
+    return bool(
+        header[9] == 0
+        and header[10] == 0
+        and header[11] == 0
+        and header[12] == "instantaneous"
+        and all(name in _NEUTRAL for name in header[6])
+    )
+
+
+def ei_head(header: Any) -> bool:
+    """Whether a record header is EI Electronics' status head (0xFF 0x2C, subunit 1, storage 0)."""
+    return bool(
+        header[2] == "manufacturer_specific" and header[1] == "FF2C" and header[11] == 1 and header[9] == 0
+    )
 
 
 class _Position:
@@ -89,20 +109,9 @@ class _Position:
         self.function: str = header[12]
         self.signed: bool = header[13]
         self.invalid = coding == CODING_NONE or bool(header[7] & FLAG_INVALID)
-        self.plain_main = (
-            self.storage == 0
-            and self.tariff == 0
-            and self.subunit == 0
-            and self.function == "instantaneous"
-            and all(name in _NEUTRAL for name in header[6])
-        )
+        self.plain_main = plain_main(header)
         self.current = self.storage == 0 and self.function == "instantaneous"
-        self.head = (
-            self.quantity == "manufacturer_specific"
-            and header[1] == "FF2C"
-            and self.subunit == 1
-            and self.storage == 0
-        )
+        self.head = ei_head(header)
         self.role = ""
 
 
@@ -175,7 +184,7 @@ def _make_plan(data: bytes, rows: np.ndarray[Any, Any], first: int, count: int, 
     for r in range(first, first + count):
         row = rows[r]
         offset, data_offset = base + int(row["offset"]), base + int(row["data_offset"])
-        if int(row["flags"]) & _SPECIAL:
+        if int(row["flags"]) & SPECIAL:
             # Manufacturer data and global readout: no value, no date, no status.
             positions.append(None)
             layout.append(f"{data[offset]:02X}")
@@ -198,7 +207,7 @@ def _make_plan(data: bytes, rows: np.ndarray[Any, Any], first: int, count: int, 
         if p.offset_exp != NO_OFFSET or abs(p.exponent) > 22:
             return None  # float64 arithmetic would not match the exact integer one
         reading = p.quantity in READING_QUANTITIES
-        if p.quantity in _TIME_QUANTITIES:
+        if p.quantity in TIME_QUANTITIES:
             if p.kind != KIND_TIMEPOINT or reading:
                 return None
             p.role = "time"
@@ -221,7 +230,7 @@ def _numbers(p: _Position, rows: np.ndarray[Any, Any]) -> tuple[list[float | Non
     n = len(rows)
     if p.invalid:
         return [None] * n, [False] * n
-    has_number = (rows["flags"] & _NUMBER) != 0
+    has_number = (rows["flags"] & NUMBER) != 0
     if p.coding == CODING_REAL:
         number = rows["real"].astype(np.float64)
     else:
@@ -258,7 +267,7 @@ def _stamps(p: _Position, data: np.ndarray[Any, Any], starts: np.ndarray[Any, An
 def _scalar(p: _Position, raw: bytes, rows: np.ndarray[Any, Any], starts: np.ndarray[Any, Any]) -> list[Any]:
     """The decoded value of a status position for every telegram (the per-record reader)."""
     numbers = rows["real"] if p.coding == CODING_REAL else rows["value"]
-    has_numbers = ((rows["flags"] & _NUMBER) != 0).tolist()
+    has_numbers = ((rows["flags"] & NUMBER) != 0).tolist()
     if p.kind == KIND_TIMEPOINT:
         return [
             _value(p.header, p.coding, raw[start : start + p.length], has_number, number)[0]

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from minolcore._layout_plans import read_by_layout
+from minolcore._layout_plans import NUMBER, SPECIAL, TIME_QUANTITIES, ei_head, plain_main, read_by_layout
 from minolcore.devices import ProfileRegistry
 from minolcore.devices.models import DeviceIdentity
 from minolcore.devices.profiles import (
@@ -42,7 +42,7 @@ from minolcore.wmbus.columns import Mode5Status, decrypt_mode5_columns
 from minolcore.wmbus.compact import FormatSignatureCache
 from minolcore.wmbus.frame import FrameStatus, parse_frame
 from minolcore.wmbus.headers import COMPACT_CIS
-from minolcore.wmbus.record_batch import RecordFlag, WalkStatus, _header, _value, walk
+from minolcore.wmbus.record_batch import WalkStatus, _header, _value, walk
 from minolcore.wmbus.records import decode_records
 from minolcore.wmbus.scan import Flag, ScanResult, pack_frames, scan
 from minolcore.wmbus.security import STATUS_DECRYPTED, unseal
@@ -73,10 +73,6 @@ _FAST_TPL_CIS: Final = (0x7A, 0x72)
 _FAST_MODE7_FLAGS: Final = tuple(
     int(Flag.AFL | Flag.TPL | extra) for extra in (0, Flag.MCR, Flag.LONG_TPL, Flag.MCR | Flag.LONG_TPL)
 )
-_TIME_QUANTITIES: Final = frozenset(("date", "datetime"))
-_NEUTRAL: Final = frozenset(("standard_conform_data_content", "forward_flow", "value_at_base_conditions"))
-_SPECIAL: Final = int(RecordFlag.MANUFACTURER_DATA | RecordFlag.GLOBAL_READOUT)
-_NUMBER: Final = int(RecordFlag.NUMBER)
 _ROW_COLUMNS: Final = (
     "telegram",
     "offset",
@@ -306,32 +302,20 @@ def _record(
     header = _header(apl[offset:data_offset], dib_length, storage, tariff, subunit, fn)
     number = real if coding == CODING_REAL else value
     decoded, valid = _value(
-        header, coding, apl[data_offset : data_offset + size], bool(flags & _NUMBER), number
+        header, coding, apl[data_offset : data_offset + size], bool(flags & NUMBER), number
     )
     quantity, storage, tariff, subunit, function = header[2], header[9], header[10], header[11], header[12]
-    plain_main = (
-        storage == 0
-        and tariff == 0
-        and subunit == 0
-        and function == "instantaneous"
-        and all(name in _NEUTRAL for name in header[6])
-    )
+    plain = plain_main(header)
     integer = isinstance(decoded, int) and not isinstance(decoded, bool)
     kind: int = _OTHER
     data: tuple[Any, ...] = ()
-    if quantity in _TIME_QUANTITIES:
+    if quantity in TIME_QUANTITIES:
         stamp = _stamp(decoded) if valid and isinstance(decoded, str) else None
         current = storage == 0 and function == "instantaneous"
-        kind, data = _TIME, (quantity, storage, tariff, subunit, current, plain_main, decoded, stamp)
+        kind, data = _TIME, (quantity, storage, tariff, subunit, current, plain, decoded, stamp)
     elif quantity == "error_flags":
-        kind, data = _ERROR, (plain_main, decoded if integer else None)
-    elif (
-        quantity == "manufacturer_specific"
-        and header[1] == "FF2C"
-        and subunit == 1
-        and storage == 0
-        and integer
-    ):
+        kind, data = _ERROR, (plain, decoded if integer else None)
+    elif integer and ei_head(header):
         kind, data = _HEAD, (decoded,)
     reading = None
     if quantity in READING_QUANTITIES and (
@@ -376,7 +360,7 @@ def _entries(
     base = apl_offsets[rows["telegram"]]
     starts = base + rows["offset"]
     ends = base + rows["data_offset"] + rows["data_length"]
-    special = (rows["flags"] & _SPECIAL) != 0
+    special = (rows["flags"] & SPECIAL) != 0
     cache = _records
     out: list[_Entry] = [_UNREAD] * len(rows)
     looked_up = np.flatnonzero(wanted & ~special)
@@ -423,13 +407,13 @@ def _read(apl: bytes, entries: list[_Entry], received_at: float, sts: int, signa
         if kind == _OTHER:
             continue
         if kind == _TIME:
-            quantity, storage, tariff, subunit, current, plain_main, decoded, stamp = data
+            quantity, storage, tariff, subunit, current, plain, decoded, stamp = data
             if stamp is not None:
                 if now is None and current:
                     now = stamp
                 dates.setdefault((storage, tariff, subunit), stamp)
                 dates.setdefault((storage, -1, -1), stamp)
-            if plain_main:
+            if plain:
                 if quantity == "datetime" and not datetime_found:
                     datetime_rec, datetime_found = decoded, True
                 elif quantity == "date" and not date_found:

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["parse_event_time"]
+__all__ = ["MAX_EVENT_TIME", "parse_event_time", "read_event_time"]
+
+# Year 10000 in Unix seconds: anything later is not a time a meter was heard at; most often a
+# millisecond timestamp sent where seconds were expected.
+MAX_EVENT_TIME = 253_402_300_800.0
 
 
 def parse_event_time(text: str) -> float:
@@ -28,3 +32,22 @@ def parse_event_time(text: str) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def read_event_time(value: str | float) -> float:
+    """A reception time given as ISO 8601 text or Unix seconds (number or text), in Unix
+    seconds between 1970 and 9999. Raises ``ValueError`` saying what is wrong."""
+    if isinstance(value, str):
+        try:
+            when = parse_event_time(value)
+        except ValueError:
+            try:
+                when = float(value)
+            except ValueError:
+                raise ValueError(f"{value[:64]!r} is neither ISO 8601 nor Unix seconds") from None
+    else:
+        when = value
+    if not 0.0 <= when < MAX_EVENT_TIME:
+        hint = " (milliseconds instead of seconds?)" if when >= MAX_EVENT_TIME else ""
+        raise ValueError(f"time {when!r} is outside 1970..9999{hint}")
+    return when

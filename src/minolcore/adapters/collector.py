@@ -25,7 +25,7 @@ from os import PathLike
 import msgspec
 
 from minolcore._model import Record
-from minolcore.adapters import parse_event_time
+from minolcore.adapters import MAX_EVENT_TIME, read_event_time
 from minolcore.errors import GatewayProtocolError, InputError
 from minolcore.reception import Reception
 
@@ -39,9 +39,6 @@ __all__ = [
     "parse_collector_line",
 ]
 
-# Year 10000 in Unix seconds: anything later is not a time a meter was heard at; most often a
-# millisecond timestamp sent where seconds were expected.
-_MAX_TIME = 253_402_300_800.0
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _JSON_START = frozenset(("{", "[", '"', ord("{"), ord("["), ord('"')))
 _TIME_PATHS = ("`$.received_at`", "`$.time`", "`$.ts`")
@@ -120,22 +117,10 @@ def _unhex(text: str | bytes) -> bytes:
 
 
 def _event_time(value: str | float) -> float:
-    if isinstance(value, str):
-        try:
-            when = parse_event_time(value)
-        except ValueError:
-            try:
-                when = float(value)
-            except ValueError:
-                raise CollectorLineError(
-                    RejectReason.BAD_TIME, f"{value[:64]!r} is neither ISO 8601 nor Unix seconds"
-                ) from None
-    else:
-        when = value
-    if not 0.0 <= when < _MAX_TIME:
-        hint = " (milliseconds instead of seconds?)" if when >= _MAX_TIME else ""
-        raise CollectorLineError(RejectReason.BAD_TIME, f"time {when!r} is outside 1970..9999{hint}")
-    return when
+    try:
+        return read_event_time(value)
+    except ValueError as exc:
+        raise CollectorLineError(RejectReason.BAD_TIME, str(exc)) from None
 
 
 def _parse_json(text: str | bytes, default_gateway: str, default_time: float) -> Reception:
@@ -185,7 +170,7 @@ def parse_collector_line(line: str | bytes, *, default_gateway: str, default_tim
 def _check_defaults(default_gateway: str, default_time: float) -> None:
     if not isinstance(default_gateway, str) or not default_gateway:
         raise InputError("default_gateway must be a non-empty string")
-    if not 0.0 <= default_time < _MAX_TIME:
+    if not 0.0 <= default_time < MAX_EVENT_TIME:
         raise InputError(f"default_time {default_time!r} is not Unix seconds between 1970 and 9999")
 
 

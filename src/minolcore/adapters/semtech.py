@@ -27,7 +27,7 @@ from typing import Annotated, ClassVar, Literal, TypeVar
 import msgspec
 
 from minolcore._model import Record
-from minolcore.adapters import parse_event_time
+from minolcore.adapters import MAX_EVENT_TIME, parse_event_time, read_event_time
 from minolcore.errors import GatewayProtocolError, InputError
 from minolcore.reception import Radio, Reception
 
@@ -459,7 +459,7 @@ def _rxpk_from_wire(wire: _RxpkWire, index: int) -> Rxpk:
             time_unix = parse_event_time(wire.time)
         except ValueError:
             raise BadTimeError(index, wire.time) from None
-        if not 0.0 <= time_unix < _MAX_LOG_TIME:
+        if not 0.0 <= time_unix < MAX_EVENT_TIME:
             raise BadTimeError(index, wire.time)
     return Rxpk(
         data=payload,
@@ -715,23 +715,10 @@ def parse_log_line(line: str | bytes, *, default_gateway: str, default_time: flo
 def _log_time(value: str | float | None, default: float) -> float:
     if value is None:
         return default
-    if isinstance(value, str):
-        try:
-            return parse_event_time(value)
-        except ValueError:
-            text = value
-            try:
-                value = float(text)
-            except ValueError:
-                raise BadFieldError(
-                    f"$.received_at {text[:64]!r} is neither ISO 8601 nor Unix seconds"
-                ) from None
-    if not 0.0 <= value < _MAX_LOG_TIME:
-        raise BadFieldError(f"$.received_at {value!r} is not Unix seconds between 1970 and 9999")
-    return value
-
-
-_MAX_LOG_TIME = 253_402_300_800.0  # year 10000
+    try:
+        return read_event_time(value)
+    except ValueError as exc:
+        raise BadFieldError(f"$.received_at: {exc}") from None
 
 
 class IngestOutcome(Record, frozen=True, gc=False, kw_only=True):
