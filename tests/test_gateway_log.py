@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from minolcore.adapters import semtech
 from minolcore.adapters.collector import RejectedLine, RejectReason
 from minolcore.adapters.gateway_log import iter_gateway_log_file
-from minolcore.ingest import ingest_files
+from minolcore.ingest import BULK_GC_THRESHOLD, fewer_collections, ingest_files
 from minolcore.pipeline import Pipeline
 from minolcore.reception import Radio, Reception
 from minolcore.simulator import simulate
@@ -147,3 +148,20 @@ def test_arbitrary_packet_forwarder_lines_never_raise(
     assert all(isinstance(item, Reception | RejectedLine) for item in items)
     numbered = [item.line_no for item in items if isinstance(item, RejectedLine)]
     assert numbered == sorted(numbered) and all(1 <= n <= len(lines) for n in numbered)
+
+
+def test_fewer_collections_raises_the_young_generation_and_restores_it() -> None:
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        with fewer_collections():
+            assert gc.get_threshold() == (BULK_GC_THRESHOLD, 10, 10)
+        assert gc.get_threshold() == (700, 10, 10)
+        with pytest.raises(RuntimeError), fewer_collections():
+            raise RuntimeError("a failing ingest")
+        assert gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(500_000, 5, 5)  # a process that already collects less is left alone
+        with fewer_collections():
+            assert gc.get_threshold() == (500_000, 5, 5)
+    finally:
+        gc.set_threshold(*before)

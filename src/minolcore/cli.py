@@ -138,7 +138,7 @@ def _load_keys(path: str) -> object:
 
 
 def _run_ingest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from minolcore.ingest import ingest_files  # noqa: PLC0415
+    from minolcore.ingest import fewer_collections, ingest_files  # noqa: PLC0415
     from minolcore.keys import KeyStore  # noqa: PLC0415
     from minolcore.pipeline import Pipeline  # noqa: PLC0415
     from minolcore.site import SiteRegistry  # noqa: PLC0415
@@ -164,7 +164,8 @@ def _run_ingest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         bar = tqdm(unit=" lines", unit_scale=True, file=err)
     try:
-        summary = ingest_files(args.files, pipeline, progress=None if bar is None else bar.update)
+        with fewer_collections():
+            summary = ingest_files(args.files, pipeline, progress=None if bar is None else bar.update)
     finally:
         if bar is not None:
             bar.close()
