@@ -298,15 +298,13 @@ def _merged_uplinks(rows: Sequence[UplinkRow]) -> list[tuple[object, ...]]:
     first: dict[str, UplinkRow] = {}
     extra: dict[str, list[ReceptionRow]] = {}
     for row in rows:
-        held = first.get(row.uplink_key)
-        if held is None:
-            first[row.uplink_key] = row
-        else:
+        held = first.setdefault(row.uplink_key, row)
+        if held is not row:
             extra.setdefault(row.uplink_key, list(held.receptions)).extend(row.receptions)
     values: list[tuple[object, ...]] = []
     for key in sorted(first):
         row = first[key]
-        receptions = _canonical(extra.get(key, row.receptions))
+        receptions = _canonical(extra[key] if extra and key in extra else row.receptions)
         if not receptions:
             raise ValueError(
                 f"uplink {key}: no receptions (an uplink is stored with the copies it was heard in)"
@@ -361,29 +359,34 @@ def _canonical(receptions: Sequence[ReceptionRow]) -> Sequence[ReceptionRow]:
     first, so which of them came first cannot show in the stored text."""
     if len(receptions) == 1:
         row = receptions[0]
-        normal = _normal(row)
-        return receptions if normal is row else (normal,)
-    ordered = sorted({_normal(row) for row in receptions}, key=_BY_TIME_AND_GATEWAY)
-    for one, other in itertools.pairwise(ordered):
+        return receptions if _is_normal(row) else (_normalised(row),)
+    # Sorted first and deduplicated only where two copies share a time and gateway: hashing
+    # every copy into a set costs more than the rare duplicate.
+    rows = [row if _is_normal(row) else _normalised(row) for row in receptions]
+    rows.sort(key=_BY_TIME_AND_GATEWAY)
+    for one, other in itertools.pairwise(rows):
         if one.received_at_ms == other.received_at_ms and one.gateway_id == other.gateway_id:
-            return sorted(ordered, key=_reception_order)  # a gateway heard it twice at once
-    return ordered
+            return sorted(set(rows), key=_reception_order)  # a gateway heard it twice at once
+    return rows
 
 
-def _normal(row: ReceptionRow) -> ReceptionRow:
+def _is_normal(row: ReceptionRow) -> bool:
+    """Whether the row is in the one form its values encode to (see :func:`_normalised`)."""
     rssi, snr = row.rssi, row.snr
     # One expression, not helper calls: this runs once per stored copy.
-    if (
+    return (
         (rssi is None or (type(rssi) is float and rssi == rssi and rssi != 0.0))  # noqa: PLR0124
         and (snr is None or (type(snr) is float and snr == snr and snr != 0.0))  # noqa: PLR0124
         and type(row.received_at_ms) is int
-    ):
-        return row
+    )
+
+
+def _normalised(row: ReceptionRow) -> ReceptionRow:
     return ReceptionRow(
         gateway_id=row.gateway_id,
         received_at_ms=int(row.received_at_ms),
-        rssi=_normal_level(rssi),
-        snr=_normal_level(snr),
+        rssi=_normal_level(row.rssi),
+        snr=_normal_level(row.snr),
     )
 
 
