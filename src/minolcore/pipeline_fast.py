@@ -40,12 +40,21 @@ from minolcore.readings import READING_QUANTITIES, iso_minute
 from minolcore.store.base import ReadingRow
 from minolcore.wmbus.columns import Mode5Status, decrypt_mode5_columns
 from minolcore.wmbus.compact import FormatSignatureCache
-from minolcore.wmbus.frame import FrameStatus, parse_frame
-from minolcore.wmbus.headers import COMPACT_CIS
+from minolcore.wmbus.frame import MAX_FRAME_INPUT, FrameStatus, parse_frame
+from minolcore.wmbus.headers import (
+    AFL_KI_PRESENT,
+    AFL_MAC_LENGTHS,
+    AFL_MAC_PRESENT,
+    AFL_MCL_PRESENT,
+    AFL_MCR_PRESENT,
+    AFL_ML_PRESENT,
+    CI_AFL,
+    COMPACT_CIS,
+)
 from minolcore.wmbus.record_batch import WalkStatus, _header, _value, walk
 from minolcore.wmbus.records import decode_records
 from minolcore.wmbus.scan import Flag, ScanResult, pack_frames, scan
-from minolcore.wmbus.security import STATUS_DECRYPTED, unseal
+from minolcore.wmbus.security import STATUS_DECRYPTED, as_key, open_mode7, unseal
 from minolcore.wmbus.vif import CODING_REAL
 
 __all__ = [
@@ -73,6 +82,14 @@ _FAST_TPL_CIS: Final = (0x7A, 0x72)
 _FAST_MODE7_FLAGS: Final = tuple(
     int(Flag.AFL | Flag.TPL | extra) for extra in (0, Flag.MCR, Flag.LONG_TPL, Flag.MCR | Flag.LONG_TPL)
 )
+# The mode-7 shape _unseal_mode7 reads from the bytes: an AFL with MCL, MCR and MAC (FCL
+# bits), the TPL CIs of _FAST_TPL_CIS, and the smallest input holding the AFL's FCL and MCL.
+_AFL_NEEDED: Final = AFL_MCL_PRESENT | AFL_MCR_PRESENT | AFL_MAC_PRESENT
+_CI_SHORT_TPL: Final = 0x7A
+_CI_LONG_TPL: Final = 0x72
+_MODE7: Final = 7
+_KDF_SELECTION_OMS: Final = 1
+_MODE7_MIN_INPUT: Final = 15
 _ROW_COLUMNS: Final = (
     "telegram",
     "offset",
@@ -248,11 +265,72 @@ def fast_records(
 
 
 def _unseal_mode7(raw: bytes, key: Any) -> tuple[bytes, int] | None:
-    """(application layer, TPL status) of a mode-7 telegram the object path decrypts with
-    the same calls (parse, key derivation, MAC check, CBC), or None when anything fails:
-    the object path then reports it."""
+    """(application layer, TPL status) of a mode-7 telegram the object path decrypts, or
+    None when it does not (the object path then reports it).
+
+    Exactly :func:`_unseal_mode7_objects` (parse, key derivation, MAC check, CBC), read
+    straight from the bytes for the shape the scan hands over: link header, AFL with MCL,
+    MCR and MAC (KI and ML optional), short or long TPL header announcing mode 7. Any
+    other shape, and any header that does not fit, takes the objects themselves.
+    """
     if key is None:
         return None
+    if type(raw) is not bytes or not _MODE7_MIN_INPUT <= len(raw) <= MAX_FRAME_INPUT or raw[10] != CI_AFL:
+        return _unseal_mode7_objects(raw, key)
+    size = raw[0] + 1
+    if not _MODE7_MIN_INPUT <= size <= len(raw):
+        return _unseal_mode7_objects(raw, key)
+    # Mode 7 never reads the bytes beyond L (only ciphertext inside L is authenticated).
+    frame = raw[:size]
+    fcl = frame[12] | (frame[13] << 8)
+    if fcl & _AFL_NEEDED != _AFL_NEEDED:
+        return _unseal_mode7_objects(raw, key)
+    mac_length = AFL_MAC_LENGTHS.get(frame[14] & 0x0F)
+    tpl_at = 12 + frame[11]  # the AFL ends where AFLL says
+    mcr_at = 17 if fcl & AFL_KI_PRESENT else 15
+    mac_at = mcr_at + 4
+    if mac_length is None or tpl_at >= size:
+        return _unseal_mode7_objects(raw, key)
+    mac_end = mac_at + mac_length
+    fields_end = mac_end + 2 if fcl & AFL_ML_PRESENT else mac_end
+    tpl_ci = frame[tpl_at]
+    if tpl_ci == _CI_SHORT_TPL:
+        cf_at = tpl_at + 3
+        id_at = 4  # the link-layer ID keys a short header's telegram
+    elif tpl_ci == _CI_LONG_TPL:
+        cf_at = tpl_at + 11
+        id_at = tpl_at + 1  # the real meter behind the radio converter
+    else:
+        return _unseal_mode7_objects(raw, key)
+    payload_at = cf_at + 3  # CF (2) and the mode-7 CF extension
+    cf = frame[cf_at] | (frame[cf_at + 1] << 8) if payload_at <= size else 0
+    if fields_end > tpl_at or (cf >> 8) & 0x1F != _MODE7:
+        return _unseal_mode7_objects(raw, key)
+    # From here on the object path fails exactly when these checks do: a KDF other than
+    # the OMS one, no encrypted block ("not encrypted"), blocks reaching beyond L, then
+    # (open_mode7) the MAC and the 2F2F prefix.
+    cipher_end = payload_at + ((cf >> 4) & 0x0F) * 16
+    if (frame[cf_at + 2] >> 4) & 0x3 != _KDF_SELECTION_OMS or cipher_end == payload_at or cipher_end > size:
+        return None
+    try:
+        master = as_key(key)
+    except MinolcoreError:
+        return None
+    authenticated = frame[14:mac_at] + frame[mac_end:fields_end] + frame[tpl_at:]
+    plain = open_mode7(
+        master,
+        frame[mcr_at:mac_at] + frame[id_at : id_at + 4],
+        authenticated,
+        frame[mac_at:mac_end],
+        frame[payload_at:cipher_end],
+    )
+    if plain is None:
+        return None
+    return plain + frame[cipher_end:], frame[cf_at - 1]
+
+
+def _unseal_mode7_objects(raw: bytes, key: Any) -> tuple[bytes, int] | None:
+    """:func:`_unseal_mode7` through the frame objects: the object path's own calls."""
     try:
         unsealed = unseal(parse_frame(raw, crc="absent"), key, allow_plaintext=False)
     except MinolcoreError:

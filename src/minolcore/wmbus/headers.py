@@ -16,6 +16,11 @@ from minolcore.errors import HeaderTruncatedError
 from minolcore.wmbus.link import decode_id, decode_manufacturer, device_type_name
 
 __all__ = [
+    "AFL_KI_PRESENT",
+    "AFL_MAC_PRESENT",
+    "AFL_MCL_PRESENT",
+    "AFL_MCR_PRESENT",
+    "AFL_ML_PRESENT",
     "CI_AFL",
     "CI_ELL_LENGTHS",
     "CI_TPL_KIND",
@@ -60,12 +65,13 @@ _U32 = struct.Struct("<I")
 _ADDRESS = struct.Struct("<HIBB")  # M, ID, version, type: the order inside ELL III/IV
 _LONG_TPL_ADDRESS = struct.Struct("<IHBB")  # ID, M, version, type: the order inside a long TPL
 
+# Bits of the AFL fragmentation control field (FCL): which optional fields follow it.
 _AFL_MORE_FRAGMENTS = 0x4000
-_AFL_MCL_PRESENT = 0x2000
-_AFL_ML_PRESENT = 0x1000
-_AFL_MCR_PRESENT = 0x0800
-_AFL_MAC_PRESENT = 0x0400
-_AFL_KI_PRESENT = 0x0200
+AFL_MCL_PRESENT = 0x2000
+AFL_ML_PRESENT = 0x1000
+AFL_MCR_PRESENT = 0x0800
+AFL_MAC_PRESENT = 0x0400
+AFL_KI_PRESENT = 0x0200
 
 # MCL authentication type (bits 3-0) -> MAC length in bytes.
 AFL_MAC_LENGTHS: dict[int, int] = {3: 2, 4: 4, 5: 8, 6: 12, 7: 16}
@@ -314,18 +320,18 @@ def _parse_afl(data: bytes, offset: int) -> tuple[AFLHeader, int]:
         cursor += count
         return start
 
-    if fcl & _AFL_MCL_PRESENT:
+    if fcl & AFL_MCL_PRESENT:
         mcl = data[take(1)]
-    if fcl & _AFL_KI_PRESENT:
+    if fcl & AFL_KI_PRESENT:
         (ki,) = _U16.unpack_from(data, take(2))
-    if fcl & _AFL_MCR_PRESENT:
+    if fcl & AFL_MCR_PRESENT:
         (mcr,) = _U32.unpack_from(data, take(4))
-    if fcl & _AFL_MAC_PRESENT:
+    if fcl & AFL_MAC_PRESENT:
         # AFLL is authoritative for the MAC length; the AT code must agree when it names one.
-        ml_size = 2 if fcl & _AFL_ML_PRESENT else 0
+        ml_size = 2 if fcl & AFL_ML_PRESENT else 0
         mac_length = AFL_MAC_LENGTHS.get((mcl or 0) & 0x0F, end - cursor - ml_size)
         mac = bytes(data[take(mac_length) : cursor])
-    if fcl & _AFL_ML_PRESENT:
+    if fcl & AFL_ML_PRESENT:
         (ml,) = _U16.unpack_from(data, take(2))
     header = AFLHeader(afll=afll, fcl=fcl, mcl=mcl, ki=ki, mcr=mcr, mac=mac, ml=ml)
     return header, end

@@ -31,6 +31,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.cmac import CMAC
 
 from minolcore import _native
 from minolcore._model import Record, replace
@@ -73,6 +74,7 @@ __all__ = [
     "encrypt_mode5",
     "encrypt_mode7",
     "mode5_iv",
+    "open_mode7",
     "seal_frame",
     "unseal",
 ]
@@ -102,6 +104,10 @@ _CC_CLEARED_FOR_IV = ~(0x10 | 0x02) & 0xFF  # H (hop) and R (repeated access) ma
 _SN_ENCRYPTION_CTR = 1
 _ELL_SN_CIS = (0x8D, 0x8F)
 _ZERO_IV = bytes(BLOCK)
+_CBC_ZERO_IV = modes.CBC(_ZERO_IV)  # immutable: one object serves every mode-7 decryption
+_KDF_ENC_HEAD = bytes((_KDF_ENC,))
+_KDF_MAC_HEAD = bytes((_KDF_MAC,))
+_AFL_MAC_SIZES = frozenset(AFL_MAC_LENGTHS.values())
 _MAX_CANONICAL = 256  # L = 255 and the 255 bytes it counts
 
 
@@ -307,6 +313,30 @@ def _unseal_mode7(frame: Frame, key: OMSKey | None, allow_plaintext: bool) -> Un
         raise WrongKeyError("mode 7: the MAC verifies but the plaintext does not start with 2F2F")
     out = _with_plaintext(frame, start, plain, size)
     return Unsealed(frame=out, apl=out.payload, mode=7, status=STATUS_DECRYPTED, message_counter=counter)
+
+
+def open_mode7(
+    key: OMSKey, counter_and_id: bytes, authenticated: bytes, mac: bytes, ciphertext: bytes
+) -> bytes | None:
+    """The plaintext of mode-7 ``ciphertext`` if the AFL MAC verifies and the plaintext
+    starts with 2F2F, else None: the checks of :func:`unseal` without its frame objects.
+
+    ``counter_and_id``: MCR (4) || meter ID (4) as on air, i.e. the little-endian values
+    :func:`derive_mode7_keys` takes; ``authenticated``: MCL || [KI] || MCR || [ML] || the
+    bytes from the TPL CI to the end of the frame (what :func:`afl_mac` covers); ``mac``:
+    the AFL MAC of the length the MCL names. The derived keys never leave this function.
+    """
+    if len(mac) not in _AFL_MAC_SIZES or len(counter_and_id) != 8 or len(ciphertext) % BLOCK:
+        return None
+    kdf_tail = counter_and_id + _KDF_PAD
+    # A fresh context per telegram: Kmac changes with every message counter.
+    check = CMAC(algorithms.AES(key.cmac(_KDF_MAC_HEAD + kdf_tail)))
+    check.update(authenticated)
+    if not hmac.compare_digest(check.finalize()[: len(mac)], mac):
+        return None
+    kenc = algorithms.AES(key.cmac(_KDF_ENC_HEAD + kdf_tail))
+    plain = Cipher(kenc, _CBC_ZERO_IV).decryptor().update(ciphertext)
+    return plain if plain[:2] == KEY_CHECK else None
 
 
 def _already_decrypted(frame: Frame, mode: int, counter: int | None, unencrypted: bool = False) -> Unsealed:
