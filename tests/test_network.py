@@ -36,7 +36,7 @@ from minolcore.reception import Radio, Reception
 from minolcore.wmbus import AFLHeader, TPLHeader, TPLKind, build_frame
 from minolcore.wmbus.headers import Address
 from minolcore.wmbus.link import encode_id, encode_manufacturer
-from minolcore.wmbus.scan import pack_frames
+from minolcore.wmbus.scan import pack_frames, scan_frames
 
 FP_KEY = bytes(range(16))
 GATEWAYS = ("gw-a", "gw-b", "gw-c", "gw-d")
@@ -593,3 +593,82 @@ def test_dedupe_restore_at_full_load_keeps_capacity() -> None:
 @given(st.lists(st.floats(0, 4e9) | st.sampled_from([0.0005, 0.0015, 2.5e-3, 1712397689.1315]), max_size=50))
 def test_times_in_ms_round_as_one_by_one(seconds: list[float]) -> None:
     assert _times_ms(seconds).tolist() == [_to_ms(value) for value in seconds]
+
+
+# --- per-gateway CRC modes ----------------------------------------------------------------------
+
+
+def _corrupt_crc(frame: bytes) -> bytes:
+    return frame[:-1] + bytes([frame[-1] ^ 0x01])
+
+
+def test_a_gateway_declared_with_crcs_rejects_a_format_b_frame_whose_crc_fails() -> None:
+    server = NetworkServer(**config(gateway_crc={"gw-a": "present"}))
+    assert server.gateway_crc == {"gw-a": "present", "gw-b": "auto", "gw-c": "auto", "gw-d": "auto"}
+    bad = _corrupt_crc(plain_frame(1, "B"))
+    batch = server.feed([wrx(bad, "gw-a"), wrx(bad, "gw-b", T0 + 0.1)])
+    assert [(r.index, r.reason) for r in batch.rejected] == [(0, RejectReason.BAD_CRC)]
+    # Undeclared, the same bytes read as a CRC-free frame (two bytes longer): the ambiguity
+    # the declaration removes.
+    assert len(batch.uplinks) == 1 and batch.uplinks[0].receptions[0].gateway_id == "gw-b"
+
+
+def test_gateways_in_different_crc_modes_merge_copies_of_one_transmission() -> None:
+    modes = {"gw-a": "present", "gw-b": "absent", "gw-c": "auto"}
+    server = NetworkServer(**config(gateway_crc=modes))
+    copies = [
+        wrx(plain_frame(3, "B"), "gw-a"),
+        wrx(plain_frame(3, "none"), "gw-b", T0 + 0.2),
+        wrx(plain_frame(3, "A"), "gw-c", T0 + 0.1),
+    ]
+    batch = server.feed(copies)
+    assert len(batch.uplinks) == 1
+    assert batch.uplinks[0].frame == plain_frame(3, "none")
+    assert [r.gateway_id for r in batch.uplinks[0].receptions] == ["gw-a", "gw-b", "gw-c"]
+    assert batch.rejected == ()
+
+
+def test_gateway_crc_must_name_registered_gateways_and_known_modes() -> None:
+    with pytest.raises(ConfigError, match="not a registered gateway"):
+        NetworkServer(**config(gateway_crc={"gw-x": "present"}))
+    with pytest.raises(ConfigError, match="must be one of auto, present, absent"):
+        NetworkServer(**config(gateway_crc={"gw-a": "yes"}))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 300), st.sampled_from(SHAPES), st.sampled_from((*GATEWAYS, "gw-x")), st.booleans()
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.fixed_dictionaries({}, optional={g: st.sampled_from(("auto", "present", "absent")) for g in GATEWAYS}),
+)
+def test_each_frame_is_scanned_in_its_gateways_crc_mode(
+    sent: list[tuple[int, str, str, bool]], modes: dict[str, Any]
+) -> None:
+    """The batch scan equals scanning every frame alone in its gateway's mode, and keeps
+    each frame's room in batch order (unknown gateways: auto)."""
+    frames = [
+        _corrupt_crc(plain_frame(seq, shape)) if bad else plain_frame(seq, shape)
+        for seq, shape, _, bad in sent
+    ]
+    gateways = [gateway for _, _, gateway, _ in sent]
+    server = NetworkServer(**config(gateway_crc=modes))
+    buffer, offsets, lengths = pack_frames(frames)
+    columns = server.feed_wmbus_columns(
+        buffer, offsets, lengths, [server.gateway_index(g) for g in gateways], [0] * len(frames)
+    )
+    info, output = columns.scan.info, columns.scan.output
+    assert info["out_offset"].tolist() == offsets.tolist()
+    for i, (frame, gateway) in enumerate(zip(frames, gateways, strict=True)):
+        alone = scan_frames([frame], crc=modes.get(gateway, "auto"), key=FP_KEY)
+        expected = alone.info[0].copy()
+        expected["out_offset"] = offsets[i]
+        assert info[i].tobytes() == expected.tobytes()
+        start, length = int(info[i]["out_offset"]), int(info[i]["out_length"])
+        assert (
+            output[start : start + length].tobytes() == alone.output[: alone.info[0]["out_length"]].tobytes()
+        )

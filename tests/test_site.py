@@ -585,6 +585,25 @@ def test_gateways_round_trip() -> None:
     assert caught.value.where == "gateways"
 
 
+def test_gateway_crc_modes_round_trip_and_are_validated() -> None:
+    text = 'gateways = ["GW-1", "GW-2", "GW-3"]\ngateway_crc = { "GW-2" = "present", "GW-3" = "auto" }\n'
+    site = SiteRegistry.from_toml_text(text)
+    assert site.gateway_crc() == {"GW-2": "present"}
+    again = SiteRegistry.from_toml_text(site.to_toml())
+    assert again.gateways == site.gateways and again.gateway_crc() == {"GW-2": "present"}
+    site.add_gateway("GW-4", crc="absent")
+    site.add_gateway("GW-2")  # back to detecting per frame
+    assert site.gateway_crc() == {"GW-4": "absent"}
+    for bad, message in (
+        ('gateways = ["GW-1"]\ngateway_crc = { "GW-9" = "present" }\n', "'GW-9' is not in gateways"),
+        ('gateways = ["GW-1"]\ngateway_crc = { "GW-1" = "maybe" }\n', "must be one of auto, present, absent"),
+        ('gateways = ["GW-1"]\ngateway_crc = "present"\n', "must be a table"),
+    ):
+        with pytest.raises(ConfigError, match=message) as caught:
+            SiteRegistry.from_toml_text(bad)
+        assert str(caught.value.where).startswith("gateway_crc")
+
+
 @given(
     st.lists(st.tuples(st.integers(0, 40), st.one_of(st.none(), st.integers(1, 15))), min_size=1, max_size=4),
     st.integers(-5, 60),

@@ -30,7 +30,7 @@ import enum
 import logging
 import os
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -43,10 +43,10 @@ from minolcore.dedupe import DedupeSnapshot, DedupeTable
 from minolcore.errors import ConfigError, InputError, LoRaWANError
 from minolcore.lorawan import Session, Uplink, decode_uplink
 from minolcore.reception import Radio, Reception
-from minolcore.wmbus.frame import FrameStatus
+from minolcore.wmbus.frame import CRC_MODE_NAMES, CRCModeName, FrameStatus
 from minolcore.wmbus.headers import Address
 from minolcore.wmbus.link import decode_id, decode_manufacturer
-from minolcore.wmbus.scan import Flag, ScanResult, pack_frames, scan
+from minolcore.wmbus.scan import FRAME_INFO_DTYPE, Flag, ScanResult, pack_frames, scan
 
 __all__ = [
     "STATE_VERSION",
@@ -297,6 +297,11 @@ class NetworkServer:
     counter). ``fingerprint_key``: 16 secret bytes, random by default (pass the same key to
     :meth:`restore`). Windows and retention are in ms of event time; retention defaults to
     twice the window; ``max_capacity`` caps each dedupe table in slots (24 bytes each).
+    ``gateway_crc``: per gateway id, how it hands over wireless M-Bus frames: ``"present"``
+    (with their data-link CRCs, as received), ``"absent"`` (CRCs removed) or ``"auto"`` (the
+    default: detected per frame). Declare it where known: a format-B frame with a bad CRC
+    is indistinguishable from a CRC-free frame, so only ``"present"`` rejects it as
+    ``bad_crc``.
     """
 
     def __init__(
@@ -313,6 +318,7 @@ class NetworkServer:
         lorawan_retention_ms: int | None = None,
         initial_capacity: int = 1 << 12,
         max_capacity: int = 1 << 24,
+        gateway_crc: Mapping[str, CRCModeName] | None = None,
     ) -> None:
         key = os.urandom(16) if fingerprint_key is None else fingerprint_key
         if not isinstance(key, bytes) or len(key) != 16:
@@ -328,6 +334,7 @@ class NetworkServer:
             if gateway not in self._gateway_index:
                 self._gateway_index[gateway] = len(self._gateway_ids)
                 self._gateway_ids.append(gateway)
+        self._gateway_crc = self._crc_modes(gateway_crc or {})
         self._wmbus_keys = np.unique(np.array([wmbus_device_key(a) for a in wmbus_devices], dtype=np.uint64))
         # Meters registered by manufacturer and ID alone (any version and device type).
         self._wmbus_meter_keys = np.unique(
@@ -361,6 +368,22 @@ class NetworkServer:
         self._unknown_other = 0
 
     # -- configuration ---------------------------------------------------------------------
+
+    def _crc_modes(self, gateway_crc: Mapping[str, CRCModeName]) -> tuple[CRCModeName, ...]:
+        """The CRC mode of every registered gateway, in gateway-index order."""
+        for gateway, mode in gateway_crc.items():
+            if gateway not in self._gateway_index:
+                raise ConfigError(f"gateway_crc names {gateway!r}, which is not a registered gateway")
+            if mode not in CRC_MODE_NAMES:
+                raise ConfigError(
+                    f"gateway_crc[{gateway!r}] must be one of {', '.join(CRC_MODE_NAMES)}, got {mode!r}"
+                )
+        return tuple(gateway_crc.get(gateway, "auto") for gateway in self._gateway_ids)
+
+    @property
+    def gateway_crc(self) -> dict[str, CRCModeName]:
+        """How each registered gateway hands over wireless M-Bus frames (see the class)."""
+        return dict(zip(self._gateway_ids, self._gateway_crc, strict=True))
 
     @property
     def gateway_ids(self) -> tuple[str, ...]:
@@ -409,7 +432,7 @@ class NetworkServer:
     ) -> WMBusColumns:
         gw = np.ascontiguousarray(gateway_index, dtype=np.int64)
         times = np.ascontiguousarray(times_ms, dtype=np.int64)
-        result = scan(buffer, offsets, lengths, key=self._key)
+        result = self._scan(buffer, offsets, lengths, gw)
         count = len(result)
         if gw.shape != (count,) or times.shape != (count,):
             raise InputError("gateway_index and times_ms need one value per frame")
@@ -455,6 +478,33 @@ class NetworkServer:
             self._prune_refused(self._wmbus_table, parity=0)
         self._count(gw, outcome, bad_gateway)
         return WMBusColumns(outcome, uplink_ids, device, result)
+
+    def _scan(self, buffer: Any, offsets: Any, lengths: Any, gw: npt.NDArray[np.int64]) -> ScanResult:
+        """:func:`scan` with each frame in the CRC mode of its gateway (``"auto"`` for an
+        unknown gateway, whose frames are refused anyway)."""
+        modes = set(self._gateway_crc)
+        if len(modes) <= 1:
+            return scan(buffer, offsets, lengths, crc=modes.pop() if modes else "auto", key=self._key)
+        offs = np.asarray(offsets, dtype=np.int64)
+        lens = np.asarray(lengths, dtype=np.int64)
+        if gw.shape != offs.shape:
+            raise InputError("gateway_index and times_ms need one value per frame")
+        known = (gw >= 0) & (gw < len(self._gateway_crc))
+        mode_of = np.array([CRC_MODE_NAMES.index(mode) for mode in self._gateway_crc], dtype=np.int64)
+        frame_modes = np.where(known, mode_of[np.where(known, gw, 0)], CRC_MODE_NAMES.index("auto"))
+        # Every frame keeps the room it has in a one-call scan: the output stays in batch order.
+        room = np.cumsum(lens) - lens
+        info = np.empty(len(offs), dtype=FRAME_INFO_DTYPE)
+        output = np.empty(int(lens.sum()), dtype=np.uint8)
+        for code in np.unique(frame_modes).tolist():
+            rows = np.flatnonzero(frame_modes == code)
+            part = scan(buffer, offs[rows], lens[rows], crc=CRC_MODE_NAMES[code], key=self._key)
+            moved = np.repeat(room[rows] - part.info["out_offset"], lens[rows])
+            output[np.arange(len(part.output)) + moved] = part.output
+            part_info = part.info.copy()
+            part_info["out_offset"] = room[rows]
+            info[rows] = part_info
+        return ScanResult(info, output)
 
     def _check_mcrs(
         self, keys: npt.NDArray[np.uint64], counters: npt.NDArray[np.int64]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -56,7 +56,7 @@ from minolcore.store.base import (
     content_key,
 )
 from minolcore.wmbus.compact import FormatSignatureCache
-from minolcore.wmbus.frame import parse_frame
+from minolcore.wmbus.frame import CRCModeName, parse_frame
 from minolcore.wmbus.headers import Address
 from minolcore.wmbus.link import decode_id, decode_manufacturer, encode_manufacturer
 from minolcore.wmbus.records import DecodedRecords, decode_records
@@ -141,6 +141,9 @@ class Pipeline:
     (collectors uploading late) still merge into their uplink, and older ones still land
     on the same stored uplink through its content key. ``on_uplink`` is called with every decoded uplink and
     ``on_rejected`` with every rejected reception, after the batch was stored.
+    ``gateway_crc`` says per gateway whether it hands over wireless M-Bus frames with their
+    CRCs (see :class:`~minolcore.network.NetworkServer`); by default the site's declarations
+    for the admitted gateways.
     """
 
     def __init__(
@@ -159,6 +162,7 @@ class Pipeline:
         on_uplink: Callable[[StoredUplink], None] | None = None,
         on_rejected: Callable[[RejectedRow], None] | None = None,
         state: NetworkState | None = None,
+        gateway_crc: Mapping[str, CRCModeName] | None = None,
     ) -> None:
         self.site = site
         self.keys = keys
@@ -171,6 +175,9 @@ class Pipeline:
         exact, any_version, sessions = self._registrations()
         config: dict[str, Any] = {
             "gateways": self._gateways,
+            "gateway_crc": gateway_crc
+            if gateway_crc is not None
+            else {g: mode for g, mode in site.gateway_crc().items() if g in self._gateways},
             "wmbus_devices": exact,
             "wmbus_meters": any_version,
             "lorawan_devices": sessions,

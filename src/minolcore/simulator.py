@@ -554,7 +554,9 @@ class _Builder:
             ),
         )
         for gateway in self.gateways:
-            self.site.add_gateway(gateway)
+            # Live gateways forward frames as received (format A or B, with CRCs); the
+            # collector uploads them with the CRCs removed.
+            self.site.add_gateway(gateway, crc="absent" if self.shape[gateway] == "none" else "present")
         swap_unit = f"{BUILDING}-02" if self.units >= 2 else f"{BUILDING}-01"
         tenant_unit = f"{BUILDING}-03" if self.units >= 3 else f"{BUILDING}-01"
         self.swap_day = self.mid + dt.timedelta(days=min(5, self.days // 4))
@@ -1069,9 +1071,9 @@ def simulate(*, start: dt.date, days: int, seed: int = 0, units: int = 6, gatewa
         # A flipped bit in one live copy, when another live copy carries the uplink
         # (so that late collector copies always merge into an uplink opened before them).
         if tx.radio is Radio.WMBUS and len(live_copies) >= 2 and rng.random() < 0.02:
-            # Format A only: a format-B frame with a bad CRC has the length of a CRC-free frame
-            # (L = len - 1), so a receiver that detects the shape cannot tell it is corrupted.
-            candidates = [c for c in live_copies if builder.shape[c.reception.gateway_id] == "A"]
+            # Any shape: the site declares that live gateways forward their CRCs, so a
+            # format-B frame with a bad CRC is not taken for a CRC-free frame.
+            candidates = live_copies
             if candidates:
                 victim = rng.choice(candidates)
                 original = victim.reception

@@ -17,6 +17,8 @@ Site file (TOML; lists are arrays of tables, indices in error messages count fro
 
     timezone = "Europe/Berlin"
     gateways = ["GW-1", "GW-2"]   # the gateways whose traffic is admitted (optional)
+    gateway_crc = { "GW-2" = "present" }   # how a gateway hands over wM-Bus frames (optional):
+                                           # "present" (with CRCs), "absent" or "auto" (default)
 
     [[buildings]]
     id = "B1"
@@ -70,6 +72,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from minolcore._model import Record
 from minolcore.errors import ConfigError
+from minolcore.wmbus.frame import CRC_MODE_NAMES, CRCModeName
 from minolcore.wmbus.link import decode_manufacturer
 
 __all__ = [
@@ -495,6 +498,7 @@ class SiteRegistry:
         self._assignments: dict[str, Assignment] = {}
         self._gateways: list[str] = []
         self._revision = 0
+        self._gateway_crc: dict[str, CRCModeName] = {}
 
     @property
     def timezone(self) -> str:
@@ -536,7 +540,9 @@ class SiteRegistry:
     def from_dict(cls, data: Mapping[str, object]) -> SiteRegistry:
         """Build a registry from the parsed TOML structure (the same shape as the site file)."""
         top = _Table(
-            data, "site", ("timezone", "gateways", "buildings", "units", "installations", "tenancies")
+            data,
+            "site",
+            ("timezone", "gateways", "gateway_crc", "buildings", "units", "installations", "tenancies"),
         )
         timezone = top.get("timezone")
         registry = cls(DEFAULT_TIMEZONE if timezone is None else _text(timezone, "timezone"))
@@ -546,6 +552,14 @@ class SiteRegistry:
                 raise ConfigError("must be a list of gateway ids", "gateways")
             for index, gateway in enumerate(gateways):
                 registry.add_gateway(_text(gateway, f"gateways[{index}]"))
+        declared = top.get("gateway_crc")
+        if declared is not None:
+            if not isinstance(declared, dict):
+                raise ConfigError("must be a table of gateway id = crc mode", "gateway_crc")
+            for gateway, mode in declared.items():
+                if gateway not in registry._gateways:
+                    raise ConfigError(f"{gateway!r} is not in gateways", "gateway_crc")
+                registry.add_gateway(gateway, crc=mode)
         for index, item in enumerate(_table_list(data, "buildings")):
             registry._load_building(item, f"buildings[{index}]")
         for index, item in enumerate(_table_list(data, "units")):
@@ -627,12 +641,29 @@ class SiteRegistry:
 
     # --- building through the API ----------------------------------------------------------------
 
-    def add_gateway(self, gateway_id: str) -> None:
-        """Register a gateway (its id as the gateway reports it); repeats are ignored."""
+    def add_gateway(self, gateway_id: str, *, crc: CRCModeName = "auto") -> None:
+        """Register a gateway (its id as the gateway reports it); a repeat only sets ``crc``.
+
+        ``crc`` is how it hands over wireless M-Bus frames: ``"present"`` (as received, with
+        their CRCs), ``"absent"`` (CRCs removed) or ``"auto"`` (detected per frame)."""
         if not isinstance(gateway_id, str) or not gateway_id.strip():
             raise ConfigError("a gateway id must be a non-empty string", "gateways")
+        if crc not in CRC_MODE_NAMES:
+            raise ConfigError(
+                f"must be one of {', '.join(CRC_MODE_NAMES)}, got {crc!r}", f"gateway_crc.{gateway_id}"
+            )
         if gateway_id not in self._gateways:
             self._gateways.append(gateway_id)
+        if crc == "auto":
+            self._gateway_crc.pop(gateway_id, None)
+        else:
+            self._gateway_crc[gateway_id] = crc
+
+    def gateway_crc(self) -> dict[str, CRCModeName]:
+        """The gateways declared with CRCs ``"present"`` or ``"absent"`` (the rest: ``"auto"``)."""
+        return {
+            gateway: self._gateway_crc[gateway] for gateway in self._gateways if gateway in self._gateway_crc
+        }
 
     @property
     def gateways(self) -> tuple[str, ...]:
@@ -1041,6 +1072,9 @@ class SiteRegistry:
         lines = [f"timezone = {_toml_str(self._tz_name)}"]
         if self._gateways:
             lines.append(f"gateways = [{', '.join(_toml_str(g) for g in self._gateways)}]")
+        if self._gateway_crc:
+            modes = ", ".join(f"{_toml_str(g)} = {_toml_str(m)}" for g, m in self.gateway_crc().items())
+            lines.append(f"gateway_crc = {{ {modes} }}")
         for b in self._buildings.values():
             lines += ["", "[[buildings]]", f"id = {_toml_str(b.id)}", f"name = {_toml_str(b.name)}"]
             if b.address is not None:

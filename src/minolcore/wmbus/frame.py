@@ -14,7 +14,7 @@ and its fingerprint; the security layer may read an encrypted block past L from 
 from __future__ import annotations
 
 import enum
-from typing import Literal
+from typing import Literal, get_args
 
 from minolcore import _native
 from minolcore._model import Record
@@ -29,6 +29,7 @@ from minolcore.wmbus.headers import Address, AFLHeader, ELLHeader, Layers, TPLHe
 from minolcore.wmbus.link import c_field_name, decode_id, decode_manufacturer, device_type_name
 
 __all__ = [
+    "CRC_MODE_NAMES",
     "CRCMode",
     "CRCShape",
     "Frame",
@@ -71,6 +72,7 @@ class CRCMode(enum.IntEnum):
 
 
 CRCModeName = Literal["auto", "present", "absent"]
+CRC_MODE_NAMES: tuple[CRCModeName, ...] = get_args(CRCModeName)
 _MODE_BY_NAME: dict[str, CRCMode] = {
     "auto": CRCMode.AUTO,
     "present": CRCMode.PRESENT,
