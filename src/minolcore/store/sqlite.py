@@ -290,7 +290,7 @@ class SQLiteStore:
 
 # What ON CONFLICT DO NOTHING keeps of rows inserted in the given order is the first row
 # per key: a dict filled from the last row to the first ends holding it, and only the kept
-# rows become value tuples. They are inserted in key order.
+# rows become value tuples. They are inserted in key order (readings grouped by device).
 
 
 def _merged_uplinks(rows: Sequence[UplinkRow]) -> list[tuple[object, ...]]:
@@ -339,6 +339,7 @@ def _late_reception_values(rows: Sequence[tuple[str, ReceptionRow]]) -> list[tup
 
 
 _BY_TIME_AND_GATEWAY = operator.attrgetter("received_at_ms", "gateway_id")
+_DEVICE_UID = operator.itemgetter(0)
 
 
 def _reception_order(row: ReceptionRow) -> tuple[object, ...]:
@@ -441,7 +442,9 @@ def _merged_readings(rows: Iterable[ReadingRow]) -> list[tuple[object, ...]]:
             merged[key] = values
         elif values[12] < held[12]:
             merged[key] = (*held[:12], values[12])
-    return [merged[key] for key in sorted(merged)]
+    # Grouped by device, not sorted by the whole key: a device's rows come in time order
+    # already, so the inserts stay as local in the B-tree at a quarter of the sorting cost.
+    return sorted(merged.values(), key=_DEVICE_UID)
 
 
 def _device_values(row: DeviceRow) -> tuple[object, ...]:
