@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from minolcore._model import Record
-from minolcore.adapters.collector import RejectedLine
 from minolcore.adapters.gateway_log import iter_gateway_log_file
 from minolcore.pipeline import Pipeline, PipelineStats
 from minolcore.reception import Reception
@@ -116,14 +115,6 @@ class _PooledStore:
         self.store.close()
 
 
-def _lines(paths: Iterable[str | Path]) -> Iterator[tuple[str, tuple[Reception | RejectedLine, ...]]]:
-    """(file name, what the line gave) per line of every file."""
-    for path in paths:
-        name = os.path.basename(str(path))
-        for items in iter_gateway_log_file(path, default_gateway=name, default_time=time.time()):
-            yield name, items
-
-
 def ingest_files(
     paths: Iterable[str | Path],
     pipeline: Pipeline,
@@ -157,26 +148,28 @@ def ingest_files(
     pooled = None if store is None else _PooledStore(store, max(batch_size, STORE_BATCH))
     pipeline.store = pooled
     try:
-        for source, items in _lines(paths):
-            lines += 1
-            for item in items:
-                if isinstance(item, Reception):
-                    receptions.append(item)
-                    continue
-                bad[str(item.reason)] += 1
-                raw = item.raw if isinstance(item.raw, str) else item.raw.decode("utf-8", "replace")
-                rejected.append(
-                    # Not a reception, so no gateway or time: the file and line stand in for both.
-                    RejectedRow(
-                        gateway_id=f"{source}#{item.line_no}",
-                        received_at_ms=0,
-                        reason=f"line_{item.reason}",
-                        payload_hex=raw[:512],
-                        detail=item.detail,
+        for path in paths:
+            source = os.path.basename(str(path))
+            for items in iter_gateway_log_file(path, default_gateway=source, default_time=time.time()):
+                lines += 1
+                for item in items:
+                    if isinstance(item, Reception):
+                        receptions.append(item)
+                        continue
+                    bad[str(item.reason)] += 1
+                    raw = item.raw if isinstance(item.raw, str) else item.raw.decode("utf-8", "replace")
+                    rejected.append(
+                        # Not a reception, so no gateway or time: the file and line stand in for both.
+                        RejectedRow(
+                            gateway_id=f"{source}#{item.line_no}",
+                            received_at_ms=0,
+                            reason=f"line_{item.reason}",
+                            payload_hex=raw[:512],
+                            detail=item.detail,
+                        )
                     )
-                )
-            if len(receptions) + len(rejected) >= batch_size:
-                flush()
+                if len(receptions) + len(rejected) >= batch_size:
+                    flush()
         flush()
     finally:
         # Also for an unreadable file (OSError): what came before it is stored.

@@ -34,9 +34,11 @@ __all__ = [
     "CollectorLineError",
     "RejectReason",
     "RejectedLine",
+    "check_defaults",
     "iter_collector_file",
     "iter_collector_lines",
     "parse_collector_line",
+    "read_numbered_line",
 ]
 
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
@@ -167,7 +169,9 @@ def parse_collector_line(line: str | bytes, *, default_gateway: str, default_tim
     return Reception(gateway_id=default_gateway, received_at=default_time, payload=_unhex(text))
 
 
-def _check_defaults(default_gateway: str, default_time: float) -> None:
+def check_defaults(default_gateway: str, default_time: float) -> None:
+    """Raise :class:`InputError` unless the gateway id is a non-empty string and the time
+    Unix seconds between 1970 and 9999."""
     if not isinstance(default_gateway, str) or not default_gateway:
         raise InputError("default_gateway must be a non-empty string")
     if not 0.0 <= default_time < MAX_EVENT_TIME:
@@ -183,7 +187,7 @@ def iter_collector_lines(
     ``default_time`` (Unix seconds). Line numbers count every line from 1, blank ones included.
     Bad defaults raise :class:`InputError` at once; bad lines never raise.
     """
-    _check_defaults(default_gateway, default_time)
+    check_defaults(default_gateway, default_time)
     return _iter_lines(lines, default_gateway, default_time)
 
 
@@ -196,15 +200,21 @@ def _strip_bom(line: str | bytes) -> str | bytes:
 def _iter_lines(
     lines: Iterable[str | bytes], default_gateway: str, default_time: float
 ) -> Iterator[CollectorItem]:
-    item: CollectorItem
     for line_no, raw in enumerate(lines, 1):
-        try:
-            # Editors on Windows start UTF-8 files with a byte order mark; it belongs to the file.
-            line = _strip_bom(raw) if line_no == 1 else raw
-            item = parse_collector_line(line, default_gateway=default_gateway, default_time=default_time)
-        except CollectorLineError as exc:
-            item = RejectedLine(line_no=line_no, reason=exc.reason, detail=exc.detail, raw=raw)
-        yield item
+        yield read_numbered_line(raw, line_no, default_gateway, default_time)
+
+
+def read_numbered_line(
+    raw: str | bytes, line_no: int, default_gateway: str, default_time: float
+) -> CollectorItem:
+    """Line ``line_no`` (counted from 1) as a :class:`Reception` or a :class:`RejectedLine`;
+    never raises. ``default_time`` in Unix seconds; the defaults are not checked here."""
+    try:
+        # Editors on Windows start UTF-8 files with a byte order mark; it belongs to the file.
+        line = _strip_bom(raw) if line_no == 1 else raw
+        return parse_collector_line(line, default_gateway=default_gateway, default_time=default_time)
+    except CollectorLineError as exc:
+        return RejectedLine(line_no=line_no, reason=exc.reason, detail=exc.detail, raw=raw)
 
 
 def iter_collector_file(
@@ -214,7 +224,7 @@ def iter_collector_file(
 
     The file is read as bytes: JSON and hex need no text decoding, which saves a copy per line.
     """
-    _check_defaults(default_gateway, default_time)
+    check_defaults(default_gateway, default_time)
 
     def generate() -> Iterator[CollectorItem]:
         with open(path, "rb") as handle:

@@ -15,7 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from os import PathLike
 
-from minolcore.adapters.collector import CollectorItem, RejectedLine, RejectReason, iter_collector_file
+from minolcore.adapters.collector import (
+    CollectorItem,
+    RejectedLine,
+    RejectReason,
+    check_defaults,
+    read_numbered_line,
+)
 from minolcore.adapters.semtech import DatagramError, parse_log_line
 
 __all__ = ["iter_gateway_log_file"]
@@ -33,17 +39,27 @@ def iter_gateway_log_file(
     Raises :class:`~minolcore.errors.InputError` for bad defaults and :class:`OSError` for
     an unreadable file; bad lines never raise.
     """
-    for item in iter_collector_file(path, default_gateway=default_gateway, default_time=default_time):
-        # A packet-forwarder line has no frame for the collector reader: only then is it read
-        # again, so collector lines cost nothing more.
-        if isinstance(item, RejectedLine) and item.reason is RejectReason.MISSING_FRAME:
-            raw = item.raw.encode("utf-8", "surrogateescape") if isinstance(item.raw, str) else item.raw
-            if item.line_no == 1:
-                raw = raw.removeprefix(b"\xef\xbb\xbf")  # the collector reader drops it too
-            if any(key in raw for key in _PACKET_FORWARDER_KEYS):
-                yield tuple(_packet_forwarder_items(item, raw, default_gateway, default_time))
-                continue
-        yield (item,)
+    check_defaults(default_gateway, default_time)
+    return _items(path, default_gateway, default_time)
+
+
+def _items(
+    path: str | PathLike[str], default_gateway: str, default_time: float
+) -> Iterator[tuple[CollectorItem, ...]]:
+    # One loop over the raw lines (read as bytes, as the collector reader does): a million
+    # lines pass through one generator, not two.
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, 1):
+            item = read_numbered_line(raw, line_no, default_gateway, default_time)
+            # A packet-forwarder line has no frame for the collector reader: only then is it
+            # read again, so collector lines cost nothing more.
+            if isinstance(item, RejectedLine) and item.reason is RejectReason.MISSING_FRAME:
+                if line_no == 1:
+                    raw = raw.removeprefix(b"\xef\xbb\xbf")  # the collector reader drops it too
+                if any(key in raw for key in _PACKET_FORWARDER_KEYS):
+                    yield tuple(_packet_forwarder_items(item, raw, default_gateway, default_time))
+                    continue
+            yield (item,)
 
 
 def _packet_forwarder_items(
