@@ -23,7 +23,19 @@ from minolcore.simulator import Simulation, simulate
 from minolcore.store import SQLiteStore
 from minolcore.wmbus.builder import build_frame
 from minolcore.wmbus.frame import parse_frame
-from minolcore.wmbus.headers import AFL_MAC_LENGTHS, Address, AFLHeader, ELLHeader, TPLHeader, TPLKind
+from minolcore.wmbus.headers import (
+    AFL_KI_PRESENT,
+    AFL_MAC_LENGTHS,
+    AFL_MAC_PRESENT,
+    AFL_MCL_PRESENT,
+    AFL_MCR_PRESENT,
+    AFL_ML_PRESENT,
+    Address,
+    AFLHeader,
+    ELLHeader,
+    TPLHeader,
+    TPLKind,
+)
 from minolcore.wmbus.security import STATUS_DECRYPTED, OMSKey, encrypt_mode7, open_mode7, unseal
 
 Unsealed7 = tuple[bytes, int] | None
@@ -82,13 +94,23 @@ def objects_forbidden(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline_fast, "_unseal_mode7_objects", refuse)
 
 
-def test_vectors_with_their_ell_take_the_object_path() -> None:
+def test_vectors_with_their_ell_take_the_object_path(monkeypatch: pytest.MonkeyPatch) -> None:
     key = OMSKey.from_hex(VECTOR_KEY)
+    taken: list[bytes] = []
+    objects = pipeline_fast._unseal_mode7_objects
+
+    def counted(raw: bytes, key: Any) -> tuple[bytes, int] | None:
+        taken.append(raw)
+        return objects(raw, key)
+
+    monkeypatch.setattr(pipeline_fast, "_unseal_mode7_objects", counted)
     for vector in (V2_FRAME, V3_FRAME):
         frame = canonical(vector)
         expected = (bytes.fromhex(VECTOR_PLAINTEXT), 0)
         assert reference_unseal_mode7(frame, key) == expected
         assert pipeline_fast._unseal_mode7(frame, key) == expected
+        assert taken[-1] == frame
+    assert len(taken) == 2
 
 
 @pytest.mark.usefixtures("objects_forbidden")
@@ -119,7 +141,7 @@ def test_vectors_under_every_single_bit_flip_and_truncation() -> None:
 
 # --- generated telegrams ----------------------------------------------------------------------------
 
-_FCL_FIELDS = 0x2000 | 0x1000 | 0x0800 | 0x0400 | 0x0200  # MCL, ML, MCR, MAC, KI present
+_FCL_FIELDS = AFL_MCL_PRESENT | AFL_ML_PRESENT | AFL_MCR_PRESENT | AFL_MAC_PRESENT | AFL_KI_PRESENT
 _CF_SHAPE = 0x1FF0  # mode (bits 12-8) and encrypted blocks (bits 7-4)
 
 

@@ -163,5 +163,8 @@ def test_fewer_collections_raises_the_young_generation_and_restores_it() -> None
         gc.set_threshold(500_000, 5, 5)  # a process that already collects less is left alone
         with fewer_collections():
             assert gc.get_threshold() == (500_000, 5, 5)
+        gc.set_threshold(0, 5, 5)  # and so is one that switched automatic collection off
+        with fewer_collections():
+            assert gc.get_threshold() == (0, 5, 5)
     finally:
         gc.set_threshold(*before)

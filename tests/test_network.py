@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from minolcore._reference.dedupe import ReferenceDedupeTable
 from minolcore.dedupe import DedupeSnapshot, DedupeTable
-from minolcore.errors import ConfigError
+from minolcore.errors import ConfigError, InputError
 from minolcore.lorawan import Session, build_data_frame
 from minolcore.network import (
     NetworkBatch,
@@ -34,6 +34,7 @@ from minolcore.network import (
 )
 from minolcore.reception import Radio, Reception
 from minolcore.wmbus import AFLHeader, TPLHeader, TPLKind, build_frame
+from minolcore.wmbus.frame import CRC_MODE_NAMES, CRCMode
 from minolcore.wmbus.headers import Address
 from minolcore.wmbus.link import encode_id, encode_manufacturer
 from minolcore.wmbus.scan import pack_frames, scan_frames
@@ -635,40 +636,78 @@ def test_gateway_crc_must_name_registered_gateways_and_known_modes() -> None:
         NetworkServer(**config(gateway_crc={"gw-a": "yes"}))
 
 
-@settings(max_examples=150, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.integers(0, 300), st.sampled_from(SHAPES), st.sampled_from((*GATEWAYS, "gw-x")), st.booleans()
-        ),
-        min_size=1,
-        max_size=30,
-    ),
-    st.fixed_dictionaries({}, optional={g: st.sampled_from(("auto", "present", "absent")) for g in GATEWAYS}),
-)
-def test_each_frame_is_scanned_in_its_gateways_crc_mode(
-    sent: list[tuple[int, str, str, bool]], modes: dict[str, Any]
-) -> None:
-    """The batch scan equals scanning every frame alone in its gateway's mode, and keeps
-    each frame's room in batch order (unknown gateways: auto)."""
-    frames = [
-        _corrupt_crc(plain_frame(seq, shape)) if bad else plain_frame(seq, shape)
-        for seq, shape, _, bad in sent
-    ]
-    gateways = [gateway for _, _, gateway, _ in sent]
-    server = NetworkServer(**config(gateway_crc=modes))
-    buffer, offsets, lengths = pack_frames(frames)
-    columns = server.feed_wmbus_columns(
-        buffer, offsets, lengths, [server.gateway_index(g) for g in gateways], [0] * len(frames)
+@st.composite
+def gateway_batches(draw: st.DrawFn) -> tuple[bytes, Any, Any, list[int], dict[str, Any]]:
+    """Frames of several kinds and shapes, some with a bit flipped anywhere, packed with gaps
+    and out of order (offsets as lists or arrays), each from a gateway index (-1 and past
+    the end: unknown), and a CRC mode per gateway."""
+    frames = []
+    for _ in range(draw(st.integers(0, 12))):
+        seq, shape = draw(st.integers(1, 300)), draw(st.sampled_from(SHAPES))
+        frame = draw(st.sampled_from((plain_frame, mode7_frame)))(seq, shape)
+        if draw(st.booleans()):
+            bit = draw(st.integers(0, len(frame) * 8 - 1))
+            frame = frame[: bit // 8] + bytes([frame[bit // 8] ^ (1 << bit % 8)]) + frame[bit // 8 + 1 :]
+        frames.append(frame)
+    order = draw(st.permutations(range(len(frames))))
+    buffer, offsets = bytearray(), [0] * len(frames)
+    for i in order:
+        buffer += bytes(draw(st.integers(0, 3)))
+        offsets[i] = len(buffer)
+        buffer += frames[i]
+    lengths = [len(frame) for frame in frames]
+    as_arrays = draw(st.booleans())
+    gateways = [draw(st.integers(-1, len(GATEWAYS))) for _ in frames]
+    modes = draw(
+        st.fixed_dictionaries(
+            {}, optional={g: st.sampled_from(("auto", "present", "absent")) for g in GATEWAYS}
+        )
     )
+    return (
+        bytes(buffer),
+        np.array(offsets) if as_arrays else offsets,
+        np.array(lengths, dtype=np.int32) if as_arrays else lengths,
+        gateways,
+        modes,
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(gateway_batches())
+def test_each_frame_is_scanned_in_its_gateways_crc_mode(
+    batch: tuple[bytes, Any, Any, list[int], dict[str, Any]],
+) -> None:
+    """The batch scan equals scanning every frame alone in its gateway's mode (unknown
+    gateways: auto), and keeps each frame's room in batch order."""
+    buffer, offsets, lengths, gateways, modes = batch
+    server = NetworkServer(**config(gateway_crc=modes))
+    columns = server.feed_wmbus_columns(buffer, offsets, lengths, gateways, [0] * len(gateways))
     info, output = columns.scan.info, columns.scan.output
-    assert info["out_offset"].tolist() == offsets.tolist()
-    for i, (frame, gateway) in enumerate(zip(frames, gateways, strict=True)):
-        alone = scan_frames([frame], crc=modes.get(gateway, "auto"), key=FP_KEY)
+    rooms = np.cumsum(np.asarray(lengths, dtype=np.int64)) - np.asarray(lengths)
+    assert info["out_offset"].tolist() == rooms.tolist()
+    for i, gateway in enumerate(gateways):
+        frame = buffer[offsets[i] : offsets[i] + lengths[i]]
+        mode = modes.get(GATEWAYS[gateway], "auto") if 0 <= gateway < len(GATEWAYS) else "auto"
+        alone = scan_frames([frame], crc=mode, key=FP_KEY)
         expected = alone.info[0].copy()
-        expected["out_offset"] = offsets[i]
+        expected["out_offset"] = rooms[i]
         assert info[i].tobytes() == expected.tobytes()
         start, length = int(info[i]["out_offset"]), int(info[i]["out_length"])
         assert (
             output[start : start + length].tobytes() == alone.output[: alone.info[0]["out_length"]].tobytes()
         )
+
+
+def test_crc_mode_names_follow_the_modes_numbers() -> None:
+    assert [CRC_MODE_NAMES[mode] for mode in CRCMode] == [mode.name.lower() for mode in CRCMode]
+
+
+def test_a_batch_described_wrongly_is_an_input_error_in_every_crc_mode() -> None:
+    frame = plain_frame(1)
+    for modes in ({}, {"gw-a": "present"}):
+        server = NetworkServer(**config(gateway_crc=modes))
+        for offsets, lengths in (([0, 5], [len(frame)]), ([0], [-1]), ([0], [len(frame) + 1])):
+            with pytest.raises(InputError):
+                server.feed_wmbus_columns(frame, offsets, lengths, [0, 1][: len(offsets)], [0] * len(offsets))
+    with pytest.raises(ConfigError, match="must map gateway ids"):
+        NetworkServer(**config(gateway_crc=["gw-a"]))

@@ -15,6 +15,7 @@ from minolcore.reception import Reception
 from minolcore.site import SiteRegistry, WMBusAddress
 from minolcore.store import SQLiteStore
 from minolcore.store._reader import StoreReader
+from minolcore.wmbus.frame import a_format_length
 from minolcore.wmbus.headers import TPLHeader, TPLKind
 from minolcore.wmbus.security import seal_frame
 from tests.record_encoder import date_g, datetime_f, encode_bcd
@@ -149,3 +150,33 @@ def test_order_and_batching_do_not_change_the_store(rng: random.Random, batch: i
     rng.shuffle(shuffled)
     store, _, _ = run(shuffled, batch=batch)
     assert StoreReader(store).dump() == StoreReader(reference).dump()
+
+
+def test_the_site_declares_how_gateways_hand_over_frames() -> None:
+    site, keys = make_site()
+    site.add_gateway("GW-1", crc="present")
+    site.add_gateway("GW-3", crc="absent")
+    pipeline = Pipeline(site=site, keys=keys, store=None, gateways=site.gateways)
+    assert pipeline.network.gateway_crc == {"GW-1": "present", "GW-2": "auto", "GW-3": "absent"}
+    # Declarations of gateways the pipeline does not admit are left out, not an error.
+    narrow = Pipeline(site=site, keys=keys, store=None, gateways=["GW-1", "GW-2"])
+    assert narrow.network.gateway_crc == {"GW-1": "present", "GW-2": "auto"}
+
+
+def test_a_late_copy_is_read_in_its_gateways_crc_mode() -> None:
+    """A CRC-free copy with bytes beyond L that give it the length of a format-A frame: read
+    as its gateway is declared ("absent"), it joins its uplink, as the network stage read it."""
+    site, keys = make_site()
+    site.add_gateway("GW-1", crc="present")
+    site.add_gateway("GW-3", crc="absent")
+    store = SQLiteStore(":memory:")
+    pipeline = Pipeline(site=site, keys=keys, store=store, gateways=site.gateways)
+    frame = hca_frame("10000001", KEY_A, units=500, day=10, acc=10)
+    canonical = hca_frame("10000001", KEY_A, units=500, day=10, acc=10, shape="none")
+    padded = canonical + bytes(a_format_length(canonical[0]) - len(canonical))
+    at = T0 + 10 * 86_400
+    pipeline.feed([Reception(gateway_id="GW-1", received_at=at, payload=frame)])
+    pipeline.feed([Reception(gateway_id="GW-3", received_at=at + 0.4, payload=padded)])
+    stats = pipeline.stats()
+    assert (stats.uplinks, stats.late_receptions, stats.rejected) == (1, 1, {})
+    assert store.counts()["receptions"] == 2

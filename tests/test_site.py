@@ -588,12 +588,13 @@ def test_gateways_round_trip() -> None:
 def test_gateway_crc_modes_round_trip_and_are_validated() -> None:
     text = 'gateways = ["GW-1", "GW-2", "GW-3"]\ngateway_crc = { "GW-2" = "present", "GW-3" = "auto" }\n'
     site = SiteRegistry.from_toml_text(text)
-    assert site.gateway_crc() == {"GW-2": "present"}
+    assert site.gateway_crc == {"GW-2": "present"}
     again = SiteRegistry.from_toml_text(site.to_toml())
-    assert again.gateways == site.gateways and again.gateway_crc() == {"GW-2": "present"}
+    assert again.gateways == site.gateways and again.gateway_crc == {"GW-2": "present"}
     site.add_gateway("GW-4", crc="absent")
-    site.add_gateway("GW-2")  # back to detecting per frame
-    assert site.gateway_crc() == {"GW-4": "absent"}
+    site.add_gateway("GW-4")  # a repeat without crc keeps the declaration
+    site.add_gateway("GW-2", crc="auto")  # back to detecting per frame
+    assert site.gateway_crc == {"GW-4": "absent"}
     for bad, message in (
         ('gateways = ["GW-1"]\ngateway_crc = { "GW-9" = "present" }\n', "'GW-9' is not in gateways"),
         ('gateways = ["GW-1"]\ngateway_crc = { "GW-1" = "maybe" }\n', "must be one of auto, present, absent"),

@@ -52,7 +52,9 @@ def fewer_collections(threshold: int = BULK_GC_THRESHOLD) -> Iterator[None]:
     chooses its own.
     """
     previous = gc.get_threshold()
-    gc.set_threshold(max(threshold, previous[0]), *previous[1:])
+    # A first threshold of 0 means automatic collection is off: that stays so.
+    if previous[0]:
+        gc.set_threshold(max(threshold, previous[0]), *previous[1:])
     try:
         yield
     finally:

@@ -43,10 +43,10 @@ from minolcore.dedupe import DedupeSnapshot, DedupeTable
 from minolcore.errors import ConfigError, InputError, LoRaWANError
 from minolcore.lorawan import Session, Uplink, decode_uplink
 from minolcore.reception import Radio, Reception
-from minolcore.wmbus.frame import CRC_MODE_NAMES, CRCModeName, FrameStatus
+from minolcore.wmbus.frame import CRC_MODE_NAMES, CRCMode, CRCModeName, FrameStatus
 from minolcore.wmbus.headers import Address
 from minolcore.wmbus.link import decode_id, decode_manufacturer
-from minolcore.wmbus.scan import FRAME_INFO_DTYPE, Flag, ScanResult, pack_frames, scan
+from minolcore.wmbus.scan import FRAME_INFO_DTYPE, Flag, ScanResult, check_batch, pack_frames, scan
 
 __all__ = [
     "STATE_VERSION",
@@ -334,7 +334,10 @@ class NetworkServer:
             if gateway not in self._gateway_index:
                 self._gateway_index[gateway] = len(self._gateway_ids)
                 self._gateway_ids.append(gateway)
-        self._gateway_crc = self._crc_modes(gateway_crc or {})
+        self._gateway_crc = self._crc_modes({} if gateway_crc is None else gateway_crc)
+        self._gateway_crc_codes = np.array(
+            [CRCMode[mode.upper()] for mode in self._gateway_crc], dtype=np.uint8
+        )
         self._wmbus_keys = np.unique(np.array([wmbus_device_key(a) for a in wmbus_devices], dtype=np.uint64))
         # Meters registered by manufacturer and ID alone (any version and device type).
         self._wmbus_meter_keys = np.unique(
@@ -371,6 +374,8 @@ class NetworkServer:
 
     def _crc_modes(self, gateway_crc: Mapping[str, CRCModeName]) -> tuple[CRCModeName, ...]:
         """The CRC mode of every registered gateway, in gateway-index order."""
+        if not isinstance(gateway_crc, Mapping):
+            raise ConfigError("gateway_crc must map gateway ids to crc modes")
         for gateway, mode in gateway_crc.items():
             if gateway not in self._gateway_index:
                 raise ConfigError(f"gateway_crc names {gateway!r}, which is not a registered gateway")
@@ -482,25 +487,26 @@ class NetworkServer:
     def _scan(self, buffer: Any, offsets: Any, lengths: Any, gw: npt.NDArray[np.int64]) -> ScanResult:
         """:func:`scan` with each frame in the CRC mode of its gateway (``"auto"`` for an
         unknown gateway, whose frames are refused anyway)."""
-        modes = set(self._gateway_crc)
-        if len(modes) <= 1:
-            return scan(buffer, offsets, lengths, crc=modes.pop() if modes else "auto", key=self._key)
-        offs = np.asarray(offsets, dtype=np.int64)
-        lens = np.asarray(lengths, dtype=np.int64)
+        buf, offs, lens = check_batch(buffer, offsets, lengths)
         if gw.shape != offs.shape:
             raise InputError("gateway_index and times_ms need one value per frame")
-        known = (gw >= 0) & (gw < len(self._gateway_crc))
-        mode_of = np.array([CRC_MODE_NAMES.index(mode) for mode in self._gateway_crc], dtype=np.int64)
-        frame_modes = np.where(known, mode_of[np.where(known, gw, 0)], CRC_MODE_NAMES.index("auto"))
-        # Every frame keeps the room it has in a one-call scan: the output stays in batch order.
-        room = np.cumsum(lens) - lens
+        codes = self._gateway_crc_codes
+        known = (gw >= 0) & (gw < len(codes))
+        frame_modes = np.where(known, codes[np.where(known, gw, 0)], np.uint8(CRCMode.AUTO))
+        modes = np.unique(frame_modes).tolist()
+        if len(modes) <= 1:
+            only = CRCMode(modes[0]) if modes else CRCMode.AUTO
+            return scan(buf, offs, lens, crc=_crc_name(only), key=self._key)
+        # One scan per mode, each frame keeping the room it has in a one-call scan (its input
+        # length), so the output is in batch order as scan() promises.
+        room = np.cumsum(lens, dtype=np.int64) - lens
         info = np.empty(len(offs), dtype=FRAME_INFO_DTYPE)
         output = np.empty(int(lens.sum()), dtype=np.uint8)
-        for code in np.unique(frame_modes).tolist():
-            rows = np.flatnonzero(frame_modes == code)
-            part = scan(buffer, offs[rows], lens[rows], crc=CRC_MODE_NAMES[code], key=self._key)
-            moved = np.repeat(room[rows] - part.info["out_offset"], lens[rows])
-            output[np.arange(len(part.output)) + moved] = part.output
+        for mode in modes:
+            rows = np.flatnonzero(frame_modes == mode)
+            part = scan(buf, offs[rows], lens[rows], crc=_crc_name(CRCMode(mode)), key=self._key)
+            shift = np.repeat(room[rows] - part.info["out_offset"], lens[rows])
+            output[np.arange(len(part.output)) + shift] = part.output
             part_info = part.info.copy()
             part_info["out_offset"] = room[rows]
             info[rows] = part_info
@@ -879,6 +885,10 @@ class NetworkServer:
         server._unknown_other = unknown.pop("<other>", 0)
         server._unknown_gateways = unknown
         return server
+
+
+def _crc_name(mode: CRCMode) -> CRCModeName:
+    return CRC_MODE_NAMES[mode]  # the names are listed in the order of the modes' numbers
 
 
 def _to_ms(seconds: float) -> int:

@@ -177,7 +177,7 @@ class Pipeline:
             "gateways": self._gateways,
             "gateway_crc": gateway_crc
             if gateway_crc is not None
-            else {g: mode for g, mode in site.gateway_crc().items() if g in self._gateways},
+            else {g: mode for g, mode in site.gateway_crc.items() if g in self._gateways},
             "wmbus_devices": exact,
             "wmbus_meters": any_version,
             "lorawan_devices": sessions,
@@ -188,6 +188,7 @@ class Pipeline:
             "wmbus_retention_ms": wmbus_window_ms + max_lateness_ms,
         }
         self.network = NetworkServer(**config) if state is None else NetworkServer.restore(state, **config)
+        self._gateway_crc = self.network.gateway_crc
         self._stats = PipelineStats()
         # Validated site addresses per meter identity (building one costs more than the lookup).
         self._site_addresses: dict[DeviceIdentity, WMBusAddress] = {}
@@ -664,12 +665,14 @@ class Pipeline:
         for uplink_id, receptions in network.late_receptions.items():
             for index, reception in zip(network.late_indexes.get(uplink_id, ()), receptions, strict=False):
                 key = self._content_key_of(batch[index])
-                if key is not None:
-                    rows.late_receptions.append((key, _reception_rows((reception,))[0]))
+                if key is None:  # the network stage read it, so this would be a bug: say so
+                    logger.warning("a late copy (reception %d of the batch) could not be keyed", index)
+                    continue
+                rows.late_receptions.append((key, _reception_rows((reception,))[0]))
 
-    @staticmethod
-    def _content_key_of(reception: Reception) -> str | None:
-        """The content key of the uplink a raw copy belongs to (as :meth:`_store_uplink` makes it)."""
+    def _content_key_of(self, reception: Reception) -> str | None:
+        """The content key of the uplink a raw copy belongs to (as :meth:`_store_uplink` makes
+        it), its frame read in its gateway's CRC mode as the network stage read it."""
         try:
             if reception.radio is Radio.LORAWAN:
                 phy = parse_phy(reception.payload)
@@ -677,7 +680,7 @@ class Pipeline:
                 return (
                     None if dev_addr is None else content_key(f"lorawan:{dev_addr}", bytes(reception.payload))
                 )
-            frame = parse_frame(reception.payload)
+            frame = parse_frame(reception.payload, crc=self._gateway_crc.get(reception.gateway_id, "auto"))
         except MinolcoreError:
             return None
         return content_key(_wmbus_uid(frame.meter_address), frame.data)

@@ -89,7 +89,7 @@ _CI_SHORT_TPL: Final = 0x7A
 _CI_LONG_TPL: Final = 0x72
 _MODE7: Final = 7
 _KDF_SELECTION_OMS: Final = 1
-_MODE7_MIN_INPUT: Final = 15
+_MODE7_MIN_INPUT: Final = 15  # bytes
 _ROW_COLUMNS: Final = (
     "telegram",
     "offset",

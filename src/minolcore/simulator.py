@@ -1073,20 +1073,18 @@ def simulate(*, start: dt.date, days: int, seed: int = 0, units: int = 6, gatewa
         if tx.radio is Radio.WMBUS and len(live_copies) >= 2 and rng.random() < 0.02:
             # Any shape: the site declares that live gateways forward their CRCs, so a
             # format-B frame with a bad CRC is not taken for a CRC-free frame.
-            candidates = live_copies
-            if candidates:
-                victim = rng.choice(candidates)
-                original = victim.reception
-                victim.reception = Reception(
-                    gateway_id=original.gateway_id,
-                    received_at=original.received_at,
-                    payload=_flip_bit(original.payload, rng),
-                    rssi=original.rssi,
-                    mode=original.mode,
-                )
-                victim.truth = ReceptionTruth(uplink=tx.uplink, verdict="bad_crc")
-                rejections["bad_crc"] += 1
-                duplicates -= 1
+            victim = rng.choice(live_copies)
+            original = victim.reception
+            victim.reception = Reception(
+                gateway_id=original.gateway_id,
+                received_at=original.received_at,
+                payload=_flip_bit(original.payload, rng),
+                rssi=original.rssi,
+                mode=original.mode,
+            )
+            victim.truth = ReceptionTruth(uplink=tx.uplink, verdict="bad_crc")
+            rejections["bad_crc"] += 1
+            duplicates -= 1
         if tx.radio is Radio.WMBUS and rng.random() < 0.01:
             live_copy(tx, UNKNOWN_GATEWAY, add_crcs(tx.frame, "A"), "unknown_gateway")
             rejections["unknown_gateway"] += 1

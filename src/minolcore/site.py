@@ -554,7 +554,7 @@ class SiteRegistry:
                 registry.add_gateway(_text(gateway, f"gateways[{index}]"))
         declared = top.get("gateway_crc")
         if declared is not None:
-            if not isinstance(declared, dict):
+            if not isinstance(declared, Mapping):
                 raise ConfigError("must be a table of gateway id = crc mode", "gateway_crc")
             for gateway, mode in declared.items():
                 if gateway not in registry._gateways:
@@ -641,14 +641,15 @@ class SiteRegistry:
 
     # --- building through the API ----------------------------------------------------------------
 
-    def add_gateway(self, gateway_id: str, *, crc: CRCModeName = "auto") -> None:
-        """Register a gateway (its id as the gateway reports it); a repeat only sets ``crc``.
+    def add_gateway(self, gateway_id: str, *, crc: CRCModeName | None = None) -> None:
+        """Register a gateway (its id as the gateway reports it); a repeat changes only ``crc``.
 
         ``crc`` is how it hands over wireless M-Bus frames: ``"present"`` (as received, with
-        their CRCs), ``"absent"`` (CRCs removed) or ``"auto"`` (detected per frame)."""
+        their CRCs), ``"absent"`` (CRCs removed) or ``"auto"`` (detected per frame, the
+        default); None keeps what was declared before."""
         if not isinstance(gateway_id, str) or not gateway_id.strip():
             raise ConfigError("a gateway id must be a non-empty string", "gateways")
-        if crc not in CRC_MODE_NAMES:
+        if crc is not None and crc not in CRC_MODE_NAMES:
             raise ConfigError(
                 f"must be one of {', '.join(CRC_MODE_NAMES)}, got {crc!r}", f"gateway_crc.{gateway_id}"
             )
@@ -656,11 +657,12 @@ class SiteRegistry:
             self._gateways.append(gateway_id)
         if crc == "auto":
             self._gateway_crc.pop(gateway_id, None)
-        else:
+        elif crc is not None:
             self._gateway_crc[gateway_id] = crc
 
+    @property
     def gateway_crc(self) -> dict[str, CRCModeName]:
-        """The gateways declared with CRCs ``"present"`` or ``"absent"`` (the rest: ``"auto"``)."""
+        """The gateways declared ``"present"`` or ``"absent"`` and their mode (the others: ``"auto"``)."""
         return {
             gateway: self._gateway_crc[gateway] for gateway in self._gateways if gateway in self._gateway_crc
         }
@@ -1073,7 +1075,7 @@ class SiteRegistry:
         if self._gateways:
             lines.append(f"gateways = [{', '.join(_toml_str(g) for g in self._gateways)}]")
         if self._gateway_crc:
-            modes = ", ".join(f"{_toml_str(g)} = {_toml_str(m)}" for g, m in self.gateway_crc().items())
+            modes = ", ".join(f"{_toml_str(g)} = {_toml_str(m)}" for g, m in self.gateway_crc.items())
             lines.append(f"gateway_crc = {{ {modes} }}")
         for b in self._buildings.values():
             lines += ["", "[[buildings]]", f"id = {_toml_str(b.id)}", f"name = {_toml_str(b.name)}"]

@@ -126,9 +126,11 @@ def pack_frames(
     return buffer, offsets, lengths
 
 
-def _check_batch(
+def check_batch(
     buffer: Any, offsets: Any, lengths: Any
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+    """The batch description as contiguous arrays (bytes, offsets and lengths in bytes), or
+    :class:`InputError` if it is inconsistent (shapes, types, spans outside the buffer)."""
     try:
         buf = np.frombuffer(buffer, dtype=np.uint8) if not isinstance(buffer, np.ndarray) else buffer
         offs = np.ascontiguousarray(offsets, dtype=np.int64)
@@ -167,7 +169,7 @@ def scan(
     fingerprint_key = _DEFAULT_KEY if key is None else key
     if not isinstance(fingerprint_key, bytes) or len(fingerprint_key) != 16:
         raise InputError("the fingerprint key must be 16 bytes")
-    buf, offs, lens = _check_batch(buffer, offsets, lengths)
+    buf, offs, lens = check_batch(buffer, offsets, lengths)
     if _native.BACKEND == "cffi":
         # mc_scan writes every row and every byte it reports, so nothing needs zeroing.
         info = np.empty(len(offs), dtype=FRAME_INFO_DTYPE)
