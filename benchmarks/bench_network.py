@@ -120,8 +120,14 @@ def wmbus_traffic() -> WMBusTraffic:
     return WMBusTraffic()
 
 
+# Format-A frames: "auto" for every gateway scans the batch in one call; declared modes
+# (two gateways "present", one left "auto") scan it once per mode and merge the results.
+GATEWAY_CRC = {"auto": {}, "per_gateway": {"gw-0": "present", "gw-1": "present"}}
+
+
 @pytest.mark.skipif(_native.BACKEND != "cffi", reason="measures the C core")
-def test_network_wmbus_1m_frames(benchmark, wmbus_traffic: WMBusTraffic) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("crc", sorted(GATEWAY_CRC))
+def test_network_wmbus_1m_frames(benchmark, wmbus_traffic: WMBusTraffic, crc: str) -> None:  # type: ignore[no-untyped-def]
     traffic = wmbus_traffic
 
     def setup() -> tuple[tuple[NetworkServer], dict[str, object]]:
@@ -131,6 +137,7 @@ def test_network_wmbus_1m_frames(benchmark, wmbus_traffic: WMBusTraffic) -> None
             fingerprint_key=KEY,
             wmbus_window_ms=WINDOW_MS,
             initial_capacity=1 << 16,
+            gateway_crc=GATEWAY_CRC[crc],
         )
         return (server,), {}
 

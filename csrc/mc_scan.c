@@ -317,14 +317,14 @@ static void scan_one(const uint8_t *d, int total, int mode, const uint8_t *key, 
 }
 
 void mc_scan(const uint8_t *buf, const int64_t *offsets, const int32_t *lengths, size_t n, int mode,
-             const uint8_t *key, uint8_t *out, mc_frame_info *info)
+             const uint8_t *modes, const uint8_t *key, uint8_t *out, mc_frame_info *info)
 {
     int64_t cursor = 0; /* each frame gets as many output bytes as it has input bytes */
     for (size_t i = 0; i < n; i++) {
         mc_frame_info *fi = &info[i];
         memset(fi, 0, sizeof *fi);
         fi->out_offset = cursor;
-        scan_one(buf + offsets[i], lengths[i], mode, key, out + cursor, fi);
+        scan_one(buf + offsets[i], lengths[i], modes ? modes[i] : mode, key, out + cursor, fi);
         cursor += lengths[i];
     }
 }

@@ -113,12 +113,13 @@ uint16_t mc_crc16(const uint8_t *data, size_t len);
 /* SipHash-2-4 of len bytes under a 16-byte key. */
 uint64_t mc_siphash24(const uint8_t *key, const uint8_t *data, size_t len);
 
-/* Validate, strip and fingerprint n frames at buf[offsets[i]:offsets[i]+lengths[i]].
+/* Validate, strip and fingerprint n frames at buf[offsets[i]:offsets[i]+lengths[i]], each
+ * in CRC mode modes[i] (MC_MODE_*), or in mode when modes is NULL.
  * The canonical CRC-free frame (and any trailing bytes) of frame i is written to
  * out[info[i].out_offset:...], where out_offset is the sum of the lengths before i; out
- * must hold the sum of all lengths. The caller checks the bounds. */
+ * must hold the sum of all lengths. The caller checks the bounds and the modes. */
 void mc_scan(const uint8_t *buf, const int64_t *offsets, const int32_t *lengths, size_t n,
-             int mode, const uint8_t *key, uint8_t *out, mc_frame_info *info);
+             int mode, const uint8_t *modes, const uint8_t *key, uint8_t *out, mc_frame_info *info);
 
 /* Walk the data records of n application layers at buf[offsets[i]:offsets[i]+lengths[i]]
  * (mc_records.c). Rows are packed in batch order, at most max_rows; returns the rows used. */

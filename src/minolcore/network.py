@@ -46,7 +46,7 @@ from minolcore.reception import Radio, Reception
 from minolcore.wmbus.frame import CRC_MODE_NAMES, CRCMode, CRCModeName, FrameStatus
 from minolcore.wmbus.headers import Address
 from minolcore.wmbus.link import decode_id, decode_manufacturer
-from minolcore.wmbus.scan import FRAME_INFO_DTYPE, Flag, ScanResult, check_batch, pack_frames, scan
+from minolcore.wmbus.scan import Flag, ScanResult, pack_frames, scan
 
 __all__ = [
     "STATE_VERSION",
@@ -487,30 +487,14 @@ class NetworkServer:
     def _scan(self, buffer: Any, offsets: Any, lengths: Any, gw: npt.NDArray[np.int64]) -> ScanResult:
         """:func:`scan` with each frame in the CRC mode of its gateway (``"auto"`` for an
         unknown gateway, whose frames are refused anyway)."""
-        buf, offs, lens = check_batch(buffer, offsets, lengths)
-        if gw.shape != offs.shape:
-            raise InputError("gateway_index and times_ms need one value per frame")
         codes = self._gateway_crc_codes
+        if not codes.any():  # every gateway "auto": the common case needs no mode column
+            return scan(buffer, offsets, lengths, key=self._key)
+        if gw.shape != np.shape(offsets):
+            raise InputError("gateway_index and times_ms need one value per frame")
         known = (gw >= 0) & (gw < len(codes))
-        frame_modes = np.where(known, codes[np.where(known, gw, 0)], np.uint8(CRCMode.AUTO))
-        modes = np.unique(frame_modes).tolist()
-        if len(modes) <= 1:
-            only = CRCMode(modes[0]) if modes else CRCMode.AUTO
-            return scan(buf, offs, lens, crc=_crc_name(only), key=self._key)
-        # One scan per mode, each frame keeping the room it has in a one-call scan (its input
-        # length), so the output is in batch order as scan() promises.
-        room = np.cumsum(lens, dtype=np.int64) - lens
-        info = np.empty(len(offs), dtype=FRAME_INFO_DTYPE)
-        output = np.empty(int(lens.sum()), dtype=np.uint8)
-        for mode in modes:
-            rows = np.flatnonzero(frame_modes == mode)
-            part = scan(buf, offs[rows], lens[rows], crc=_crc_name(CRCMode(mode)), key=self._key)
-            shift = np.repeat(room[rows] - part.info["out_offset"], lens[rows])
-            output[np.arange(len(part.output)) + shift] = part.output
-            part_info = part.info.copy()
-            part_info["out_offset"] = room[rows]
-            info[rows] = part_info
-        return ScanResult(info, output)
+        modes = np.where(known, codes[np.where(known, gw, 0)], np.uint8(CRCMode.AUTO))
+        return scan(buffer, offsets, lengths, key=self._key, crc_per_frame=modes)
 
     def _check_mcrs(
         self, keys: npt.NDArray[np.uint64], counters: npt.NDArray[np.int64]
@@ -885,10 +869,6 @@ class NetworkServer:
         server._unknown_other = unknown.pop("<other>", 0)
         server._unknown_gateways = unknown
         return server
-
-
-def _crc_name(mode: CRCMode) -> CRCModeName:
-    return CRC_MODE_NAMES[mode]  # the names are listed in the order of the modes' numbers
 
 
 def _to_ms(seconds: float) -> int:

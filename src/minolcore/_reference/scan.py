@@ -33,8 +33,10 @@ def scan_into(
     key: bytes,
     output: npt.NDArray[np.uint8],
     info: npt.NDArray[Any],
+    modes: npt.NDArray[np.uint8] | None = None,
 ) -> None:
-    """Fill ``output`` and the rows of ``info`` exactly as ``mc_scan`` does."""
+    """Fill ``output`` and the rows of ``info`` exactly as ``mc_scan`` does (frame ``i`` in
+    CRC mode ``modes[i]``, or all in ``mode`` when ``modes`` is None)."""
     raw_all = buffer.tobytes()
     cursor = 0
     for index in range(len(offsets)):
@@ -44,7 +46,9 @@ def scan_into(
         raw = raw_all[offset : offset + int(lengths[index])]
         cursor += len(raw)
         try:
-            shape, canonical, trailing, rewritten = strip_crcs(raw, mode)
+            shape, canonical, trailing, rewritten = strip_crcs(
+                raw, mode if modes is None else CRCMode(modes[index])
+            )
         except FrameError as error:
             row["status"] = error.status
             continue

@@ -154,6 +154,7 @@ def scan(
     *,
     crc: CRCModeName = "auto",
     key: bytes | None = None,
+    crc_per_frame: Any = None,
 ) -> ScanResult:
     """Validate, strip and fingerprint a batch of frames in one call.
 
@@ -161,7 +162,9 @@ def scan(
     ``buffer[offsets[i] : offsets[i] + lengths[i]]`` (offsets and lengths in bytes).
     ``key`` is the 16-byte SipHash key of the fingerprints: choose one per pipeline and keep
     it secret so nobody can make different frames collide; by default a random key of this
-    process is used. Raises :class:`InputError` only for an inconsistent batch description.
+    process is used. ``crc_per_frame``, when given, holds one :class:`CRCMode` value per
+    frame (the mode of the gateway that delivered it) and replaces ``crc``. Raises
+    :class:`InputError` only for an inconsistent batch description.
     """
     mode = {"auto": CRCMode.AUTO, "present": CRCMode.PRESENT, "absent": CRCMode.ABSENT}.get(crc)
     if mode is None:
@@ -170,6 +173,7 @@ def scan(
     if not isinstance(fingerprint_key, bytes) or len(fingerprint_key) != 16:
         raise InputError("the fingerprint key must be 16 bytes")
     buf, offs, lens = check_batch(buffer, offsets, lengths)
+    modes = None if crc_per_frame is None else _checked_modes(crc_per_frame, len(offs))
     if _native.BACKEND == "cffi":
         # mc_scan writes every row and every byte it reports, so nothing needs zeroing.
         info = np.empty(len(offs), dtype=FRAME_INFO_DTYPE)
@@ -181,6 +185,7 @@ def scan(
             ffi.from_buffer("int32_t[]", lens),
             len(offs),
             int(mode),
+            ffi.NULL if modes is None else ffi.from_buffer("uint8_t[]", modes),
             fingerprint_key,
             ffi.from_buffer("uint8_t[]", output),
             ffi.from_buffer("mc_frame_info[]", info),
@@ -190,8 +195,20 @@ def scan(
 
         info = np.zeros(len(offs), dtype=FRAME_INFO_DTYPE)
         output = np.zeros(int(lens.sum()), dtype=np.uint8)
-        scan_into(buf, offs, lens, mode, fingerprint_key, output, info)
+        scan_into(buf, offs, lens, mode, fingerprint_key, output, info, modes)
     return ScanResult(info, output)
+
+
+def _checked_modes(crc_per_frame: Any, count: int) -> npt.NDArray[np.uint8]:
+    try:
+        modes = np.ascontiguousarray(crc_per_frame)
+    except (TypeError, ValueError):
+        raise InputError("crc_per_frame must hold one CRC mode number per frame") from None
+    if modes.shape != (count,) or (
+        count and (modes.dtype.kind not in "iu" or modes.min() < 0 or modes.max() > max(CRCMode))
+    ):
+        raise InputError("crc_per_frame must hold one CRC mode number (0, 1 or 2) per frame")
+    return modes.astype(np.uint8)
 
 
 def scan_frames(
