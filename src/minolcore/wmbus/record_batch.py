@@ -25,7 +25,7 @@ import numpy.typing as npt
 from minolcore import _native
 from minolcore.wmbus.dates import decode_timepoint
 from minolcore.wmbus.records import FUNCTIONS, DataRecord, DecodedRecords, decode_records
-from minolcore.wmbus.scan import check_batch, pack_frames
+from minolcore.wmbus.scan import _check_batch, pack_frames
 from minolcore.wmbus.vif import (
     CODING_BCD,
     CODING_INT,
@@ -135,7 +135,7 @@ def walk(buffer: Any, offsets: Any, lengths: Any, *, max_rows: int | None = None
     ``max_rows`` bounds the rows (by default one per byte, which always suffices). Raises
     :class:`~minolcore.errors.InputError` only for an inconsistent batch description.
     """
-    buf, offs, lens = check_batch(buffer, offsets, lengths)
+    buf, offs, lens = _check_batch(buffer, offsets, lengths)
     capacity = int(lens.sum()) if max_rows is None else max(0, max_rows)
     info = np.zeros(len(offs), dtype=WALK_INFO_DTYPE)
     if _native.BACKEND == "cffi":

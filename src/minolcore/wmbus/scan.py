@@ -126,7 +126,7 @@ def pack_frames(
     return buffer, offsets, lengths
 
 
-def check_batch(
+def _check_batch(
     buffer: Any, offsets: Any, lengths: Any
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int32]]:
     """The batch description as contiguous arrays (bytes, offsets and lengths in bytes), or
@@ -172,7 +172,7 @@ def scan(
     fingerprint_key = _DEFAULT_KEY if key is None else key
     if not isinstance(fingerprint_key, bytes) or len(fingerprint_key) != 16:
         raise InputError("the fingerprint key must be 16 bytes")
-    buf, offs, lens = check_batch(buffer, offsets, lengths)
+    buf, offs, lens = _check_batch(buffer, offsets, lengths)
     modes = None if crc_per_frame is None else _checked_modes(crc_per_frame, len(offs))
     if _native.BACKEND == "cffi":
         # mc_scan writes every row and every byte it reports, so nothing needs zeroing.
