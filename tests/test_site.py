@@ -295,7 +295,7 @@ _SITE_FIELDS = [
     "timezone", "buildings", "units", "installations", "tenancies", "id", "name", "building", "unit", "area",
     "heated_volume", "kind", "manufacturer", "meter_id", "installed", "removed", "kq", "kc", "factor",
     "dev_eui", "dev_addr", "version", "device_type", "tenant", "start", "end", "billing", "due_date",
-    "heating_consumption_percent", "rest_by", "room", "address",
+    "heating_consumption_percent", "rest_by", "room", "address", "gateways", "gateway_crc", "GW-1",
 ]  # fmt: skip
 _leaves = (
     st.none()
@@ -304,6 +304,7 @@ _leaves = (
     | st.floats(allow_nan=True)
     | st.text(max_size=12)
     | st.sampled_from(["B1", "U1", "ZRI", "12345678", "heat_cost_allocator", "12-31", "2020-01-01"])
+    | st.sampled_from(["GW-1", "present", "absent", "auto"])
     | st.dates()
     | st.datetimes()
 )
@@ -316,14 +317,27 @@ _values = st.recursive(
 )
 
 
-@given(st.dictionaries(st.sampled_from(_SITE_FIELDS), _values, max_size=5))
+_gateway_sites = st.fixed_dictionaries(
+    {
+        "gateways": st.lists(st.sampled_from(["GW-1", "GW-2"]), max_size=3) | _values,
+        "gateway_crc": st.dictionaries(
+            st.sampled_from(["GW-1", "GW-2", "GW-3"]),
+            st.sampled_from(["present", "absent", "auto"]) | _leaves,
+        )
+        | _values,
+    }
+)
+
+
+@given(st.dictionaries(st.sampled_from(_SITE_FIELDS), _values, max_size=5) | _gateway_sites)
 def test_arbitrary_structures_raise_only_config_errors(data: dict[str, Any]) -> None:
     try:
         registry = SiteRegistry.from_dict(data)
     except ConfigError as exc:
         assert str(exc)
     else:
-        assert isinstance(registry.to_toml(), str)
+        again = SiteRegistry.from_toml_text(registry.to_toml())
+        assert (again.gateways, again.gateway_crc) == (registry.gateways, registry.gateway_crc)
 
 
 # --- the API -------------------------------------------------------------------------------------
