@@ -120,8 +120,8 @@ def wmbus_traffic() -> WMBusTraffic:
     return WMBusTraffic()
 
 
-# Format-A frames: "auto" for every gateway scans the batch in one call; declared modes
-# (two gateways "present", one left "auto") scan it once per mode and merge the results.
+# Format-A frames, every gateway "auto" or two declared "present" and one left "auto" (one
+# scan call either way; the declared modes go to the C core as a mode per frame).
 GATEWAY_CRC = {"auto": {}, "per_gateway": {"gw-0": "present", "gw-1": "present"}}
 
 

@@ -122,8 +122,9 @@ static int strip_crcs(const uint8_t *d, int total, int mode, uint8_t *out, int *
                 return MC_OK;
             }
             b_failed = 1;
-        } else if (total == b_rewritten_total(l_field)) {
-            /* The meter's CRC covers the original L, which counted the CRC bytes. */
+        } else if (total == b_rewritten_total(l_field) && total - 1 <= 255) {
+            /* The meter's CRC covers the original L, which counted the CRC bytes (and fits
+             * in the L byte: a longer frame cannot be a rewritten format-B frame). */
             uint8_t original[MAX_INPUT];
             memcpy(original, d, (size_t)total);
             original[0] = (uint8_t)(total - 1);

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from minolcore import _native
+from minolcore._native import crc16
 from minolcore._reference.scan import scan_into
-from minolcore.errors import InputError
-from minolcore.wmbus import FRAME_INFO_DTYPE, CRCMode, Flag, FrameStatus, parse_frame, scan, scan_frames
+from minolcore.errors import InputError, MinolcoreError
+from minolcore.wmbus import (
+    FRAME_INFO_DTYPE,
+    CRCMode,
+    CRCShape,
+    Flag,
+    FrameStatus,
+    parse_frame,
+    scan,
+    scan_frames,
+)
 from minolcore.wmbus.builder import build_frame
 from minolcore.wmbus.scan import pack_frames
 from tests.test_frame import V1, V2, V3, V4, V5_B_WITH_CRC, V6, V8, frames
@@ -192,3 +204,40 @@ def test_c_equals_reference_on_mutated_frames(
         assert_same_as_reference(frame_list, [data.draw(CRC_NAMES) for _ in frame_list])
     else:
         assert_same_as_reference(frame_list, crc)
+
+
+@pytest.mark.equivalence
+@given(
+    st.integers(240, 255),
+    st.sampled_from([0, 2, 3, 4, 5, 6]),
+    st.binary(min_size=300, max_size=300),
+    CRC_NAMES,
+)
+def test_frames_longer_than_any_l_field_counts_are_read_alike(
+    l_field: int, extra: int, body: bytes, crc: str
+) -> None:
+    """Frames of L + 3 to L + 6 bytes with L near 255: whether format B with a rewritten L
+    could apply depends on the original L fitting in its byte (257 or more bytes: never).
+    The C core equals the reference and the object parser raises only library errors."""
+    frame = bytes((l_field,)) + body[: l_field + extra]
+    assert_same_as_reference([frame], crc)
+    with contextlib.suppress(MinolcoreError):
+        parse_frame(frame, crc=crc)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("l_field", [252, 253, 254, 255])
+def test_a_frame_too_long_for_a_rewritten_l_is_not_read_as_one(l_field: int) -> None:
+    """L + 5 bytes with L >= 252: as format B with a rewritten L the original L would be 256
+    or more. Even with both format-B CRCs valid over that L cut to a byte, no mode takes it
+    for format B."""
+    total = l_field + 5
+    frame = bytearray(i & 0xFF for i in range(total))
+    frame[0] = (total - 1) & 0xFF
+    frame[126:128] = crc16(bytes(frame[:126])).to_bytes(2, "big")
+    frame[total - 2 :] = crc16(bytes(frame[128 : total - 2])).to_bytes(2, "big")
+    frame[0] = l_field
+    for crc in ("auto", "present", "absent"):
+        assert_same_as_reference([bytes(frame)], crc)
+        assert scan_frames([bytes(frame)], crc=crc).crc_shape[0] != CRCShape.FORMAT_B  # type: ignore[arg-type]
+        with contextlib.suppress(MinolcoreError):
+            parse_frame(bytes(frame), crc=crc)  # type: ignore[arg-type]

@@ -43,6 +43,7 @@ LINK_HEADER_LENGTH = 10  # L C M(2) A(6): the first block of format A
 MIN_FRAME_LENGTH = 11  # the link header and one CI byte
 FORMAT_B_FIRST_BLOCKS = 126  # bytes covered by the first CRC of format B
 MAX_FRAME_INPUT = 512  # longer than any frame (format A with L = 255 is 290 bytes)
+_MAX_L = 0xFF  # the L-field is one byte
 
 
 class CRCShape(enum.IntEnum):
@@ -179,8 +180,9 @@ def strip_crcs(data: bytes, mode: CRCMode = CRCMode.AUTO) -> tuple[CRCShape, byt
             b_error = _format_b_error(data)
             if b_error is None:
                 return CRCShape.FORMAT_B, _fix_l(_strip_format_b(data)), b"", False
-        elif total == _b_rewritten_total(l_field):
-            # The meter's CRC covers the original L, which counted the CRC bytes.
+        elif total == _b_rewritten_total(l_field) and total - 1 <= _MAX_L:
+            # The meter's CRC covers the original L, which counted the CRC bytes (and fits
+            # in the L byte: a longer frame cannot be a rewritten format-B frame).
             original = bytes((total - 1,)) + data[1:]
             if _format_b_error(original) is None:
                 return CRCShape.FORMAT_B, _fix_l(_strip_format_b(original)), b"", True
