@@ -62,9 +62,16 @@ static int crc_ok(const uint8_t *d, int start, int end)
     return stored == mc_crc16(d + start, (size_t)(end - start));
 }
 
+/* Past its first CRC (after 126 bytes) a format-B frame has a second block of at least one
+ * byte and its CRC: 129 and 130 bytes are no format-B length. */
+static int b_length_possible(int total)
+{
+    return total <= B_FIRST_BLOCKS + 2 || total >= B_FIRST_BLOCKS + 5;
+}
+
 static int format_b_ok(const uint8_t *d, int total)
 {
-    if (total < MIN_FRAME + 2)
+    if (total < MIN_FRAME + 2 || !b_length_possible(total))
         return 0;
     if (total <= B_FIRST_BLOCKS + 2)
         return crc_ok(d, 0, total - 2);
@@ -121,7 +128,7 @@ static int strip_crcs(const uint8_t *d, int total, int mode, uint8_t *out, int *
                 *shape = MC_SHAPE_B;
                 return MC_OK;
             }
-            b_failed = 1;
+            b_failed = b_length_possible(total);
         } else if (total == b_rewritten_total(l_field) && total - 1 <= 255) {
             /* The meter's CRC covers the original L, which counted the CRC bytes (and fits
              * in the L byte: a longer frame cannot be a rewritten format-B frame). */

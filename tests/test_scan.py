@@ -241,3 +241,20 @@ def test_a_frame_too_long_for_a_rewritten_l_is_not_read_as_one(l_field: int) -> 
         assert scan_frames([bytes(frame)], crc=crc).crc_shape[0] != CRCShape.FORMAT_B  # type: ignore[arg-type]
         with contextlib.suppress(MinolcoreError):
             parse_frame(bytes(frame), crc=crc)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("total", [129, 130])
+def test_129_and_130_bytes_are_no_format_b_length(total: int) -> None:
+    """Past its first CRC a format-B frame needs a second block of at least one byte and its
+    CRC. A frame of 129 or 130 bytes whose first CRC is valid (and, at 130, whose last two
+    bytes are the CRC of nothing) is refused or read CRC-free, alike in C and the reference."""
+    frame = bytearray(bytes.fromhex("442D2C78563412010778").rjust(11, b"\x00")) + bytes(total - 11)
+    frame[0] = total - 1
+    frame[126:128] = crc16(bytes(frame[:126])).to_bytes(2, "big")
+    if total == 130:
+        frame[128:130] = crc16(b"").to_bytes(2, "big")
+    for crc in ("auto", "present", "absent"):
+        assert_same_as_reference([bytes(frame)], crc)
+        assert scan_frames([bytes(frame)], crc=crc).crc_shape[0] != CRCShape.FORMAT_B  # type: ignore[arg-type]
+        with contextlib.suppress(MinolcoreError):
+            assert parse_frame(bytes(frame), crc=crc).crc_shape != CRCShape.FORMAT_B  # type: ignore[arg-type]

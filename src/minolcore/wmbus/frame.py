@@ -97,6 +97,12 @@ def _b_crc_length(total: int) -> int:
     return 2 if total <= FORMAT_B_FIRST_BLOCKS + 2 else 4
 
 
+def _b_length_possible(total: int) -> bool:
+    """Past its first CRC (after 126 bytes) a format-B frame has a second block of at least
+    one byte and its CRC: 129 and 130 bytes are no format-B length."""
+    return total <= FORMAT_B_FIRST_BLOCKS + 2 or total >= FORMAT_B_FIRST_BLOCKS + 5
+
+
 def _crc_at(data: bytes, start: int, end: int) -> tuple[int, int]:
     """(CRC stored big-endian at data[end:end+2], CRC computed over data[start:end])."""
     return (data[end] << 8) | data[end + 1], _native.crc16(data[start:end])
@@ -176,7 +182,7 @@ def strip_crcs(data: bytes, mode: CRCMode = CRCMode.AUTO) -> tuple[CRCShape, byt
         if stored == computed:
             return CRCShape.FORMAT_A, _fix_l(_check_format_a(data, l_field)), b"", False
         b_error = None
-        if total == l_field + 1:
+        if total == l_field + 1 and _b_length_possible(total):
             b_error = _format_b_error(data)
             if b_error is None:
                 return CRCShape.FORMAT_B, _fix_l(_strip_format_b(data)), b"", False
