@@ -108,6 +108,7 @@ REJECTIONS = [
     pytest.param("{frame: 2E44}", RejectReason.BAD_JSON, id="unquoted"),
     pytest.param("[1, 2]", RejectReason.BAD_JSON, id="array"),
     pytest.param('"2E44"', RejectReason.BAD_JSON, id="json-string"),
+    pytest.param('{"frame": "2E44", "gateway": "\udc80"}', RejectReason.BAD_JSON, id="lone-surrogate"),
     pytest.param('{"frame": "2E44", "rssi": "strong"}', RejectReason.BAD_FIELD, id="rssi-type"),
     pytest.param('{"frame": 2044}', RejectReason.BAD_FIELD, id="frame-number"),
     pytest.param('{"frame": "2E44", "gateway": 7}', RejectReason.BAD_FIELD, id="gateway-type"),
@@ -247,3 +248,12 @@ def test_json_and_hex_round_trip(frame: bytes, when: float, gateway: str) -> Non
         Reception(gateway_id=gateway, received_at=when, payload=frame),
         Reception(gateway_id="GW-0", received_at=DEFAULT_TIME, payload=frame),
     ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b'{"frame": "2E44", "gateway": "\xff"}', b'{"frame": "2E\xc3", "gateway": "GW-1"}'],
+)
+def test_bytes_that_are_not_utf8_inside_json_are_bad_json(line: bytes) -> None:
+    (item,) = parse([line])
+    assert isinstance(item, RejectedLine) and item.reason == RejectReason.BAD_JSON

@@ -355,6 +355,16 @@ def test_arbitrary_body_after_valid_header(body: bytes) -> None:
             parse_datagram(gateway_datagram(identifier, body=body))
 
 
+@given(st.binary(max_size=12))
+def test_bytes_that_are_not_utf8_inside_the_json_are_bad_json(inside: bytes) -> None:
+    body = b'{"rxpk":[{"tmst":1,"freq":868.1,"stat":1,"modu":"LORA' + inside + b'","data":"QAE="}]}'
+    with contextlib.suppress(GatewayProtocolError):
+        parse_datagram(gateway_datagram(0, body=body), received_at=SERVER_TIME)
+    line = b'{"gateway":"AA555A0000000000","received_at":1700000000,' + body[1:]
+    with contextlib.suppress(GatewayProtocolError):
+        semtech.parse_log_line(line, default_gateway="GW", default_time=1_700_000_000.0)
+
+
 @given(st.binary(max_size=120))
 def test_ingest_never_raises(data: bytes) -> None:
     ingest = GatewayIngest()

@@ -135,7 +135,9 @@ def _parse_json(text: str | bytes, default_gateway: str, default_time: float) ->
         if message.endswith(_TIME_PATHS):
             raise CollectorLineError(RejectReason.BAD_TIME, message) from None
         raise CollectorLineError(RejectReason.BAD_FIELD, message) from None
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
+        # UnicodeDecodeError: bytes that are not UTF-8 inside a string; UnicodeEncodeError:
+        # lone surrogates in a str line (text read with surrogateescape).
         raise CollectorLineError(RejectReason.BAD_JSON, str(exc)) from None
     frame = line.frame or line.telegram or line.hex
     if not frame:

@@ -418,6 +418,10 @@ def _gateway_eui(data: bytes) -> str:
     return eui.hex().upper()
 
 
+# msgspec raises UnicodeDecodeError for bytes that are not UTF-8 inside a string.
+_NOT_JSON = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+
+
 def _json_body(decoder: msgspec.json.Decoder[_T], body: bytes) -> _T:
     # Some forwarders terminate the JSON with NUL bytes (C strings); they carry no meaning.
     body = body.rstrip(b"\x00")
@@ -425,13 +429,13 @@ def _json_body(decoder: msgspec.json.Decoder[_T], body: bytes) -> _T:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
         typed_error = str(exc)
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except _NOT_JSON as exc:
         raise BadJSONError(str(exc)) from None
     # The typed decoder stops at the first mismatch; an untyped pass tells "not JSON" and
     # "not an object" apart from "wrong field", which lands in a different counter.
     try:
         generic = msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except _NOT_JSON as exc:
         raise BadJSONError(str(exc)) from None
     if not isinstance(generic, dict):
         raise NotAnObjectError(f"JSON is {type(generic).__name__}, not an object")
