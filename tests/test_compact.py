@@ -111,6 +111,15 @@ def test_inverse_profile_increments_reconstruct_history() -> None:
     assert profile.valid
 
 
+@pytest.mark.parametrize("base", ["0000807f", "0000c07f", "000080ff"])  # REAL32 +inf, NaN, -inf
+def test_a_profile_on_a_base_value_that_is_not_finite_has_no_values(base: str) -> None:
+    apl = bytes.fromhex("0513" + base + "0d931f0442010100")
+    records = decode_records(apl).records
+    profile = records[1]
+    assert profile.elements == (0.001,)
+    assert profile.series is not None and [value for _, value in profile.series] == [None]
+
+
 def test_forward_compact_profile_signed_differences_quarter_hours() -> None:
     apl = (
         encode_record(0x4, b"\x03", 1000)  # 1000 Wh at the base time

@@ -32,6 +32,7 @@ from __future__ import annotations
 import calendar
 import datetime as _dt
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -192,7 +193,8 @@ def expand_profile(
         return tuple(zip(dates, elements, strict=True)), elements
     # Work in raw units so that long chains of decimal steps stay exact.
     running: int | float | None = None
-    if base_value is not None:
+    # An infinite or NaN base (a REAL32 record can hold one) gives no series to run back.
+    if base_value is not None and (isinstance(base_value, int) or math.isfinite(base_value)):
         running = scale(base_value, -exponent)
         if abs(running - round(running)) < 1e-6:
             running = round(running)
