@@ -711,3 +711,12 @@ def test_a_batch_described_wrongly_is_an_input_error_in_every_crc_mode() -> None
                 server.feed_wmbus_columns(frame, offsets, lengths, [0, 1][: len(offsets)], [0] * len(offsets))
     with pytest.raises(ConfigError, match="must map gateway ids"):
         NetworkServer(**config(gateway_crc=["gw-a"]))
+
+
+def test_a_reception_with_an_impossible_time_is_refused_alone() -> None:
+    server = NetworkServer(**config())
+    times = [float("nan"), -1.0, 1e12, float("inf"), T0]  # 1e12: milliseconds sent as seconds
+    batch = server.feed([wrx(plain_frame(1), "gw-a", at) for at in times])
+    assert [(r.index, r.reason) for r in batch.rejected] == [(i, RejectReason.BAD_TIME) for i in range(4)]
+    assert len(batch.uplinks) == 1 and batch.uplinks[0].received_at == T0
+    assert server.stats().gateways["gw-a"].rejected == {"bad_time": 4}

@@ -180,3 +180,21 @@ def test_a_late_copy_is_read_in_its_gateways_crc_mode() -> None:
     stats = pipeline.stats()
     assert (stats.uplinks, stats.late_receptions, stats.rejected) == (1, 1, {})
     assert store.counts()["receptions"] == 2
+
+
+def test_a_reception_with_an_impossible_time_is_a_rejected_row_and_the_batch_goes_on() -> None:
+    receptions, _ = traffic()
+    bad = Reception(gateway_id="GW-1", received_at=float("nan"), payload=receptions[0].payload)
+    late_ms = Reception(gateway_id="GW-1", received_at=receptions[0].received_at * 1000, payload=b"\x01")
+    for models in (True, False):
+        site, keys = make_site()
+        store = SQLiteStore(":memory:")
+        pipeline = Pipeline(site=site, keys=keys, store=store, gateways=site.gateways)
+        pipeline.feed([bad, *receptions, late_ms], models=models)
+        assert pipeline.stats().rejected["bad_time"] == 2
+        rows = [row for row in store.rejected() if row.reason == "bad_time"]
+        assert sorted(row.detail for row in rows) == sorted(
+            [f"received_at {float('nan')!r} s", f"received_at {late_ms.received_at!r} s"]
+        )
+        assert all(row.received_at_ms == 0 for row in rows)
+        assert store.counts()["readings"] > 0

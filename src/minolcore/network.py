@@ -42,7 +42,7 @@ from minolcore._native import siphash24
 from minolcore.dedupe import DedupeSnapshot, DedupeTable
 from minolcore.errors import ConfigError, InputError, LoRaWANError
 from minolcore.lorawan import Session, Uplink, decode_uplink
-from minolcore.reception import Radio, Reception
+from minolcore.reception import MAX_EVENT_TIME, Radio, Reception
 from minolcore.wmbus.frame import CRC_MODE_NAMES, CRCMode, CRCModeName, FrameStatus
 from minolcore.wmbus.headers import Address
 from minolcore.wmbus.link import decode_id, decode_manufacturer
@@ -90,6 +90,7 @@ class RejectReason(enum.StrEnum):
     MALFORMED = "malformed"
     BAD_MIC = "bad_mic"
     REPLAY = "replay"
+    BAD_TIME = "bad_time"  # received_at is no Unix time between 1970 and 9999
 
 
 class Outcome(enum.IntEnum):
@@ -104,6 +105,7 @@ class Outcome(enum.IntEnum):
     MALFORMED = 6
     BAD_MIC = 7
     REPLAY = 8
+    BAD_TIME = 9
 
 
 _N_OUTCOMES = len(Outcome)
@@ -116,6 +118,7 @@ _REASON_OF: dict[int, RejectReason] = {
     int(Outcome.MALFORMED): RejectReason.MALFORMED,
     int(Outcome.BAD_MIC): RejectReason.BAD_MIC,
     int(Outcome.REPLAY): RejectReason.REPLAY,
+    int(Outcome.BAD_TIME): RejectReason.BAD_TIME,
 }
 _OUTCOME_OF = {reason: code for code, reason in _REASON_OF.items()}
 
@@ -653,9 +656,15 @@ class NetworkServer:
         """
         wmbus_rows: list[int] = []
         lorawan_rows: list[int] = []
+        bad_times: list[int] = []
         for i, reception in enumerate(receptions):
+            if not 0.0 <= reception.received_at < MAX_EVENT_TIME:  # NaN fails too
+                bad_times.append(i)
+                continue
             (lorawan_rows if reception.radio is Radio.LORAWAN else wmbus_rows).append(i)
         outcome = np.zeros(len(receptions), dtype=np.uint8)
+        if bad_times:
+            self._refuse_bad_times(receptions, bad_times, outcome)
         uplink_ids = np.full(len(receptions), -1, dtype=np.int64)
         frames: dict[int, bytes] = {}
         counters: dict[int, int | None] = {}
@@ -701,6 +710,13 @@ class NetworkServer:
                 if up is not None:
                     decoded[lorawan_rows[j]] = up
         return self._build_batch(receptions, outcome, uplink_ids, frames, counters, devices, decoded)
+
+    def _refuse_bad_times(
+        self, receptions: Sequence[Reception], rows: list[int], outcome: npt.NDArray[np.uint8]
+    ) -> None:
+        outcome[rows] = Outcome.BAD_TIME
+        gw = np.array([self._gateway_index.get(receptions[i].gateway_id, -1) for i in rows], dtype=np.int64)
+        self._count(gw, outcome[rows], gw < 0)
 
     def _build_batch(
         self,

@@ -29,7 +29,14 @@ from minolcore.devices.models import DeviceIdentity
 from minolcore.errors import MinolcoreError
 from minolcore.keys import KeyStore
 from minolcore.lorawan import Session, parse_phy
-from minolcore.network import NetworkBatch, NetworkServer, NetworkState, NetworkUplink, ReceptionInfo
+from minolcore.network import (
+    NetworkBatch,
+    NetworkServer,
+    NetworkState,
+    NetworkUplink,
+    ReceptionInfo,
+    RejectReason,
+)
 from minolcore.pipeline_fast import (
     FastRecords,
     LayoutLearner,
@@ -689,11 +696,14 @@ class Pipeline:
         out = []
         for item in network.rejected:
             reception = item.reception
+            bad_time = item.reason is RejectReason.BAD_TIME
             row = RejectedRow(
                 gateway_id=reception.gateway_id,
-                received_at_ms=_ms(reception.received_at),
+                # An impossible time has no ms to store (NaN, infinity): 0, the time in the detail.
+                received_at_ms=0 if bad_time else _ms(reception.received_at),
                 reason=str(item.reason),
                 payload_hex=reception.payload.hex().upper(),
+                detail=f"received_at {reception.received_at!r} s" if bad_time else "",
             )
             out.append(row)
         rows.rejected.extend(out)

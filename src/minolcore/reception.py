@@ -6,7 +6,11 @@ import enum
 
 from minolcore._model import Record
 
-__all__ = ["Radio", "Reception"]
+__all__ = ["MAX_EVENT_TIME", "Radio", "Reception"]
+
+# Year 10000 in Unix seconds: anything later is not a time a meter was heard at; most often a
+# millisecond timestamp sent where seconds were expected.
+MAX_EVENT_TIME = 253_402_300_800.0
 
 
 class Radio(enum.Enum):
@@ -20,7 +24,8 @@ class Reception(Record):
     """One copy of one transmission, as one gateway heard it.
 
     ``received_at`` is the event time in seconds since the Unix epoch (UTC) at which the
-    gateway heard the packet (not when it reached the cloud); ``rssi`` is in dBm, ``snr``
+    gateway heard the packet (not when it reached the cloud), from 0 up to
+    :data:`MAX_EVENT_TIME` (the network stage refuses others as ``bad_time``); ``rssi`` is in dBm, ``snr``
     in dB, ``frequency`` in MHz. ``payload`` is the packet exactly as delivered (a wireless
     M-Bus frame in any CRC shape, or a LoRaWAN PHYPayload).
     """

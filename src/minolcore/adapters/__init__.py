@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["MAX_EVENT_TIME", "parse_event_time", "read_event_time"]
+from minolcore.reception import MAX_EVENT_TIME
 
-# Year 10000 in Unix seconds: anything later is not a time a meter was heard at; most often a
-# millisecond timestamp sent where seconds were expected.
-MAX_EVENT_TIME = 253_402_300_800.0
+__all__ = ["MAX_EVENT_TIME", "parse_event_time", "read_event_time"]
 
 
 def parse_event_time(text: str) -> float:
