@@ -599,6 +599,39 @@ def test_gateways_round_trip() -> None:
     assert caught.value.where == "gateways"
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("removed", "9999-12-31"),
+        ("installed", "0001-01-01"),
+        ("removed", "9999-12-31T23:59:00-05:00"),
+        ("installed", "0001-01-01T00:30:00+01:00"),
+        ("installed", "1899-12-31"),
+    ],
+)
+def test_dates_at_the_ends_of_the_calendar_are_config_errors(field: str, value: str) -> None:
+    dates = {"installed": "2020-01-01", field: value}
+    text = f"""
+timezone = "Europe/Berlin"
+[[buildings]]
+id = "B1"
+name = "B"
+[[units]]
+id = "U1"
+building = "B1"
+name = "U"
+area = 50.0
+[[installations]]
+unit = "U1"
+kind = "water_meter"
+manufacturer = "QDS"
+meter_id = "12345678"
+{chr(10).join(f"{key} = {val}" for key, val in dates.items())}
+"""
+    with pytest.raises(ConfigError, match="must lie between 1900-01-01 and 9998-12-31"):
+        SiteRegistry.from_toml_text(text)
+
+
 def test_gateway_crc_modes_round_trip_and_are_validated() -> None:
     text = 'gateways = ["GW-1", "GW-2", "GW-3"]\ngateway_crc = { "GW-2" = "present", "GW-3" = "auto" }\n'
     site = SiteRegistry.from_toml_text(text)

@@ -96,6 +96,9 @@ MIN_CONSUMPTION_PERCENT: Final = 50.0
 MAX_CONSUMPTION_PERCENT: Final = 70.0
 _UTC: Final = dt.UTC
 _HEX: Final = frozenset("0123456789ABCDEF")
+# The dates a site can name (installations, tenancies): far from the ends of datetime's range.
+_FIRST_DAY: Final = dt.date(1900, 1, 1)
+_LAST_DAY: Final = dt.date(9998, 12, 31)
 # A year without 29 February: a due date must exist every year.
 _COMMON_YEAR: Final = 2001
 
@@ -1161,13 +1164,16 @@ class SiteRegistry:
         ``end``), a naive local datetime, an aware datetime, or an ISO 8601 string of these."""
         if isinstance(value, str):
             value = _parse_iso(value, where)
+        if not isinstance(value, dt.date):
+            raise ConfigError("must be a date (2024-03-15) or a date-time (2024-03-15T08:30:00)", where)
+        # Time zones and the day after an end date need room on both sides of a date.
+        if not _FIRST_DAY <= (value.date() if isinstance(value, dt.datetime) else value) <= _LAST_DAY:
+            raise ConfigError(f"must lie between {_FIRST_DAY} and {_LAST_DAY}", where)
         if isinstance(value, dt.datetime):
             local = value if value.tzinfo is not None else value.replace(tzinfo=self._tz)
             return local.astimezone(_UTC)
-        if isinstance(value, dt.date):
-            day = value + dt.timedelta(days=1) if end else value
-            return dt.datetime.combine(day, dt.time(0), self._tz).astimezone(_UTC)
-        raise ConfigError("must be a date (2024-03-15) or a date-time (2024-03-15T08:30:00)", where)
+        day = value + dt.timedelta(days=1) if end else value
+        return dt.datetime.combine(day, dt.time(0), self._tz).astimezone(_UTC)
 
     def _query_instant(self, at: object) -> dt.datetime:
         if isinstance(at, dt.datetime):
@@ -1233,6 +1239,8 @@ def _day(value: object, where: str) -> dt.date:
     if isinstance(value, str):
         value = _parse_iso(value, where)
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        if not _FIRST_DAY <= value <= _LAST_DAY:
+            raise ConfigError(f"must lie between {_FIRST_DAY} and {_LAST_DAY}", where)
         return value
     raise ConfigError("must be a date such as 2024-03-15", where)
 
