@@ -12,9 +12,11 @@ import pickle
 import stat
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
 
+from minolcore import keys as keys_module
 from minolcore.errors import KeyStoreError
 from minolcore.keys import (
     MASTER_KEY_ENV,
@@ -401,6 +403,16 @@ def test_sealed_file_structure_errors() -> None:
     again = KeyStore.import_plain(EXAMPLE).seal(MASTER)
     assert again != blob
     assert _same(KeyStore.unseal(again, MASTER), KeyStore.unseal(blob, MASTER))
+
+
+@pytest.mark.parametrize("plain", [b'{"devices": ["\xff"]}', b"[" * 100_000, b"\x00\x01"])
+def test_authenticated_content_not_from_this_library_is_refused(plain: bytes) -> None:
+    # Sealed under the right key (so it authenticates) by something else: only its content is wrong.
+    salt, nonce = bytes(range(keys_module.SALT_SIZE)), bytes(keys_module.NONCE_SIZE)
+    header = keys_module.MAGIC + bytes((keys_module.FORMAT_VERSION,)) + salt + nonce
+    blob = header + AESGCM(keys_module._file_key(MASTER, salt)).encrypt(nonce, plain, header)
+    with pytest.raises(KeyStoreError, match="not valid JSON"):
+        KeyStore.unseal(blob, MASTER)
 
 
 _hex16 = st.binary(min_size=16, max_size=16)

@@ -720,3 +720,25 @@ def test_a_reception_with_an_impossible_time_is_refused_alone() -> None:
     assert [(r.index, r.reason) for r in batch.rejected] == [(i, RejectReason.BAD_TIME) for i in range(4)]
     assert len(batch.uplinks) == 1 and batch.uplinks[0].received_at == T0
     assert server.stats().gateways["gw-a"].rejected == {"bad_time": 4}
+
+
+def test_a_damaged_state_is_a_library_error() -> None:
+    server = NetworkServer(**config())
+    server.feed([wrx(mode7_frame(50), "gw-a", T0), wrx(b"\x01", "gw-a", T0)])
+    state = server.snapshot()
+    good = encode_state(state)
+    for data in (b"{", b"\xff\xfe", good.replace(b'"version":1', b'"version":"1"'), b"[" * 100_000):
+        with pytest.raises(ConfigError, match="not a network state"):
+            decode_state(data)
+    bogus = msgspec.structs.replace(state, refused_uplinks={1: ("bogus", 5)})
+    with pytest.raises(ConfigError, match="unknown reasons: 'bogus'"):
+        NetworkServer.restore(bogus, **config())
+    table = state.wmbus_dedupe
+    for stats in (
+        msgspec.structs.replace(table.stats, overflow=-1),
+        msgspec.structs.replace(table.stats, capacity=2**63 + 1),
+        msgspec.structs.replace(table.stats, capacity=2**40, max_capacity=2**40),
+    ):
+        damaged = msgspec.structs.replace(state, wmbus_dedupe=msgspec.structs.replace(table, stats=stats))
+        with pytest.raises(InputError, match="snapshot"):
+            NetworkServer.restore(damaged, **config())

@@ -23,10 +23,11 @@ from minolcore._model import Record
 from minolcore._reference.dedupe import ReferenceDedupeTable
 from minolcore.errors import InputError
 
-__all__ = ["BYTES_PER_SLOT", "DedupeSnapshot", "DedupeStats", "DedupeTable"]
+__all__ = ["BYTES_PER_SLOT", "MAX_SLOTS", "DedupeSnapshot", "DedupeStats", "DedupeTable"]
 
 BYTES_PER_SLOT = 24
 MAX_TIME_MS = 2**62  # event times are milliseconds since the Unix epoch
+MAX_SLOTS = 2**32  # 96 GiB of slots: beyond any deployment, and far from integer limits
 
 
 class DedupeStats(Record):
@@ -73,8 +74,10 @@ class DedupeTable:
     def __init__(
         self, *, initial_capacity: int = 1 << 16, max_capacity: int = 1 << 26, retention_ms: int = 600_000
     ) -> None:
-        if initial_capacity < 1 or max_capacity < 1 or not 0 <= retention_ms < MAX_TIME_MS:
-            raise InputError("capacities must be positive and retention_ms in [0, 2**62)")
+        if not (0 < initial_capacity <= MAX_SLOTS and 0 < max_capacity <= MAX_SLOTS) or not (
+            0 <= retention_ms < MAX_TIME_MS
+        ):
+            raise InputError(f"capacities must be in [1, {MAX_SLOTS}] slots and retention_ms in [0, 2**62)")
         capacity = _pow2(initial_capacity)
         maximum = _pow2(max(max_capacity, initial_capacity))
         self._native_table: Any = None
@@ -189,6 +192,13 @@ class DedupeTable:
         stats = snapshot.stats
         if not len(snapshot.fingerprints) == len(snapshot.first_seen_ms) == len(snapshot.uplink_ids):
             raise InputError("snapshot columns differ in length")
+        # A snapshot read from a file may have been damaged: its numbers must fit the table.
+        # Watermarks are event times (int64, the lowest value before any event); the rest counts.
+        low = {"watermark": -(2**63), "last_sweep_watermark": -(2**63)}
+        if not all(low.get(name, 0) <= getattr(stats, name) < 2**63 for name in DedupeStats.__annotations__):
+            raise InputError("snapshot counters must lie in [0, 2**63) (watermarks: int64)")
+        if not len(snapshot.fingerprints) <= stats.capacity <= stats.max_capacity <= MAX_SLOTS:
+            raise InputError(f"snapshot capacities must hold its entries and stay within {MAX_SLOTS} slots")
         table = cls(
             initial_capacity=stats.capacity, max_capacity=stats.max_capacity, retention_ms=stats.retention_ms
         )

@@ -577,7 +577,7 @@ class KeyStore:
             raise KeyStoreError(_TAMPERED)
         try:
             data = msgspec.json.decode(plain)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             # Authenticated but unreadable: written by something that is not this library.
             raise KeyStoreError("sealed key store content is not valid JSON") from None
         store = cls()

@@ -864,6 +864,12 @@ class NetworkServer:
         server = cls(**config)
         if server.key_check != state.key_check:
             raise ConfigError("the fingerprint key differs from the one the state was taken with")
+        reasons = set(RejectReason)
+        named = [reason for reason, _ in state.refused_uplinks.values()]
+        named += [reason for counts in state.stats.gateways.values() for reason in counts.rejected]
+        strange = sorted({reason for reason in named if reason not in reasons})
+        if strange:
+            raise ConfigError(f"the network state names unknown reasons: {', '.join(map(repr, strange))}")
         server._wmbus_table = DedupeTable.restore(state.wmbus_dedupe)
         server._lorawan_table = DedupeTable.restore(state.lorawan_dedupe)
         server._mcrs = dict(state.wmbus_counters)
@@ -902,5 +908,9 @@ def encode_state(state: NetworkState) -> bytes:
 
 
 def decode_state(data: bytes) -> NetworkState:
-    """A :class:`NetworkState` from :func:`encode_state` output."""
-    return msgspec.json.decode(data, type=NetworkState)
+    """A :class:`NetworkState` from :func:`encode_state` output; :class:`ConfigError` for
+    bytes that are not one."""
+    try:
+        return msgspec.json.decode(data, type=NetworkState)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigError(f"not a network state: {exc}") from None
