@@ -301,6 +301,22 @@ def test_grant_expiry_and_data_period(layer: AccessLayer, clock: Clock) -> None:
     assert caught.value.code is DenyReason.EXPIRED
 
 
+@pytest.mark.parametrize("field", ["valid_from", "valid_until"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, 1e30])
+def test_a_grant_time_that_is_no_time_is_refused(layer: AccessLayer, field: str, value: float) -> None:
+    # A NaN end was stored as "no end": a grant that never expired.
+    with pytest.raises(ConfigError, match="Unix seconds between 1970 and 9999"):
+        layer.grants.grant(
+            ADMIN,
+            principal_id="olga",
+            building="B1",
+            purpose=Purpose.CONSUMPTION_INFO,
+            basis=LegalBasis.CONTRACT,
+            **{field: value},
+        )
+    assert layer.grants.of("olga") == []
+
+
 def test_billing_report_needs_building_grant(layer: AccessLayer) -> None:
     period = (dt.date(2023, 12, 31), dt.date(2024, 12, 31))
     with pytest.raises(NoGrantError):

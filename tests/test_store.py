@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minolcore.errors import ConfigError
+from minolcore.errors import ConfigError, InputError, StoreError
 from minolcore.store import (
     DeviceRow,
     ReadingRow,
@@ -114,7 +114,7 @@ def test_readings_filters(tmp_path: Path) -> None:
 def test_failed_batch_leaves_nothing(tmp_path: Path) -> None:
     with SQLiteStore(tmp_path / "m.sqlite") as store:
         broken = StoreBatch(devices=sample_batch().devices, readings=[object()])  # type: ignore[list-item]
-        with pytest.raises((AttributeError, TypeError)):
+        with pytest.raises(InputError, match="cannot hold"):
             store.write(broken)
         assert store.counts()["devices"] == 0
 
@@ -267,7 +267,7 @@ def test_an_uplink_keeps_every_copy_it_was_heard_in(tmp_path: Path) -> None:
 def test_an_uplink_without_receptions_is_refused() -> None:
     with SQLiteStore(":memory:") as store:
         bare = UplinkRow(uplink_key="k", device_uid="d", size=1, security_status="ok")
-        with pytest.raises(ValueError, match="receptions"):
+        with pytest.raises(InputError, match="receptions"):
             store.write(StoreBatch(uplinks=[bare]))
 
 
@@ -412,3 +412,63 @@ def test_a_late_copy_of_an_uplink_never_stored_is_reported(caplog: pytest.LogCap
         late = ReceptionRow(gateway_id="GW-1", received_at_ms=5, rssi=-70.0)
         store.write(StoreBatch(late_receptions=[("missing", late)]))
     assert "1 late copies name uplinks that are not in" in caplog.text
+
+
+def test_a_database_of_another_application_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite"
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE foo (x)")
+    other.commit()
+    other.close()
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match=r"holds other tables \(foo\)"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+
+
+def test_an_older_schema_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    old.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    old.execute("CREATE TABLE readings (device_uid TEXT)")
+    old.commit()
+    old.close()
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match="schema version 1"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+
+
+def test_a_write_while_another_writer_holds_the_lock_is_a_store_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("minolcore.store.sqlite.BUSY_TIMEOUT_S", 0.2)
+    path = tmp_path / "busy.sqlite"
+    with SQLiteStore(path) as store:
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        store._db.execute("PRAGMA busy_timeout = 200")
+        with pytest.raises(StoreError, match="locked"):
+            store.write(sample_batch())
+        holder.execute("ROLLBACK")
+        holder.close()
+        store.write(sample_batch())  # once the lock is free, the same batch goes in
+        assert store.counts()["readings"] == len(sample_batch().readings)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"storage": 2**63},  # a key of its own: not merged away
+        {"value": 10**400, "storage": 7},
+        {"device_uid": "wmbus:\udc80", "storage": 7},
+    ],
+)
+def test_a_row_the_database_cannot_hold_is_an_input_error(change: dict[str, Any]) -> None:
+    batch = sample_batch()
+    bad = msgspec.structs.replace(batch.readings[0], **change)
+    with SQLiteStore(":memory:") as store:
+        with pytest.raises(InputError, match="cannot hold"):
+            store.write(msgspec.structs.replace(batch, readings=[*batch.readings, bad]))
+        assert store.counts()["readings"] == 0

@@ -190,6 +190,11 @@ class ConfigError(MinolcoreError):
         self.where = where
 
 
+class StoreError(MinolcoreError):
+    """The database refused a write: locked by another writer past the wait, read-only, or
+    full. The batch was rolled back; writing it again later stores it."""
+
+
 class KeyStoreError(MinolcoreError):
     """A key file or key store that cannot be read, decrypted or written (never shows key bytes)."""
 

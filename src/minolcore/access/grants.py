@@ -21,6 +21,7 @@ Every decision, allowed or refused, is appended to the audit trail before the ca
 from __future__ import annotations
 
 import contextlib
+import math
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -38,6 +39,7 @@ from minolcore.access.model import (
     Role,
 )
 from minolcore.errors import ConfigError, MinolcoreError
+from minolcore.reception import MAX_EVENT_TIME
 from minolcore.site import SiteRegistry
 
 __all__ = ["DEVICE_CLASSES", "GRANTING_STAFF", "OWNER_BASES", "OWNER_PURPOSES", "GrantRegistry"]
@@ -201,6 +203,12 @@ class GrantRegistry:
             "basis": basis.value,
         }
         with self._decision(by, "grant", fields):
+            for name, moment in (("valid_from", valid_from), ("valid_until", valid_until)):
+                # NaN would be stored as "no end": a grant that never expires.
+                if moment is not None and not (
+                    isinstance(moment, int | float) and math.isfinite(moment) and 0 <= moment < MAX_EVENT_TIME
+                ):
+                    raise ConfigError("must be Unix seconds between 1970 and 9999", name)
             kinds = tuple(sorted(set(device_kinds)))
             now = self._clock()
             effective = self._acting(by)

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import msgspec
 
-from minolcore.errors import ConfigError
+from minolcore.errors import ConfigError, InputError, StoreError
 from minolcore.store.base import (
     DeviceRow,
     ReadingRow,
@@ -102,7 +102,11 @@ _INSERT_REJECTED = "INSERT INTO rejected VALUES (?, ?, ?, ?, ?) ON CONFLICT DO N
 # Historic reading keys remembered per connection (a few per meter and year).
 _SETTLED_LIMIT = 200_000
 
+# Seconds a write waits for another writer's lock (a large batch commits in a few seconds).
+BUSY_TIMEOUT_S = 60.0
+
 _TABLES = ("devices", "uplinks", "readings", "status_events", "rejected")
+_OWN = frozenset(("meta", *_TABLES))
 _ORDERS = {
     "devices": "device_uid",
     "uplinks": "uplink_key",
@@ -122,10 +126,21 @@ class SQLiteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # Another writer (an ingest, retention) may hold the lock for a large batch's commit.
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
+            )
         except sqlite3.Error as error:
             raise ConfigError(f"cannot open the database: {error}", where=self.path) from None
         try:
+            # The schema first: a file that is not ours is refused before anything changes it.
+            version = self._open_schema()
+            if version != str(SCHEMA_VERSION):
+                raise ConfigError(
+                    f"database schema version {version}, this minolcore writes version {SCHEMA_VERSION}: "
+                    "ingest into a new database",
+                    where=self.path,
+                )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             # Bulk loads touch the readings tree and its unit index all over: a page cache of
@@ -133,26 +148,55 @@ class SQLiteStore:
             self._db.execute("PRAGMA cache_size=-65536")
             self._db.execute("PRAGMA temp_store=MEMORY")
             self._db.create_function("minolcore_merge_receptions", 2, merge_receptions, deterministic=True)
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING", (str(SCHEMA_VERSION),)
-            )
-            version = self.get_meta("schema_version")
         except sqlite3.DatabaseError as error:
             self._db.close()
             raise ConfigError(f"not a minolcore database: {error}", where=self.path) from None
+        except ConfigError:
+            self._db.close()
+            raise
         self._settled: dict[tuple[Any, ...], str] = {}
         self._settled_version: tuple[int, int] = (-1, -1)
-        if version != str(SCHEMA_VERSION):
-            self._db.close()
+
+    def _open_schema(self) -> str | None:
+        """The schema version of the database, creating the tables in a new (empty) one.
+
+        A database of another application, or of another schema version, is refused before
+        anything is written to it; one whose schema is in place needs no write at all."""
+        db = self._db
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        # The access layer keeps its tables (access_*) in the same file, maybe created first.
+        foreign = sorted(name for name in tables if not name.startswith("access_") and name not in _OWN)
+        if foreign and "meta" not in tables:
             raise ConfigError(
-                f"database schema version {version}, this minolcore writes version {SCHEMA_VERSION}: "
-                "ingest into a new database",
+                "not a minolcore database: it holds other tables (" + ", ".join(foreign[:5]) + ")",
                 where=self.path,
             )
+        version = self.get_meta("schema_version") if "meta" in tables else None
+        if version is None:
+            # A new database, or one whose creation was interrupted: one transaction.
+            db.executescript(
+                f"BEGIN IMMEDIATE;{_SCHEMA}"
+                f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}') ON CONFLICT DO NOTHING;"
+                "COMMIT;"
+            )
+            version = self.get_meta("schema_version")
+        return version
 
     def write(self, batch: StoreBatch) -> None:
-        """Write one batch in one transaction; rows already present are left as they are."""
+        """Write one batch in one transaction; rows already present are left as they are.
+
+        Raises :class:`StoreError` when the database refuses the write (still locked by
+        another writer after ``BUSY_TIMEOUT_S`` seconds, read-only, full) and
+        :class:`InputError` for a row it cannot hold (integers beyond 64 bits, text that is
+        not Unicode, a missing key); either way nothing of the batch is written."""
+        try:
+            self._write(batch)
+        except sqlite3.OperationalError as error:
+            raise StoreError(f"{self.path}: {error}") from None
+        except (sqlite3.IntegrityError, OverflowError, TypeError, UnicodeEncodeError) as error:
+            raise InputError(f"a row {self.path} cannot hold: {error}") from None
+
+    def _write(self, batch: StoreBatch) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -306,7 +350,7 @@ def _merged_uplinks(rows: Sequence[UplinkRow]) -> list[tuple[object, ...]]:
         row = first[key]
         receptions = _canonical(extra[key] if extra and key in extra else row.receptions)
         if not receptions:
-            raise ValueError(
+            raise InputError(
                 f"uplink {key}: no receptions (an uplink is stored with the copies it was heard in)"
             )
         values.append(
