@@ -4,11 +4,14 @@ reports, erasure and key rotation, over a store filled by hand in a temporary fi
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
+from joserfc import jws, jwt
 
 from minolcore.access import (
     AccessLayer,
@@ -359,6 +362,24 @@ def test_audit_trail_is_for_auditors(layer: AccessLayer) -> None:
 
 
 # --- tokens --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"exp": float("nan")}, {"exp": 10**400}, {"exp": "never"}, {"scope": "grant:\ud800"}],
+)
+def test_a_signed_token_with_impossible_claims_is_refused(layer: AccessLayer, change: dict[str, Any]) -> None:
+    # Only a holder of the token key can sign these; they still must not pass or crash.
+    assert layer.tokens is not None
+    grant = layer.grants.grant(
+        ADMIN, principal_id="olga", building="B1", purpose=Purpose.BILLING, basis=LegalBasis.CONTRACT
+    )
+    claims = jwt.decode(layer.tokens.issue(OWNER, [grant]).reveal(), layer.tokens._key).claims
+    # JSON with \u escapes (ASCII): a lone surrogate can only arrive that way.
+    payload = json.dumps({**claims, **change}).encode()
+    forged = BearerToken(jws.serialize_compact({"alg": "HS256"}, payload, layer.tokens._key))
+    with pytest.raises(TokenError):
+        layer.readings(forged, Purpose.BILLING, building="B1")
 
 
 def test_token_read_and_refusals(layer: AccessLayer, clock: Clock) -> None:

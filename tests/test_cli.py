@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import random
 import signal
 import subprocess
@@ -229,3 +230,47 @@ def test_ingest_survives_sigkill(tmp_path: Path) -> None:
     assert finished.returncode == 0, finished.stderr.decode()
     with SQLiteStore(tmp_path / "killed.sqlite") as store:
         assert StoreReader(store).dump() == expected
+
+
+def test_an_in_memory_database_is_refused_for_ingest(
+    files: tuple[Simulation, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, folder = files
+    for db in ("", ":memory:"):
+        arguments = ["ingest", str(folder / "traffic.jsonl"), "--site", str(folder / "site.toml")]
+        assert main([*arguments, "--keys", str(folder / "keys.toml"), "--db", db]) == 1
+        assert "an in-memory database would be lost" in capsys.readouterr().err
+
+
+def test_a_log_whose_name_is_not_utf8_is_ingested(
+    files: tuple[Simulation, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, folder = files
+    log = Path(os.fsdecode(bytes(tmp_path) + b"/Geb\xe4ude.log"))
+    log.write_bytes((folder / "traffic.jsonl").read_bytes()[:5_000] + b"\nnot a frame\n")
+    db = tmp_path / "named.sqlite"
+    assert ingest(folder, log, db) == 0
+    with SQLiteStore(db) as store:
+        rows = [row for row in store.rejected() if row.reason.startswith("line_")]
+        assert store.counts()["readings"] > 0
+    assert rows and all(row.gateway_id.startswith("Geb\\xe4ude.log#") for row in rows)
+
+
+def test_reports_refuse_periods_beyond_the_calendar_and_damaged_reading_times(
+    files: tuple[Simulation, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, folder = files
+    db = tmp_path / "r.sqlite"
+    assert ingest(folder, folder / "traffic.jsonl", db) == 0
+    capsys.readouterr()
+    for period in ("9999", "0001-01-01:9999-12-31"):
+        assert main(["report", "monthly", "--db", str(db), "--period", period]) == 1
+        err = capsys.readouterr().err
+        assert "must lie between 1900-01-01 and 9998-12-31" in err and "Traceback" not in err
+    with SQLiteStore(db) as store:
+        store._db.execute(
+            "INSERT INTO readings VALUES ('x', 'zzzz-garbage', 'volume', 0, 0, 0, 'instantaneous', 1.0, "
+            "'m3', 1, 'B1', 'B1-01', 'k')"
+        )
+    assert main(["report", "monthly", "--db", str(db)]) == 1
+    assert "the newest reading time in the database is not a date" in capsys.readouterr().err

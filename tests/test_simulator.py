@@ -347,7 +347,15 @@ def test_keys_stay_out_of_reprs(sim: Simulation) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"days": 3}, {"units": 0}, {"gateways": 0}, {"gateways": 10}, {"start": dt.datetime(2025, 1, 1)}],
+    [
+        {"days": 3},
+        {"days": 3_654},
+        {"days": 10**30},
+        {"units": 0},
+        {"gateways": 0},
+        {"gateways": 10},
+        {"start": dt.datetime(2025, 1, 1)},
+    ],
 )
 def test_bad_arguments(kwargs: dict[str, object]) -> None:
     arguments: dict[str, object] = {"start": START, "days": 10, **kwargs}

@@ -40,6 +40,8 @@ import msgspec
 from minolcore._model import Record, replace
 from minolcore.errors import ConfigError
 from minolcore.site import (
+    FIRST_DAY,
+    LAST_DAY,
     BillingSettings,
     DeviceKind,
     Installation,
@@ -982,6 +984,9 @@ def monthly_report(
     else:
         assert building is not None
         chosen = site.units(building)
+    for index, day in enumerate(months):
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise ConfigError(f"must lie between {FIRST_DAY} and {LAST_DAY}", f"months[{index}]")
     first, last = _month_start(months[0]), _month_start(months[1])
     if last < first:
         raise ConfigError("the last month is before the first", "months")

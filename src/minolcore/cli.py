@@ -155,6 +155,8 @@ def _run_ingest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for path in args.files:
         if not os.path.isfile(path):
             raise ConfigError("no such file", path)
+    if args.db in ("", ":memory:") or args.db.startswith("file:"):
+        raise ConfigError("name a database file: an in-memory database would be lost at exit", "--db")
     store = SQLiteStore(args.db)
     store.set_meta("site_toml", site.to_toml())
     pipeline = Pipeline(site=site, keys=keys, store=store, gateways=gateways)
@@ -229,7 +231,12 @@ def report_text(
     from minolcore import reports  # noqa: PLC0415
 
     site = layer.site
-    latest = dt.date.today() if latest_reading is None else dt.date.fromisoformat(latest_reading[:10])
+    try:
+        latest = dt.date.today() if latest_reading is None else dt.date.fromisoformat(latest_reading[:10])
+    except ValueError:
+        raise ConfigError(
+            f"the newest reading time in the database is not a date: {latest_reading!r}"
+        ) from None
     buildings = [b.id for b in site.buildings()]
     if building is None and unit is None:
         if len(buildings) != 1:

@@ -151,7 +151,9 @@ def ingest_files(
     pipeline.store = pooled
     try:
         for path in paths:
-            source = os.path.basename(str(path))
+            # The file name stands in for the gateway of rejected lines: stored text, so a
+            # name that is not UTF-8 (bytes kept as surrogates) is written with escapes.
+            source = os.fsencode(os.path.basename(path)).decode("utf-8", "backslashreplace")
             for items in iter_gateway_log_file(path, default_gateway=source, default_time=time.time()):
                 lines += 1
                 for item in items:

@@ -66,6 +66,7 @@ TIMEZONE: Final = "Europe/Berlin"
 UNKNOWN_GATEWAY: Final = "GW-X"
 """A gateway that is not registered: the copies it forwards must be refused."""
 MIN_DAYS: Final = 7
+MAX_DAYS: Final = 3_653  # ten years: the simulation holds every reception in memory
 
 _TZ: Final = ZoneInfo(TIMEZONE)
 _COLLECTOR_UPLOAD_S: Final = 6 * 3600  # the collector uploads every six hours...
@@ -992,8 +993,8 @@ def simulate(*, start: dt.date, days: int, seed: int = 0, units: int = 6, gatewa
     collector whose copies arrive 2-8 h late but keep their event times). Values are in the
     units documented on :class:`ExpectedUplink`.
     """
-    if not isinstance(days, int) or days < MIN_DAYS:
-        raise InputError(f"days must be an integer of at least {MIN_DAYS}")
+    if not isinstance(days, int) or not MIN_DAYS <= days <= MAX_DAYS:
+        raise InputError(f"days must be an integer {MIN_DAYS}..{MAX_DAYS}")
     if not isinstance(units, int) or not 1 <= units <= 99:
         raise InputError("units must be an integer 1..99")
     if not isinstance(gateways, int) or not 1 <= gateways <= 9:

@@ -76,6 +76,8 @@ from minolcore.wmbus.frame import CRC_MODE_NAMES, CRCModeName
 from minolcore.wmbus.link import decode_manufacturer
 
 __all__ = [
+    "FIRST_DAY",
+    "LAST_DAY",
     "Address",
     "Assignment",
     "BillingSettings",
@@ -96,9 +98,10 @@ MIN_CONSUMPTION_PERCENT: Final = 50.0
 MAX_CONSUMPTION_PERCENT: Final = 70.0
 _UTC: Final = dt.UTC
 _HEX: Final = frozenset("0123456789ABCDEF")
-# The dates a site can name (installations, tenancies): far from the ends of datetime's range.
-_FIRST_DAY: Final = dt.date(1900, 1, 1)
-_LAST_DAY: Final = dt.date(9998, 12, 31)
+# The dates a site can name (installations, tenancies, report periods): far from the ends
+# of datetime's range.
+FIRST_DAY: Final = dt.date(1900, 1, 1)
+LAST_DAY: Final = dt.date(9998, 12, 31)
 # A year without 29 February: a due date must exist every year.
 _COMMON_YEAR: Final = 2001
 
@@ -1167,8 +1170,8 @@ class SiteRegistry:
         if not isinstance(value, dt.date):
             raise ConfigError("must be a date (2024-03-15) or a date-time (2024-03-15T08:30:00)", where)
         # Time zones and the day after an end date need room on both sides of a date.
-        if not _FIRST_DAY <= (value.date() if isinstance(value, dt.datetime) else value) <= _LAST_DAY:
-            raise ConfigError(f"must lie between {_FIRST_DAY} and {_LAST_DAY}", where)
+        if not FIRST_DAY <= (value.date() if isinstance(value, dt.datetime) else value) <= LAST_DAY:
+            raise ConfigError(f"must lie between {FIRST_DAY} and {LAST_DAY}", where)
         if isinstance(value, dt.datetime):
             local = value if value.tzinfo is not None else value.replace(tzinfo=self._tz)
             return local.astimezone(_UTC)
@@ -1239,8 +1242,8 @@ def _day(value: object, where: str) -> dt.date:
     if isinstance(value, str):
         value = _parse_iso(value, where)
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        if not _FIRST_DAY <= value <= _LAST_DAY:
-            raise ConfigError(f"must lie between {_FIRST_DAY} and {_LAST_DAY}", where)
+        if not FIRST_DAY <= value <= LAST_DAY:
+            raise ConfigError(f"must lie between {FIRST_DAY} and {LAST_DAY}", where)
         return value
     raise ConfigError("must be a date such as 2024-03-15", where)
 

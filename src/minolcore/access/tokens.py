@@ -20,6 +20,7 @@ from minolcore._model import Record
 from minolcore.access.grants import GrantRegistry
 from minolcore.access.model import DenyReason, Grant, Principal, Role, TokenError
 from minolcore.errors import ConfigError
+from minolcore.reception import MAX_EVENT_TIME
 
 __all__ = ["BearerToken", "TokenClaims", "TokenService"]
 
@@ -137,8 +138,9 @@ class TokenService:
         if claims.get("aud") != (audience or self._audience):
             raise TokenError(DenyReason.TOKEN_AUDIENCE, "wrong audience")
         exp = claims.get("exp")
-        if not isinstance(exp, int | float) or self._clock() >= exp:
-            raise TokenError(DenyReason.TOKEN_EXPIRED, "expired")
+        # An integer inside the calendar: NaN compares false with every time (it never expires).
+        if not isinstance(exp, int | float) or not 0 <= exp < MAX_EVENT_TIME or self._clock() >= exp:
+            raise TokenError(DenyReason.TOKEN_EXPIRED, "expired or no expiry time")
         jti = claims.get("jti")
         sub = claims.get("sub")
         if not isinstance(jti, str) or not isinstance(sub, str):
@@ -156,6 +158,8 @@ class TokenService:
             principal = Principal(id=act["sub"], role=Role.SERVICE, acting_for=principal)
         scope = str(claims.get("scope", ""))
         grant_ids: frozenset[str] | None
+        if not scope.isprintable():
+            raise TokenError(DenyReason.TOKEN_SCOPE, "unknown scope")
         if role is Role.OPERATOR:
             if scope != "staff":
                 raise TokenError(DenyReason.TOKEN_SCOPE, "operator token without staff scope")
