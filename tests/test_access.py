@@ -25,7 +25,7 @@ from minolcore.access import (
     TokenError,
     erase_person,
 )
-from minolcore.errors import ConfigError, KeyStoreError
+from minolcore.errors import ConfigError, InputError, KeyStoreError
 from minolcore.keys import KeyStore, MasterKey
 from minolcore.site import SiteRegistry, WMBusAddress
 from minolcore.store import SQLiteStore
@@ -564,3 +564,33 @@ def test_refused_tokens_at_the_audit_trail_and_key_rotation_are_audited(
         entry = last_entry(layer)
         assert entry["action"] == action and entry["decision"] == "deny"
         assert entry["reason"] == DenyReason.TOKEN_INVALID.value
+
+
+def test_arguments_of_the_wrong_kind_are_input_errors(layer: AccessLayer) -> None:
+    grant = layer.grants.grant(
+        ADMIN, principal_id="olga", building="B1", purpose=Purpose.BILLING, basis=LegalBasis.CONTRACT
+    )
+    assert grant.purpose is Purpose.BILLING
+    year = (dt.date(2024, 1, 1), dt.date(2024, 12, 31))
+    calls = [
+        lambda: layer.readings(OWNER, "billing", building="B1"),  # type: ignore[arg-type]
+        lambda: layer.readings(None, Purpose.BILLING, building="B1"),  # type: ignore[arg-type]
+        lambda: layer.billing_report(OWNER, building="B1", period=None),  # type: ignore[arg-type]
+        lambda: layer.billing_report(OWNER, building="B1", period=(year[0],)),  # type: ignore[arg-type]
+        lambda: layer.smoke_report(ADMIN, building="B1", at=dt.date(2024, 1, 1)),  # type: ignore[arg-type]
+        lambda: layer.grants.grant(
+            ADMIN,
+            principal_id="olga",
+            building="B1",
+            purpose="billing",
+            basis=LegalBasis.CONTRACT,  # type: ignore[arg-type]
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(InputError):
+            call()
+    # A datetime period counts as its days.
+    as_datetimes = (dt.datetime(2024, 1, 1, 12, 0), dt.datetime(2024, 12, 31, 12, 0))
+    assert layer.billing_report(OWNER, building="B1", period=as_datetimes) == layer.billing_report(  # type: ignore[arg-type]
+        OWNER, building="B1", period=year
+    )

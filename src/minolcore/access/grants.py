@@ -38,7 +38,7 @@ from minolcore.access.model import (
     Purpose,
     Role,
 )
-from minolcore.errors import ConfigError, MinolcoreError
+from minolcore.errors import ConfigError, InputError, MinolcoreError
 from minolcore.reception import MAX_EVENT_TIME
 from minolcore.site import SiteRegistry
 
@@ -195,6 +195,8 @@ class GrantRegistry:
         ``basis``; times in s since the epoch (``valid_from`` default now), data days as local ISO
         days. A consent-based grant needs an active consent of the same purpose. ``by`` needs the
         authority of the module docstring: :class:`NotAuthorizedError` otherwise (audited)."""
+        if not isinstance(purpose, Purpose) or not isinstance(basis, LegalBasis):
+            raise InputError("purpose must be a Purpose and basis a LegalBasis")
         fields: dict[str, AuditValue] = {
             "subject": self._audit.ref(principal_id),
             "building": building,

@@ -35,6 +35,7 @@ from minolcore.access.model import (
 )
 from minolcore.access.policy import POLICIES, PurposePolicy, device_class
 from minolcore.access.tokens import BearerToken, TokenService
+from minolcore.errors import InputError
 from minolcore.keys import MasterKey, rotate
 from minolcore.site import Installation, LoRaWANAddress, SiteRegistry, WMBusAddress
 from minolcore.store import SQLiteStore
@@ -219,6 +220,8 @@ class AccessLayer:
     # --- decisions -------------------------------------------------------------------------------------
 
     def _principal(self, actor: Actor) -> tuple[Principal, frozenset[str] | None]:
+        if not isinstance(actor, BearerToken | Principal):
+            raise InputError(f"the actor must be a Principal or a BearerToken, not {type(actor).__name__}")
         if isinstance(actor, BearerToken):
             if self.tokens is None:
                 raise PolicyDeniedError(DenyReason.TOKEN_INVALID, "tokens are not enabled")
@@ -369,6 +372,8 @@ class AccessLayer:
     def _authorize(
         self, action: str, actor: Actor, purpose: Purpose, building: str, unit: str | None
     ) -> _Decision:
+        if not isinstance(purpose, Purpose):
+            raise InputError(f"the purpose must be a Purpose, not {purpose!r}")
         principal: Principal | None = None
         try:
             principal, token_grants = self._principal(actor)
@@ -541,6 +546,7 @@ class AccessLayer:
     ) -> _reports.BillingReport:
         """The heating-cost billing over due-date values only, for a principal with
         a billing grant for the whole building (costs in one currency, share in percent)."""
+        period = _day_pair(period, "period")
         decision = self._authorize("report_billing", actor, Purpose.BILLING, building, None)
         self._whole(decision, "report_billing", Purpose.BILLING, building, None)
         report = _reports.billing_report(
@@ -559,6 +565,7 @@ class AccessLayer:
     ) -> _reports.MonthlyReport:
         """The monthly consumption information (HeizkostenV § 6a) over the month-end values the
         principal may see; a tenant's report holds only their tenancy (other months: None)."""
+        months = _day_pair(months, "months")
         decision = self._authorize("report_monthly", actor, Purpose.CONSUMPTION_INFO, building, unit)
         self._whole(decision, "report_monthly", Purpose.CONSUMPTION_INFO, building, unit)
         report = _reports.monthly_report(
@@ -577,6 +584,8 @@ class AccessLayer:
         self, actor: Actor, *, building: str, at: dt.datetime | None = None
     ) -> _reports.SmokeReport:
         """The smoke detector inspection report (DIN 14676-1), seeing smoke detectors only."""
+        if at is not None and not isinstance(at, dt.datetime):
+            raise InputError(f"at must be a datetime, not {type(at).__name__}")
         decision = self._authorize("report_smoke", actor, Purpose.SMOKE_INSPECTION, building, None)
         self._whole(decision, "report_smoke", Purpose.SMOKE_INSPECTION, building, None)
         report = _reports.smoke_report(
@@ -665,3 +674,11 @@ class _GuardedStore:
             return []
         events = self._layer._reader.status_events(device_uid)
         return [e for e, _ in self._layer._allowed_events(events, self._decision, self._policy, None)]
+
+
+def _day_pair(value: object, name: str) -> tuple[dt.date, dt.date]:
+    """A report's (first, last) days; a datetime counts as its day."""
+    if not (isinstance(value, tuple) and len(value) == 2 and all(isinstance(d, dt.date) for d in value)):
+        raise InputError(f"{name} must be a (first, last) pair of dates")
+    first, last = (d.date() if isinstance(d, dt.datetime) else d for d in value)
+    return first, last
