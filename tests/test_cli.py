@@ -274,3 +274,15 @@ def test_reports_refuse_periods_beyond_the_calendar_and_damaged_reading_times(
         )
     assert main(["report", "monthly", "--db", str(db)]) == 1
     assert "the newest reading time in the database is not a date" in capsys.readouterr().err
+
+
+def test_a_unit_is_refused_for_the_building_reports(
+    files: tuple[Simulation, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, folder = files
+    db = tmp_path / "u.sqlite"
+    assert ingest(folder, folder / "traffic.jsonl", db) == 0
+    capsys.readouterr()
+    for kind in ("billing", "smoke"):
+        assert main(["report", kind, "--db", str(db), "--building", "B1", "--unit", "B1-01"]) == 1
+        assert "--unit applies to the monthly report" in capsys.readouterr().err

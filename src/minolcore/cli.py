@@ -243,6 +243,8 @@ def report_text(
             raise ConfigError(f"name a building (--building), one of: {', '.join(buildings) or 'none'}")
         building = buildings[0]
     report: reports.Report
+    if unit is not None and kind != "monthly":
+        raise ConfigError(f"--unit applies to the monthly report; the {kind} report covers a building")
     if kind == "billing":
         if building is None:
             raise ConfigError("the billing report needs --building")
@@ -265,7 +267,10 @@ def report_text(
             raise ConfigError("the smoke detector report needs --building")
         at = None if period is None else dt.datetime.combine(period[1], dt.time(23, 59))
         if at is None and latest_reading is not None:
-            at = dt.datetime.fromisoformat(latest_reading)
+            try:
+                at = dt.datetime.fromisoformat(latest_reading)
+            except ValueError:
+                raise ConfigError(f"the newest reading time is not a time: {latest_reading!r}") from None
         report = layer.smoke_report(operator, building=building, at=at)
     return reports.render(report, fmt)  # type: ignore[arg-type]
 
