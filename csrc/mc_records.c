@@ -71,8 +71,8 @@ static void read_value(const uint8_t *p, int size, int coding, mc_record *r)
         uint32_t bits = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
         float f;
         memcpy(&f, &bits, sizeof f);
-        if (f != f)
-            return;
+        if ((bits & 0x7F800000u) == 0x7F800000u)
+            return; /* exponent all ones: NaN or an infinity, no reading */
         r->real = (double)f;
         r->flags |= MC_REC_NUMBER;
         return;

@@ -859,3 +859,10 @@ def test_arbitrary_bytes_never_raise(data: bytes) -> None:
 def test_arbitrary_record_bodies_after_valid_prefix(data: bytes) -> None:
     result = decode_records(bytes.fromhex("0C1427048502") + data)
     assert result.records[0].value == 28504.27
+
+
+# Little-endian REAL32: +inf, -inf, NaN, NaN with every mantissa bit set.
+@pytest.mark.parametrize("data", ["0000807F", "000080FF", "0000C07F", "FFFFFF7F"])
+def test_a_real_that_is_no_number_is_not_set(data: str) -> None:
+    (record,) = decode_records(bytes.fromhex("0513" + data)).records
+    assert (record.value, record.valid) == (None, False)

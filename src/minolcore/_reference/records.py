@@ -55,7 +55,7 @@ def _number(data: bytes, coding: int) -> tuple[int, float] | None:
         return None
     if coding == _REAL:
         real: float = _REAL32.unpack(data)[0]
-        return None if math.isnan(real) else (0, real)
+        return (0, real) if math.isfinite(real) else None
     return None
 
 

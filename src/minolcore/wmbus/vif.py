@@ -581,7 +581,7 @@ def read_number(coding: int, data: bytes, signed: bool) -> int | float | None:
 
     Integers are two's complement when ``signed`` (type B), otherwise unsigned (type C);
     all bits set means "not set" in both cases. BCD with 0xF in the top nibble is negative;
-    all-0xF or any other non-decimal nibble means "not set". A NaN real means "not set".
+    all-0xF or any other non-decimal nibble means "not set". A NaN or infinite real means "not set".
     """
     if coding == CODING_INT:
         if data == _ALL_ONES[len(data)]:
@@ -596,7 +596,8 @@ def read_number(coding: int, data: bytes, signed: bool) -> int | float | None:
         return None
     if coding == CODING_REAL:
         value: float = _REAL32.unpack(data)[0]
-        return None if math.isnan(value) else value
+        # NaN and the infinities are no reading (a meter's error value, not a quantity).
+        return value if math.isfinite(value) else None
     return None
 
 
