@@ -256,7 +256,7 @@ def test_a_log_whose_name_is_not_utf8_is_ingested(
     assert rows and all(row.gateway_id.startswith("Geb\\xe4ude.log#") for row in rows)
 
 
-def test_reports_refuse_periods_beyond_the_calendar_and_damaged_reading_times(
+def test_reports_refuse_bad_periods_units_and_damaged_reading_times(
     files: tuple[Simulation, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, folder = files
@@ -267,6 +267,9 @@ def test_reports_refuse_periods_beyond_the_calendar_and_damaged_reading_times(
         assert main(["report", "monthly", "--db", str(db), "--period", period]) == 1
         err = capsys.readouterr().err
         assert "must lie between 1900-01-01 and 9998-12-31" in err and "Traceback" not in err
+    for kind in ("billing", "smoke"):
+        assert main(["report", kind, "--db", str(db), "--building", "B1", "--unit", "B1-01"]) == 1
+        assert "--unit applies to the monthly report" in capsys.readouterr().err
     with SQLiteStore(db) as store:
         store._db.execute(
             "INSERT INTO readings VALUES ('x', 'zzzz-garbage', 'volume', 0, 0, 0, 'instantaneous', 1.0, "
@@ -274,15 +277,3 @@ def test_reports_refuse_periods_beyond_the_calendar_and_damaged_reading_times(
         )
     assert main(["report", "monthly", "--db", str(db)]) == 1
     assert "the newest reading time in the database is not a date" in capsys.readouterr().err
-
-
-def test_a_unit_is_refused_for_the_building_reports(
-    files: tuple[Simulation, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    _, folder = files
-    db = tmp_path / "u.sqlite"
-    assert ingest(folder, folder / "traffic.jsonl", db) == 0
-    capsys.readouterr()
-    for kind in ("billing", "smoke"):
-        assert main(["report", kind, "--db", str(db), "--building", "B1", "--unit", "B1-01"]) == 1
-        assert "--unit applies to the monthly report" in capsys.readouterr().err

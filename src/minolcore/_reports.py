@@ -40,8 +40,6 @@ import msgspec
 from minolcore._model import Record, replace
 from minolcore.errors import ConfigError
 from minolcore.site import (
-    FIRST_DAY,
-    LAST_DAY,
     BillingSettings,
     DeviceKind,
     Installation,
@@ -50,6 +48,7 @@ from minolcore.site import (
     SiteRegistry,
     Unit,
     WMBusAddress,
+    check_calendar_day,
 )
 from minolcore.store.base import DeviceRow, ReadingRow, StatusEventRow
 
@@ -985,8 +984,7 @@ def monthly_report(
         assert building is not None
         chosen = site.units(building)
     for index, day in enumerate(months):
-        if not FIRST_DAY <= day <= LAST_DAY:
-            raise ConfigError(f"must lie between {FIRST_DAY} and {LAST_DAY}", f"months[{index}]")
+        check_calendar_day(day, f"months[{index}]")
     first, last = _month_start(months[0]), _month_start(months[1])
     if last < first:
         raise ConfigError("the last month is before the first", "months")

@@ -42,7 +42,7 @@ from minolcore._native import siphash24
 from minolcore.dedupe import DedupeSnapshot, DedupeTable
 from minolcore.errors import ConfigError, InputError, LoRaWANError
 from minolcore.lorawan import Session, Uplink, decode_uplink
-from minolcore.reception import MAX_EVENT_TIME, Radio, Reception
+from minolcore.reception import Radio, Reception, is_event_time
 from minolcore.wmbus.frame import CRC_MODE_NAMES, CRCMode, CRCModeName, FrameStatus
 from minolcore.wmbus.headers import Address
 from minolcore.wmbus.link import decode_id, decode_manufacturer
@@ -440,10 +440,11 @@ class NetworkServer:
     ) -> WMBusColumns:
         gw = np.ascontiguousarray(gateway_index, dtype=np.int64)
         times = np.ascontiguousarray(times_ms, dtype=np.int64)
+        # Before the scan: the per-frame CRC modes are picked by gateway index.
+        if gw.ndim != 1 or gw.shape != np.shape(offsets) or times.shape != gw.shape:
+            raise InputError("gateway_index and times_ms need one value per frame")
         result = self._scan(buffer, offsets, lengths, gw)
         count = len(result)
-        if gw.shape != (count,) or times.shape != (count,):
-            raise InputError("gateway_index and times_ms need one value per frame")
         info = result.info
         outcome = np.full(count, Outcome.OPENED, dtype=np.uint8)
         status = info["status"]
@@ -493,8 +494,6 @@ class NetworkServer:
         codes = self._gateway_crc_codes
         if not codes.any():  # every gateway "auto": the common case needs no mode column
             return scan(buffer, offsets, lengths, key=self._key)
-        if gw.shape != np.shape(offsets):
-            raise InputError("gateway_index and times_ms need one value per frame")
         known = (gw >= 0) & (gw < len(codes))
         modes = np.where(known, codes[np.where(known, gw, 0)], np.uint8(CRCMode.AUTO))
         return scan(buffer, offsets, lengths, key=self._key, crc_per_frame=modes)
@@ -658,7 +657,7 @@ class NetworkServer:
         lorawan_rows: list[int] = []
         bad_times: list[int] = []
         for i, reception in enumerate(receptions):
-            if not 0.0 <= reception.received_at < MAX_EVENT_TIME:  # NaN fails too
+            if not is_event_time(reception.received_at):
                 bad_times.append(i)
                 continue
             (lorawan_rows if reception.radio is Radio.LORAWAN else wmbus_rows).append(i)

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import enum
+from typing import TypeGuard
 
 from minolcore._model import Record
 
-__all__ = ["MAX_EVENT_TIME", "Radio", "Reception"]
+__all__ = ["MAX_EVENT_TIME", "Radio", "Reception", "is_event_time"]
 
 # Year 10000 in Unix seconds: anything later is not a time a meter was heard at; most often a
 # millisecond timestamp sent where seconds were expected.
 MAX_EVENT_TIME = 253_402_300_800.0
+
+
+def is_event_time(seconds: object) -> TypeGuard[float]:
+    """Whether ``seconds`` is a Unix time (s) from 1970 up to :data:`MAX_EVENT_TIME`; NaN,
+    the infinities and non-numbers are not."""
+    return isinstance(seconds, int | float) and 0.0 <= seconds < MAX_EVENT_TIME
 
 
 class Radio(enum.Enum):

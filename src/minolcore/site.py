@@ -91,6 +91,7 @@ __all__ = [
     "Tenancy",
     "Unit",
     "WMBusAddress",
+    "check_calendar_day",
 ]
 
 DEFAULT_TIMEZONE: Final = "Europe/Berlin"
@@ -1170,8 +1171,7 @@ class SiteRegistry:
         if not isinstance(value, dt.date):
             raise ConfigError("must be a date (2024-03-15) or a date-time (2024-03-15T08:30:00)", where)
         # Time zones and the day after an end date need room on both sides of a date.
-        if not FIRST_DAY <= (value.date() if isinstance(value, dt.datetime) else value) <= LAST_DAY:
-            raise ConfigError(f"must lie between {FIRST_DAY} and {LAST_DAY}", where)
+        check_calendar_day(value.date() if isinstance(value, dt.datetime) else value, where)
         if isinstance(value, dt.datetime):
             local = value if value.tzinfo is not None else value.replace(tzinfo=self._tz)
             return local.astimezone(_UTC)
@@ -1238,12 +1238,17 @@ def _parse_iso(text: str, where: str) -> dt.date | dt.datetime:
         raise ConfigError(f"not a valid date or date-time: {text!r}", where) from None
 
 
+def check_calendar_day(day: dt.date, where: str) -> None:
+    """:class:`ConfigError` unless ``day`` lies from :data:`FIRST_DAY` to :data:`LAST_DAY`."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ConfigError(f"must lie between {FIRST_DAY} and {LAST_DAY}", where)
+
+
 def _day(value: object, where: str) -> dt.date:
     if isinstance(value, str):
         value = _parse_iso(value, where)
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        if not FIRST_DAY <= value <= LAST_DAY:
-            raise ConfigError(f"must lie between {FIRST_DAY} and {LAST_DAY}", where)
+        check_calendar_day(value, where)
         return value
     raise ConfigError("must be a date such as 2024-03-15", where)
 

@@ -21,7 +21,6 @@ Every decision, allowed or refused, is appended to the audit trail before the ca
 from __future__ import annotations
 
 import contextlib
-import math
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -39,7 +38,7 @@ from minolcore.access.model import (
     Role,
 )
 from minolcore.errors import ConfigError, InputError, MinolcoreError
-from minolcore.reception import MAX_EVENT_TIME
+from minolcore.reception import is_event_time
 from minolcore.site import SiteRegistry
 
 __all__ = ["DEVICE_CLASSES", "GRANTING_STAFF", "OWNER_BASES", "OWNER_PURPOSES", "GrantRegistry"]
@@ -207,9 +206,7 @@ class GrantRegistry:
         with self._decision(by, "grant", fields):
             for name, moment in (("valid_from", valid_from), ("valid_until", valid_until)):
                 # NaN would be stored as "no end": a grant that never expires.
-                if moment is not None and not (
-                    isinstance(moment, int | float) and math.isfinite(moment) and 0 <= moment < MAX_EVENT_TIME
-                ):
+                if moment is not None and not is_event_time(moment):
                     raise ConfigError("must be Unix seconds between 1970 and 9999", name)
             kinds = tuple(sorted(set(device_kinds)))
             now = self._clock()

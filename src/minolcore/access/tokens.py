@@ -20,7 +20,7 @@ from minolcore._model import Record
 from minolcore.access.grants import GrantRegistry
 from minolcore.access.model import DenyReason, Grant, Principal, Role, TokenError
 from minolcore.errors import ConfigError
-from minolcore.reception import MAX_EVENT_TIME
+from minolcore.reception import is_event_time
 
 __all__ = ["BearerToken", "TokenClaims", "TokenService"]
 
@@ -139,7 +139,7 @@ class TokenService:
             raise TokenError(DenyReason.TOKEN_AUDIENCE, "wrong audience")
         exp = claims.get("exp")
         # An integer inside the calendar: NaN compares false with every time (it never expires).
-        if not isinstance(exp, int | float) or not 0 <= exp < MAX_EVENT_TIME or self._clock() >= exp:
+        if not is_event_time(exp) or self._clock() >= exp:
             raise TokenError(DenyReason.TOKEN_EXPIRED, "expired or no expiry time")
         jti = claims.get("jti")
         sub = claims.get("sub")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from minolcore.reception import MAX_EVENT_TIME
+from minolcore.reception import MAX_EVENT_TIME, is_event_time
 
 __all__ = ["MAX_EVENT_TIME", "parse_event_time", "read_event_time"]
 
@@ -45,7 +45,7 @@ def read_event_time(value: str | float) -> float:
                 raise ValueError(f"{value[:64]!r} is neither ISO 8601 nor Unix seconds") from None
     else:
         when = value
-    if not 0.0 <= when < MAX_EVENT_TIME:
+    if not is_event_time(when):
         hint = " (milliseconds instead of seconds?)" if when >= MAX_EVENT_TIME else ""
         raise ValueError(f"time {when!r} is outside 1970..9999{hint}")
     return when

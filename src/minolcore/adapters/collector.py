@@ -25,9 +25,9 @@ from os import PathLike
 import msgspec
 
 from minolcore._model import Record
-from minolcore.adapters import MAX_EVENT_TIME, read_event_time
+from minolcore.adapters import read_event_time
 from minolcore.errors import GatewayProtocolError, InputError
-from minolcore.reception import Reception
+from minolcore.reception import Reception, is_event_time
 
 __all__ = [
     "CollectorItem",
@@ -176,7 +176,7 @@ def check_defaults(default_gateway: str, default_time: float) -> None:
     Unix seconds between 1970 and 9999."""
     if not isinstance(default_gateway, str) or not default_gateway:
         raise InputError("default_gateway must be a non-empty string")
-    if not 0.0 <= default_time < MAX_EVENT_TIME:
+    if not is_event_time(default_time):
         raise InputError(f"default_time {default_time!r} is not Unix seconds between 1970 and 9999")
 
 

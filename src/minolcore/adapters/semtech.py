@@ -27,9 +27,9 @@ from typing import Annotated, ClassVar, Literal, TypeVar
 import msgspec
 
 from minolcore._model import Record
-from minolcore.adapters import MAX_EVENT_TIME, parse_event_time, read_event_time
+from minolcore.adapters import parse_event_time, read_event_time
 from minolcore.errors import GatewayProtocolError, InputError
-from minolcore.reception import Radio, Reception
+from minolcore.reception import Radio, Reception, is_event_time
 
 __all__ = [
     "CRC_FAILED",
@@ -463,7 +463,7 @@ def _rxpk_from_wire(wire: _RxpkWire, index: int) -> Rxpk:
             time_unix = parse_event_time(wire.time)
         except ValueError:
             raise BadTimeError(index, wire.time) from None
-        if not 0.0 <= time_unix < MAX_EVENT_TIME:
+        if not is_event_time(time_unix):
             raise BadTimeError(index, wire.time)
     return Rxpk(
         data=payload,
