@@ -153,4 +153,16 @@ size_t mc_dedupe_export(const mc_dedupe *table, uint64_t *fingerprints, int64_t 
 int mc_dedupe_restore(mc_dedupe *table, const uint64_t *fingerprints, const int64_t *first_seen_ms,
                       const int64_t *uplink_ids, size_t n, const mc_dedupe_stats *state);
 
+/* The receptions of each uplink as one JSON array of [gateway, received_ms, rssi, snr]
+ * (mc_json.c). Group g holds copies group_starts[g] .. group_starts[g+1]-1 of n_copies; the
+ * gateway, RSSI and SNR of a copy are pieces: pieces[piece_offsets[p]:piece_offsets[p+1]] is JSON text the
+ * caller encoded (n_pieces pieces). Group g's text is out[out_offsets[g]:out_offsets[g+1]].
+ * Returns the bytes written, or -1 (nothing usable) for a piece index out of range, a
+ * group start that decreases or lies outside the copies, or too small an out. */
+int64_t mc_join_receptions(const int64_t *group_starts, size_t n_groups, size_t n_copies,
+                           const int32_t *gateway_piece,
+                           const int64_t *received_ms, const int32_t *rssi_piece, const int32_t *snr_piece,
+                           const uint8_t *pieces, const int64_t *piece_offsets, size_t n_pieces,
+                           uint8_t *out, size_t out_capacity, int64_t *out_offsets);
+
 #endif

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from minolcore.store import (
     content_key,
 )
 from minolcore.store._reader import StoreReader
+from minolcore.store.base import EncodedUplinkRow
+from minolcore.store.receptions import encode_reception_columns
 
 
 def sample_batch(offset: int = 0) -> StoreBatch:
@@ -209,6 +212,10 @@ def repeating_batch(draw: st.DrawFn) -> StoreBatch:
         )
         for _ in range(draw(st.integers(0, 4)))
     ]
+    # Some uplinks come as the columnar path hands them over, receptions already encoded.
+    mixed: list[UplinkRow | EncodedUplinkRow] = [
+        encoded(row) if draw(st.booleans()) else row for row in uplinks
+    ]
     late = [(f"{draw(_small):02x}", draw(receptions)) for _ in range(draw(st.integers(0, 4)))]
     events = [
         StatusEventRow(
@@ -217,8 +224,61 @@ def repeating_batch(draw: st.DrawFn) -> StoreBatch:
         for _ in range(draw(st.integers(0, 4)))
     ]
     return StoreBatch(
-        devices=devices, uplinks=uplinks, late_receptions=late, readings=readings, status_events=events
+        devices=devices, uplinks=mixed, late_receptions=late, readings=readings, status_events=events
     )
+
+
+def encoded(row: UplinkRow) -> EncodedUplinkRow:
+    """``row`` in the form the pipeline's columnar path stores (receptions as stored text)."""
+    gateways = sorted({copy.gateway_id for copy in row.receptions})
+    stored = encode_reception_columns(
+        1,
+        [0] * len(row.receptions),
+        [gateways.index(copy.gateway_id) for copy in row.receptions],
+        gateways,
+        [copy.received_at_ms for copy in row.receptions],
+        [math.nan if copy.rssi is None else copy.rssi for copy in row.receptions],
+        [math.nan if copy.snr is None else copy.snr for copy in row.receptions],
+    )
+    return EncodedUplinkRow(
+        uplink_key=row.uplink_key,
+        device_uid=row.device_uid,
+        size=row.size,
+        security_status=row.security_status,
+        decode_errors=row.decode_errors,
+        first_received_ms=stored.first_ms[0],
+        last_received_ms=stored.last_ms[0],
+        receptions_json=stored.texts[0],
+    )
+
+
+def test_an_encoded_uplink_stores_what_its_row_objects_store() -> None:
+    row = UplinkRow(
+        uplink_key="k",
+        device_uid="d",
+        size=3,
+        security_status="ok",
+        receptions=(
+            ReceptionRow(gateway_id="GW-2", received_at_ms=7, rssi=-0.0),
+            ReceptionRow(gateway_id="GW-1", received_at_ms=7, rssi=math.nan, snr=3),
+            ReceptionRow(gateway_id="GW-1", received_at_ms=5, rssi=-81.5),
+        ),
+    )
+    with SQLiteStore(":memory:") as objects, SQLiteStore(":memory:") as columns:
+        objects.write(StoreBatch(uplinks=[row]))
+        columns.write(StoreBatch(uplinks=[encoded(row)]))
+        assert objects.digest() == columns.digest()
+
+
+def test_an_encoded_uplink_whose_text_is_not_receptions_is_refused() -> None:
+    # Merged within a batch (read by the store) or with the stored row (by SQLite's function).
+    damaged = msgspec.structs.replace(encoded(sample_batch().uplinks[0]), receptions_json="[[1,")  # type: ignore[arg-type]
+    with SQLiteStore(":memory:") as store:
+        with pytest.raises(InputError, match="not stored text"):
+            store.write(StoreBatch(uplinks=[damaged, sample_batch().uplinks[0]]))
+        store.write(StoreBatch(uplinks=[sample_batch().uplinks[0]]))
+        with pytest.raises(InputError, match="not stored reception text"):
+            store.write(StoreBatch(uplinks=[damaged]))
 
 
 @given(first=repeating_batch(), second=repeating_batch())

@@ -51,6 +51,7 @@ from minolcore.wmbus.scan import Flag, ScanResult, pack_frames, scan
 __all__ = [
     "STATE_VERSION",
     "GatewayStats",
+    "GroupedBatch",
     "NetworkBatch",
     "NetworkServer",
     "NetworkState",
@@ -63,6 +64,7 @@ __all__ = [
     "WMBusColumns",
     "decode_state",
     "encode_state",
+    "reception_info",
     "wmbus_device_key",
 ]
 
@@ -213,6 +215,72 @@ class NetworkBatch(Record):
     rejected: tuple[RejectedReception, ...]
     # Positions in the fed batch of each late copy, parallel to ``late_receptions``.
     late_indexes: dict[int, tuple[int, ...]] = msgspec.field(default_factory=dict)
+
+
+class GroupedBatch:
+    """What :meth:`NetworkServer.feed_grouped` made of a batch, as columns.
+
+    Uplink ``p`` (in the order the batch opened them) was opened by reception
+    ``openers[p]`` and has id ``uplink_ids[p]``; ``copy_rows`` lists the receptions merged
+    into the batch's uplinks (openers included, in batch order) and ``copy_uplinks`` the
+    uplink position of each. Per reception: ``gateway`` (the server's gateway index, -1
+    unknown) and ``received_ms`` (ms since the epoch; 0 for a refused time). Keyed by
+    opening reception: the canonical wireless M-Bus ``frames``, their message ``counters``
+    and meter ``devices`` (:func:`wmbus_device_key`), the ``decoded`` LoRaWAN uplinks.
+    ``late`` maps the id of an uplink emitted earlier to the receptions that are late
+    copies of it; ``rejected`` are the refused receptions.
+    """
+
+    __slots__ = (
+        "copy_rows",
+        "copy_uplinks",
+        "counters",
+        "decoded",
+        "devices",
+        "frames",
+        "gateway",
+        "late",
+        "openers",
+        "received_ms",
+        "receptions",
+        "rejected",
+        "uplink_ids",
+    )
+
+    def __init__(
+        self,
+        *,
+        receptions: Sequence[Reception],
+        openers: list[int],
+        uplink_ids: list[int],
+        copy_rows: npt.NDArray[np.int64],
+        copy_uplinks: npt.NDArray[np.int64],
+        gateway: npt.NDArray[np.int64],
+        received_ms: npt.NDArray[np.int64],
+        frames: dict[int, bytes],
+        counters: dict[int, int | None],
+        devices: dict[int, int],
+        decoded: dict[int, Uplink],
+        late: dict[int, list[int]],
+        rejected: tuple[RejectedReception, ...],
+    ) -> None:
+        self.receptions = receptions
+        self.openers = openers
+        self.uplink_ids = uplink_ids
+        self.copy_rows = copy_rows
+        self.copy_uplinks = copy_uplinks
+        self.gateway = gateway
+        self.received_ms = received_ms
+        self.frames = frames
+        self.counters = counters
+        self.devices = devices
+        self.decoded = decoded
+        self.late = late
+        self.rejected = rejected
+
+    def late_copies(self) -> int:
+        """The number of late copies."""
+        return sum(len(indexes) for indexes in self.late.values())
 
 
 class GatewayStats(Record):
@@ -653,6 +721,11 @@ class NetworkServer:
         it, copies of uplinks emitted earlier as ``late_receptions``, and every refused
         reception with its reason.
         """
+        return self.objects(self.feed_grouped(receptions))
+
+    def feed_grouped(self, receptions: Sequence[Reception]) -> GroupedBatch:
+        """:meth:`feed` without the per-copy objects: the same processing and counters, the
+        result as columns (see :class:`GroupedBatch`)."""
         wmbus_rows: list[int] = []
         lorawan_rows: list[int] = []
         bad_times: list[int] = []
@@ -661,10 +734,13 @@ class NetworkServer:
                 bad_times.append(i)
                 continue
             (lorawan_rows if reception.radio is Radio.LORAWAN else wmbus_rows).append(i)
-        outcome = np.zeros(len(receptions), dtype=np.uint8)
+        count = len(receptions)
+        outcome = np.zeros(count, dtype=np.uint8)
+        gateway = np.full(count, -1, dtype=np.int64)
+        received_ms = np.zeros(count, dtype=np.int64)
         if bad_times:
             self._refuse_bad_times(receptions, bad_times, outcome)
-        uplink_ids = np.full(len(receptions), -1, dtype=np.int64)
+        uplink_ids = np.full(count, -1, dtype=np.int64)
         frames: dict[int, bytes] = {}
         counters: dict[int, int | None] = {}
         devices: dict[int, int] = {}
@@ -678,6 +754,8 @@ class NetworkServer:
             rows = np.array(wmbus_rows, dtype=np.int64)
             outcome[rows] = columns.outcome
             uplink_ids[rows] = columns.uplink_id
+            gateway[rows] = gw
+            received_ms[rows] = times
             opened = np.flatnonzero(columns.outcome == Outcome.OPENED)
             info = columns.scan.info[opened]
             output = columns.scan.output.tobytes()
@@ -705,10 +783,52 @@ class NetworkServer:
             rows = np.array(lorawan_rows, dtype=np.int64)
             outcome[rows] = codes
             uplink_ids[rows] = ids
+            gateway[rows] = gw
+            received_ms[rows] = times
             for j, up in enumerate(ups):
                 if up is not None:
                     decoded[lorawan_rows[j]] = up
-        return self._build_batch(receptions, outcome, uplink_ids, frames, counters, devices, decoded)
+        refused = np.flatnonzero(outcome >= _FIRST_REJECT).tolist()
+        rejected = tuple(
+            RejectedReception(index=i, reason=_REASON_OF[code], reception=receptions[i])
+            for i, code in zip(refused, outcome[refused].tolist(), strict=True)
+        )
+        self._count_unknown_gateways(
+            [item.reception.gateway_id for item in rejected if item.reason is RejectReason.UNKNOWN_GATEWAY]
+        )
+        if rejected:
+            logger.debug("network batch: %d receptions, %d refused", count, len(rejected))
+        late: dict[int, list[int]] = {}
+        for i in np.flatnonzero(outcome == Outcome.LATE).tolist():
+            late.setdefault(int(uplink_ids[i]), []).append(i)
+        openers = np.flatnonzero(outcome == Outcome.OPENED)
+        copies = np.flatnonzero(outcome <= Outcome.MERGED)
+        # Each copy's uplink by position: the openers' ids, sorted, searched.
+        opener_ids = uplink_ids[openers]
+        by_id = np.argsort(opener_ids, kind="stable")
+        copy_ids = uplink_ids[copies]
+        place = np.minimum(np.searchsorted(opener_ids[by_id], copy_ids), max(len(openers) - 1, 0))
+        found = by_id[place] if len(openers) else np.zeros(0, dtype=np.int64)
+        matched = opener_ids[found] == copy_ids if len(openers) else np.zeros(len(copies), dtype=np.bool_)
+        if not matched.all():
+            # Only a dedupe-table defect could merge a copy into an uplink no reception opened.
+            logger.warning("%d merged copies name no uplink of their batch", int((~matched).sum()))
+            copies, found = copies[matched], found[matched]
+        return GroupedBatch(
+            receptions=receptions,
+            openers=openers.tolist(),
+            uplink_ids=opener_ids.tolist(),
+            copy_rows=copies,
+            copy_uplinks=found.astype(np.int64),
+            gateway=gateway,
+            received_ms=received_ms,
+            frames=frames,
+            counters=counters,
+            devices=devices,
+            decoded=decoded,
+            late=late,
+            rejected=rejected,
+        )
 
     def _refuse_bad_times(
         self, receptions: Sequence[Reception], rows: list[int], outcome: npt.NDArray[np.uint8]
@@ -717,96 +837,65 @@ class NetworkServer:
         gw = np.array([self._gateway_index.get(receptions[i].gateway_id, -1) for i in rows], dtype=np.int64)
         self._count(gw, outcome[rows], gw < 0)
 
-    def _build_batch(
-        self,
-        receptions: Sequence[Reception],
-        outcome: npt.NDArray[np.uint8],
-        uplink_ids: npt.NDArray[np.int64],
-        frames: dict[int, bytes],
-        counters: dict[int, int | None],
-        devices: dict[int, int],
-        decoded: dict[int, Uplink],
-    ) -> NetworkBatch:
-        merged: dict[int, list[ReceptionInfo]] = {}
-        late: dict[int, list[ReceptionInfo]] = {}
-        late_index: dict[int, list[int]] = {}
-        rejected: list[RejectedReception] = []
-        openers: list[int] = []
-        unknown: list[str] = []
-        # Plain ints: an IntEnum member lookup per reception is a Python-level __getattr__.
-        unknown_gateway, late_code, opened_code = (
-            int(Outcome.UNKNOWN_GATEWAY),
-            int(Outcome.LATE),
-            int(Outcome.OPENED),
+    def meter(self, device_key: int) -> tuple[str, Address]:
+        """The name (``"MMM-IIIIIIII-VV-TT"``) and address of a wireless M-Bus meter by its
+        :func:`wmbus_device_key` (built once per meter)."""
+        meter = self._meters.get(device_key)
+        if meter is None:
+            if len(self._meters) >= _METER_CACHE_LIMIT:
+                self._meters.clear()
+            meter = self._meters[device_key] = (_device_name(device_key), _address_of(device_key))
+        return meter
+
+    def uplink(
+        self, batch: GroupedBatch, position: int, receptions: tuple[ReceptionInfo, ...]
+    ) -> NetworkUplink:
+        """The :class:`NetworkUplink` of ``batch``'s uplink number ``position``, heard in
+        ``receptions``."""
+        i = batch.openers[position]
+        uid = batch.uplink_ids[position]
+        first = (
+            receptions[0].received_at if len(receptions) == 1 else min([r.received_at for r in receptions])
         )
-        uid_list = uplink_ids.tolist()
-        for i, (code, uid, reception) in enumerate(zip(outcome.tolist(), uid_list, receptions, strict=True)):
-            if code >= _FIRST_REJECT:
-                rejected.append(RejectedReception(index=i, reason=_REASON_OF[code], reception=reception))
-                if code == unknown_gateway:
-                    unknown.append(reception.gateway_id)
-                continue
-            info = ReceptionInfo(
-                gateway_id=reception.gateway_id,
-                received_at=reception.received_at,
-                rssi=reception.rssi,
-                snr=reception.snr,
-                frequency=reception.frequency,
+        up = batch.decoded.get(i)
+        if up is not None:
+            return NetworkUplink(
+                uplink_id=uid,
+                radio=Radio.LORAWAN,
+                device=up.dev_addr,
+                frame=bytes(batch.receptions[i].payload),
+                received_at=first,
+                receptions=receptions,
+                counter=up.fcnt,
+                lorawan=up,
             )
-            if code == late_code:
-                late.setdefault(uid, []).append(info)
-                late_index.setdefault(uid, []).append(i)
-                continue
-            merged.setdefault(uid, []).append(info)
-            if code == opened_code:
-                openers.append(i)
-        self._count_unknown_gateways(unknown)
-        uplinks: list[NetworkUplink] = []
-        for i in openers:
-            uid = uid_list[i]
-            infos = tuple(merged[uid])
-            first = infos[0].received_at if len(infos) == 1 else min([r.received_at for r in infos])
-            if i in decoded:
-                up = decoded[i]
-                uplinks.append(
-                    NetworkUplink(
-                        uplink_id=uid,
-                        radio=Radio.LORAWAN,
-                        device=up.dev_addr,
-                        frame=bytes(receptions[i].payload),
-                        received_at=first,
-                        receptions=infos,
-                        counter=up.fcnt,
-                        lorawan=up,
-                    )
-                )
-            else:
-                key = devices[i]
-                meter = self._meters.get(key)
-                if meter is None:
-                    # Few meters, many uplinks: the name and address are built once per meter.
-                    if len(self._meters) >= _METER_CACHE_LIMIT:
-                        self._meters.clear()
-                    meter = self._meters[key] = (_device_name(key), _address_of(key))
-                uplinks.append(
-                    NetworkUplink(
-                        uplink_id=uid,
-                        radio=Radio.WMBUS,
-                        device=meter[0],
-                        frame=frames[i],
-                        received_at=first,
-                        receptions=infos,
-                        counter=counters[i],
-                        address=meter[1],
-                    )
-                )
-        if rejected:
-            logger.debug("network batch: %d receptions, %d refused", len(receptions), len(rejected))
+        name, address = self.meter(batch.devices[i])
+        return NetworkUplink(
+            uplink_id=uid,
+            radio=Radio.WMBUS,
+            device=name,
+            frame=batch.frames[i],
+            received_at=first,
+            receptions=receptions,
+            counter=batch.counters[i],
+            address=address,
+        )
+
+    def objects(self, batch: GroupedBatch) -> NetworkBatch:
+        """The :class:`NetworkBatch` (uplinks and copies as objects) of a grouped batch."""
+        receptions = batch.receptions
+        infos: list[list[ReceptionInfo]] = [[] for _ in batch.openers]
+        for row, position in zip(batch.copy_rows.tolist(), batch.copy_uplinks.tolist(), strict=True):
+            infos[position].append(reception_info(receptions[row]))
+        uplinks = [self.uplink(batch, position, tuple(copies)) for position, copies in enumerate(infos)]
         return NetworkBatch(
             uplinks=tuple(uplinks),
-            late_receptions={uid: tuple(infos) for uid, infos in late.items()},
-            rejected=tuple(rejected),
-            late_indexes={uid: tuple(indexes) for uid, indexes in late_index.items()},
+            late_receptions={
+                uid: tuple(reception_info(receptions[i]) for i in indexes)
+                for uid, indexes in batch.late.items()
+            },
+            rejected=batch.rejected,
+            late_indexes={uid: tuple(indexes) for uid, indexes in batch.late.items()},
         )
 
     # -- statistics, snapshot, restore -------------------------------------------------------
@@ -890,6 +979,17 @@ class NetworkServer:
         server._unknown_other = unknown.pop("<other>", 0)
         server._unknown_gateways = unknown
         return server
+
+
+def reception_info(reception: Reception) -> ReceptionInfo:
+    """The copy a reception makes of its uplink."""
+    return ReceptionInfo(
+        gateway_id=reception.gateway_id,
+        received_at=reception.received_at,
+        rssi=reception.rssi,
+        snr=reception.snr,
+        frequency=reception.frequency,
+    )
 
 
 def _to_ms(seconds: float) -> int:

@@ -30,12 +30,13 @@ from minolcore.errors import MinolcoreError
 from minolcore.keys import KeyStore
 from minolcore.lorawan import Session, parse_phy
 from minolcore.network import (
-    NetworkBatch,
+    GroupedBatch,
     NetworkServer,
     NetworkState,
     NetworkUplink,
     ReceptionInfo,
     RejectReason,
+    reception_info,
 )
 from minolcore.pipeline_fast import (
     FastRecords,
@@ -53,6 +54,7 @@ from minolcore.reception import Radio, Reception
 from minolcore.site import Assignment, LoRaWANAddress, SiteRegistry, WMBusAddress
 from minolcore.store.base import (
     DeviceRow,
+    EncodedUplinkRow,
     ReadingRow,
     ReceptionRow,
     RejectedRow,
@@ -62,6 +64,7 @@ from minolcore.store.base import (
     UplinkRow,
     content_key,
 )
+from minolcore.store.receptions import EncodedReceptions, encode_reception_columns
 from minolcore.wmbus.compact import FormatSignatureCache
 from minolcore.wmbus.frame import CRCModeName, parse_frame
 from minolcore.wmbus.headers import Address
@@ -249,7 +252,8 @@ class Pipeline:
         """
         if not models and self.on_uplink is None:
             return self._feed_columns(receptions)
-        network = self.network.feed(receptions)
+        grouped = self.network.feed_grouped(receptions)
+        network = self.network.objects(grouped)
         wmbus = [u for u in network.uplinks if u.radio is Radio.WMBUS]
         lorawan = [u for u in network.uplinks if u.radio is Radio.LORAWAN]
         telegrams = self._decode_wmbus(wmbus)
@@ -263,25 +267,25 @@ class Pipeline:
         for uplink, device_uid, identity, records, sts, errors in decoded:
             stored = self._store_uplink(rows, uplink, device_uid, identity, records, sts, errors)
             uplinks_out.append(stored)
-        batch = self._finish(rows, network, receptions)
+        batch = self._finish(rows, grouped)
         if self.on_uplink is not None:
             for item in uplinks_out:
                 self.on_uplink(item)
         return PipelineResult(uplinks=tuple(uplinks_out), batch=batch)
 
-    def _finish(self, rows: _Rows, network: NetworkBatch, receptions: Sequence[Reception]) -> StoreBatch:
+    def _finish(self, rows: _Rows, grouped: GroupedBatch) -> StoreBatch:
         """Late copies and rejections into the rows, the batch into the store, the counts into
         the statistics, the rejections to their callback; returns what was written."""
-        self._late_receptions(rows, network, receptions)
-        rejected = self._rejected_rows(rows, network)
+        self._late_receptions(rows, grouped)
+        rejected = self._rejected_rows(rows, grouped)
         batch = rows.batch()
         if self.store is not None:
             self.store.write(batch)
-        late = sum(len(v) for v in network.late_receptions.values())
+        late = grouped.late_copies()
         update = {
-            "received": len(receptions),
-            "uplinks": len(network.uplinks),
-            "duplicates_merged": sum(len(u.receptions) - 1 for u in network.uplinks) + late,
+            "received": len(grouped.receptions),
+            "uplinks": len(grouped.openers),
+            "duplicates_merged": len(grouped.copy_rows) - len(grouped.openers) + late,
             "late_receptions": late,
             "readings": rows.values_read,
         }
@@ -292,27 +296,38 @@ class Pipeline:
         return batch
 
     def _feed_columns(self, receptions: Sequence[Reception]) -> PipelineResult:
-        network = self.network.feed(receptions)
-        wmbus = [u for u in network.uplinks if u.radio is Radio.WMBUS]
-        lorawan = [u for u in network.uplinks if u.radio is Radio.LORAWAN]
+        grouped = self.network.feed_grouped(receptions)
+        copies = _Copies(grouped, self.network.gateway_ids)
+        wmbus = [p for p, row in enumerate(grouped.openers) if row not in grouped.decoded]
         rows = _Rows()
-        scanned = scan_uplink_frames([u.frame for u in wmbus])
-        keys = [self._cached_key(u.address) for u in wmbus]
-        devices = [self._fast_device(u) for u in wmbus]
+        frames = [grouped.frames[grouped.openers[p]] for p in wmbus]
+        addresses = [self.network.meter(grouped.devices[grouped.openers[p]])[1] for p in wmbus]
+        first_times = copies.first_received_at[wmbus].tolist()
+        scanned = scan_uplink_frames(frames)
+        keys = [self._cached_key(address) for address in addresses]
+        devices = [self._fast_device(address) for address in addresses]
         eligible = np.fromiter((d[2] is not None for d in devices), dtype=np.bool_, count=len(wmbus))
-        fast, dependent = fast_records(
-            scanned, keys, eligible, [u.received_at for u in wmbus], self.signatures, [u.frame for u in wmbus]
-        )
-        telegrams = self._slow_telegrams(wmbus, fast, dependent.tolist())
-        for i, uplink in enumerate(wmbus):
+        fast, dependent = fast_records(scanned, keys, eligible, first_times, self.signatures, frames)
+        slow = {i: copies.uplink(self.network, wmbus[i]) for i, item in enumerate(fast) if item is None}
+        telegrams = self._slow_telegrams(slow, fast, dependent.tolist())
+        stored = copies.encoded()
+        for i, position in enumerate(wmbus):
             item = fast[i]
             if item is None:
-                self._store_uplink(rows, *self._wmbus_item(uplink, telegrams[i]))
+                self._store_uplink(rows, *self._wmbus_item(slow[i], telegrams[i]))
             else:
-                self._store_fast(rows, uplink, devices[i], item)
-        for uplink in lorawan:
-            self._store_uplink(rows, *self._lorawan_item(uplink))
-        return PipelineResult(uplinks=(), batch=self._finish(rows, network, receptions))
+                self._store_fast(
+                    rows,
+                    frames[i],
+                    first_times[i],
+                    devices[i],
+                    item,
+                    (stored.texts[position], stored.first_ms[position], stored.last_ms[position]),
+                )
+        for position, row in enumerate(grouped.openers):
+            if row in grouped.decoded:
+                self._store_uplink(rows, *self._lorawan_item(copies.uplink(self.network, position)))
+        return PipelineResult(uplinks=(), batch=self._finish(rows, grouped))
 
     def _cached_key(self, address: Address | None) -> OMSKey | None:
         if address is None:
@@ -321,9 +336,7 @@ class Pipeline:
             self._oms_keys[address] = self._key_for(address)
         return self._oms_keys[address]
 
-    def _fast_device(self, uplink: NetworkUplink) -> tuple[str, DeviceIdentity, object | None]:
-        address = uplink.address
-        assert address is not None  # the network stage names the meter of every wM-Bus uplink
+    def _fast_device(self, address: Address) -> tuple[str, DeviceIdentity, object | None]:
         found = self._fast_devices.get(address)
         if found is None:
             identity = DeviceIdentity(
@@ -337,7 +350,7 @@ class Pipeline:
         return found
 
     def _slow_telegrams(
-        self, wmbus: list[NetworkUplink], fast: list[FastRecords | None], dependent: list[bool]
+        self, wmbus: Mapping[int, NetworkUplink], fast: list[FastRecords | None], dependent: list[bool]
     ) -> dict[int, Telegram]:
         """Telegram objects of the uplinks the columnar path left, with the signature cache
         learning every full frame in batch order, as the object path does.
@@ -397,19 +410,28 @@ class Pipeline:
     def _store_fast(
         self,
         rows: _Rows,
-        uplink: NetworkUplink,
+        frame: bytes,
+        received_at: float,
         device: tuple[str, DeviceIdentity, object | None],
         item: FastRecords,
+        receptions: tuple[str, int, int],
     ) -> None:
+        """The rows of a wireless M-Bus uplink the columnar path read (``received_at``: its
+        first copy's time in s since the epoch; ``receptions``: their stored text, first and
+        last time in ms)."""
         device_uid, identity, profile = device
-        key = content_key(device_uid, uplink.frame)
+        key = content_key(device_uid, frame)
+        text, first_ms, last_ms = receptions
         rows.uplinks.append(
-            UplinkRow(
+            EncodedUplinkRow(
                 uplink_key=key,
                 device_uid=device_uid,
-                size=len(uplink.frame),
+                size=len(frame),
                 security_status="ok",
-                receptions=_reception_rows(uplink.receptions),
+                decode_errors="",
+                first_received_ms=first_ms,
+                last_received_ms=last_ms,
+                receptions_json=text,
             )
         )
         status = self._fast_status.get((profile, item.status_key))
@@ -418,13 +440,13 @@ class Pipeline:
                 identity,
                 decode_records(item.apl).records,
                 item.sts,
-                _utc(uplink.received_at).isoformat(),
+                _utc(received_at).isoformat(),
                 registry=self.profiles,
             )
             faults = tuple((event.event, event.detail) for event in _status_events(device_uid, model))
             status = self._fast_status[(profile, item.status_key)] = (model.kind, faults)
         kind, faults = status
-        assignment = self._assign_wmbus(uplink, identity)
+        assignment = self._assign_wmbus(received_at, identity)
         if assignment is None:
             rows.unassigned += 1
         rows.decoded += 1
@@ -558,10 +580,10 @@ class Pipeline:
             device_type = kind_types.get(str(installation.kind), 0x00)
         return DeviceIdentity(manufacturer="LRW", id=dev_addr, version=0, device_type=device_type)
 
-    def _assign(self, uplink: NetworkUplink, identity: DeviceIdentity) -> Assignment | None:
-        when = _utc(uplink.received_at)
+    def _assign(self, radio: Radio, received_at: float, identity: DeviceIdentity) -> Assignment | None:
+        when = _utc(received_at)
         try:
-            if uplink.radio is Radio.LORAWAN:
+            if radio is Radio.LORAWAN:
                 return self.site.assign(LoRaWANAddress.of(dev_addr=identity.id), when)
             address = self._site_addresses.get(identity)
             if address is None:
@@ -573,16 +595,16 @@ class Pipeline:
         except MinolcoreError:
             return None
 
-    def _assign_wmbus(self, uplink: NetworkUplink, identity: DeviceIdentity) -> Assignment | None:
-        """:meth:`_assign` of a wireless M-Bus uplink, remembered per meter over the span of
-        time in which the site's answer stays the same (a meter sends for years between swaps)."""
-        when = uplink.received_at
+    def _assign_wmbus(self, when: float, identity: DeviceIdentity) -> Assignment | None:
+        """:meth:`_assign` of a wireless M-Bus uplink first heard at ``when`` (s since the
+        epoch), remembered per meter over the span of time in which the site's answer stays
+        the same (a meter sends for years between swaps)."""
         held = self._assignment_spans.get(identity)
         site = self.site
         revision = site.revision
         if held is not None and held[0] is site and held[1] == revision and held[2] <= when < held[3]:
             return held[4]
-        assignment = self._assign(uplink, identity)
+        assignment = self._assign(Radio.WMBUS, when, identity)
         address = self._site_addresses.get(identity)
         if address is None:
             return assignment
@@ -627,7 +649,7 @@ class Pipeline:
             )
         received_iso = _utc(uplink.received_at).isoformat()
         model = model_from_records(identity, records, sts, received_iso, registry=self.profiles)
-        assignment = self._assign(uplink, identity)
+        assignment = self._assign(uplink.radio, uplink.received_at, identity)
         if assignment is None:
             rows.unassigned += 1
         rows.decoded += 1
@@ -666,12 +688,13 @@ class Pipeline:
             errors=errors,
         )
 
-    def _late_receptions(self, rows: _Rows, network: NetworkBatch, batch: Sequence[Reception]) -> None:
+    def _late_receptions(self, rows: _Rows, grouped: GroupedBatch) -> None:
         # A late copy names its uplink by content: its key is derived from the copy itself
         # (late copies are few; remembering every uplink's key for them would cost more).
-        for uplink_id, receptions in network.late_receptions.items():
-            for index, reception in zip(network.late_indexes.get(uplink_id, ()), receptions, strict=False):
-                key = self._content_key_of(batch[index])
+        for indexes in grouped.late.values():
+            for index in indexes:
+                reception = grouped.receptions[index]
+                key = self._content_key_of(reception)
                 if key is None:  # the network stage read it, so this would be a bug: say so
                     logger.warning("a late copy (reception %d of the batch) could not be keyed", index)
                     continue
@@ -692,9 +715,9 @@ class Pipeline:
             return None
         return content_key(_wmbus_uid(frame.meter_address), frame.data)
 
-    def _rejected_rows(self, rows: _Rows, network: NetworkBatch) -> list[RejectedRow]:
+    def _rejected_rows(self, rows: _Rows, grouped: GroupedBatch) -> list[RejectedRow]:
         out = []
-        for item in network.rejected:
+        for item in grouped.rejected:
             reception = item.reception
             bad_time = item.reason is RejectReason.BAD_TIME
             row = RejectedRow(
@@ -736,12 +759,52 @@ class Pipeline:
         )
 
 
+class _Copies:
+    """The copies of a grouped batch's uplinks (by uplink position): their first time, their
+    stored form, and as objects for the uplinks the object path stores."""
+
+    def __init__(self, grouped: GroupedBatch, gateway_ids: Sequence[str]) -> None:
+        self.grouped = grouped
+        self.gateway_ids = gateway_ids
+        receptions = grouped.receptions
+        copies = [receptions[row] for row in grouped.copy_rows.tolist()]
+        self._copies = copies
+        uplinks = len(grouped.openers)
+        # An uplink's time is its earliest copy's (s since the epoch), as the object path has it.
+        times = np.array([copy.received_at for copy in copies], dtype=np.float64)
+        first = np.full(uplinks, np.inf)
+        np.minimum.at(first, grouped.copy_uplinks, times)
+        self.first_received_at = first
+        self._order = np.argsort(grouped.copy_uplinks, kind="stable").tolist()
+        self._starts = np.concatenate(([0], np.cumsum(np.bincount(grouped.copy_uplinks, minlength=uplinks))))
+
+    def encoded(self) -> EncodedReceptions:
+        """Every uplink's receptions in their stored form."""
+        grouped, copies = self.grouped, self._copies
+        rows = grouped.copy_rows
+        return encode_reception_columns(
+            len(grouped.openers),
+            grouped.copy_uplinks,
+            grouped.gateway[rows],
+            self.gateway_ids,
+            grouped.received_ms[rows],
+            np.array([copy.rssi for copy in copies], dtype=np.float64),
+            np.array([copy.snr for copy in copies], dtype=np.float64),
+        )
+
+    def uplink(self, network: NetworkServer, position: int) -> NetworkUplink:
+        """The uplink at ``position`` as the object path has it."""
+        start, end = int(self._starts[position]), int(self._starts[position + 1])
+        infos = tuple(reception_info(self._copies[i]) for i in self._order[start:end])
+        return network.uplink(self.grouped, position, infos)
+
+
 class _Rows:
     """The rows of one batch, collected stage by stage."""
 
     def __init__(self) -> None:
         self.devices: list[DeviceRow] = []
-        self.uplinks: list[UplinkRow] = []
+        self.uplinks: list[UplinkRow | EncodedUplinkRow] = []
         self.late_receptions: list[tuple[str, ReceptionRow]] = []
         # Fast path: device rows already in the batch, and per historic reading key
         # (device, time, quantity, storage, tariff, subunit, function) its smallest uplink key.
@@ -811,7 +874,7 @@ def _status_events(device_uid: str, model: DeviceReading) -> list[StatusEventRow
     return events
 
 
-def _reception_rows(receptions: Iterable[ReceptionInfo]) -> tuple[ReceptionRow, ...]:
+def _reception_rows(receptions: Iterable[ReceptionInfo | Reception]) -> tuple[ReceptionRow, ...]:
     # A list comprehension, not a generator: one frame fewer per copy (millions per run).
     return tuple(
         [

@@ -15,6 +15,7 @@ from minolcore._model import Record
 
 __all__ = [
     "DeviceRow",
+    "EncodedUplinkRow",
     "ReadingRow",
     "ReceptionRow",
     "RejectedRow",
@@ -75,6 +76,23 @@ class UplinkRow(Record):
     receptions: tuple[ReceptionRow, ...] = ()
 
 
+class EncodedUplinkRow(Record):
+    """An :class:`UplinkRow` with its receptions already in their stored form: the JSON
+    text of :func:`minolcore.store.receptions.encode_reception_columns`, with the first and
+    last reception time (ms since the epoch). The pipeline's columnar path makes these; they
+    merge with uplink rows of the same key as uplink rows do. The fields are the uplinks
+    table's columns, in order."""
+
+    uplink_key: str
+    device_uid: str
+    size: int
+    security_status: str
+    decode_errors: str
+    first_received_ms: int
+    last_received_ms: int
+    receptions_json: str
+
+
 class ReadingRow(Record):
     """One value of one device at one time, assigned to a building and unit.
 
@@ -120,7 +138,7 @@ class StoreBatch(Record):
     """Everything one pipeline batch writes, in one transaction."""
 
     devices: Sequence[DeviceRow] = ()
-    uplinks: Sequence[UplinkRow] = ()
+    uplinks: Sequence[UplinkRow | EncodedUplinkRow] = ()
     # Copies of uplinks stored before (a collector uploading late): (uplink key, copy),
     # merged into the uplink's receptions.
     late_receptions: Sequence[tuple[str, ReceptionRow]] = ()

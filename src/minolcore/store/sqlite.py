@@ -21,6 +21,7 @@ import msgspec
 from minolcore.errors import ConfigError, InputError, StoreError
 from minolcore.store.base import (
     DeviceRow,
+    EncodedUplinkRow,
     ReadingRow,
     ReceptionRow,
     RejectedRow,
@@ -192,6 +193,12 @@ class SQLiteStore:
         try:
             self._write(batch)
         except sqlite3.OperationalError as error:
+            if "user-defined function raised exception" in str(error):
+                # minolcore_merge_receptions met text that is not receptions (an encoded row
+                # built by hand, or a damaged row in the file).
+                raise InputError(
+                    f"{self.path}: an uplink's receptions are not stored reception text"
+                ) from None
             raise StoreError(f"{self.path}: {error}") from None
         except (sqlite3.IntegrityError, OverflowError, TypeError, UnicodeEncodeError) as error:
             raise InputError(f"a row {self.path} cannot hold: {error}") from None
@@ -337,18 +344,26 @@ class SQLiteStore:
 # rows become value tuples. They are inserted in key order (readings grouped by device).
 
 
-def _merged_uplinks(rows: Sequence[UplinkRow]) -> list[tuple[object, ...]]:
+def _merged_uplinks(rows: Sequence[UplinkRow | EncodedUplinkRow]) -> list[tuple[object, ...]]:
     """One row per uplink key with the union of the receptions of the rows given for it."""
-    first: dict[str, UplinkRow] = {}
-    extra: dict[str, list[ReceptionRow]] = {}
+    first: dict[str, UplinkRow | EncodedUplinkRow] = {}
+    repeated: dict[str, list[UplinkRow | EncodedUplinkRow]] = {}
     for row in rows:
         held = first.setdefault(row.uplink_key, row)
         if held is not row:
-            extra.setdefault(row.uplink_key, list(held.receptions)).extend(row.receptions)
+            repeated.setdefault(row.uplink_key, [held]).append(row)
+    astuple = cast(Callable[[EncodedUplinkRow], tuple[object, ...]], msgspec.structs.astuple)
     values: list[tuple[object, ...]] = []
     for key in sorted(first):
         row = first[key]
-        receptions = _canonical(extra[key] if extra and key in extra else row.receptions)
+        if type(row) is EncodedUplinkRow and not (repeated and key in repeated):
+            values.append(astuple(row))  # its fields are the table's columns
+            continue
+        receptions = _canonical(
+            [copy for one in repeated[key] for copy in _receptions_of(one)]
+            if repeated and key in repeated
+            else _receptions_of(row)
+        )
         if not receptions:
             raise InputError(
                 f"uplink {key}: no receptions (an uplink is stored with the copies it was heard in)"
@@ -367,6 +382,17 @@ def _merged_uplinks(rows: Sequence[UplinkRow]) -> list[tuple[object, ...]]:
             )
         )
     return values
+
+
+def _receptions_of(row: UplinkRow | EncodedUplinkRow) -> Sequence[ReceptionRow]:
+    if type(row) is EncodedUplinkRow:
+        try:
+            return _RECEPTIONS_DECODER.decode(row.receptions_json)
+        except (msgspec.DecodeError, UnicodeError) as error:
+            raise InputError(
+                f"uplink {row.uplink_key}: receptions that are not stored text: {error}"
+            ) from None
+    return cast(UplinkRow, row).receptions
 
 
 def _late_reception_values(rows: Sequence[tuple[str, ReceptionRow]]) -> list[tuple[object, ...]]:

@@ -1,0 +1,196 @@
+"""The stored form of an uplink's receptions, built from columns.
+
+An uplink row keeps the copies it was heard in as JSON text, ``[[gateway_id,
+received_at_ms, rssi, snr], ...]``: distinct copies in time order (then gateway, RSSI, SNR),
+with NaN and a missing level as ``null`` and -0.0 as 0.0. :func:`encode_reception_columns`
+makes that text for a whole batch of uplinks from per-copy columns: the order and the
+duplicates are settled in numpy, each distinct gateway and level is encoded once, and the
+C core (``mc_join_receptions``, with its Python twin) puts the arrays together. It gives the
+same text as encoding the copies as :class:`ReceptionRow` objects one uplink at a time.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from minolcore import _native
+from minolcore.errors import InputError
+
+__all__ = ["EncodedReceptions", "encode_reception_columns"]
+
+_encode = msgspec.json.Encoder().encode
+_NULL = b"null"
+# The longest copy beyond its pieces: brackets, three commas, a 20-character int64, the comma
+# before it.
+_COPY_OVERHEAD = 26
+
+
+class EncodedReceptions:
+    """Per uplink: its receptions' stored text and its first and last reception time (ms
+    since the epoch)."""
+
+    __slots__ = ("first_ms", "last_ms", "texts")
+
+    def __init__(self, texts: list[str], first_ms: list[int], last_ms: list[int]) -> None:
+        self.texts = texts
+        self.first_ms = first_ms
+        self.last_ms = last_ms
+
+
+def encode_reception_columns(
+    uplinks: int,
+    uplink: Any,
+    gateway: Any,
+    gateway_ids: Sequence[str],
+    received_ms: Any,
+    rssi: Any,
+    snr: Any,
+) -> EncodedReceptions:
+    """The stored receptions of ``uplinks`` uplinks from one row per copy.
+
+    Copy ``i`` belongs to uplink ``uplink[i]`` (0 .. uplinks - 1), was heard by gateway
+    ``gateway_ids[gateway[i]]`` at ``received_ms[i]`` (ms since the epoch) with ``rssi[i]``
+    dBm and ``snr[i]`` dB (NaN: not given). Every uplink needs at least one copy. Raises
+    :class:`InputError` for columns that do not describe such a batch.
+    """
+    try:
+        owner = np.ascontiguousarray(uplink, dtype=np.int64)
+        gateway_of = np.ascontiguousarray(gateway, dtype=np.int64)
+        times = np.ascontiguousarray(received_ms, dtype=np.int64)
+        # + 0.0 turns -0.0 into 0.0, as the stored form wants.
+        rssi_of = np.asarray(rssi, dtype=np.float64) + 0.0
+        snr_of = np.asarray(snr, dtype=np.float64) + 0.0
+    except (TypeError, ValueError, OverflowError) as error:
+        raise InputError(f"reception columns: {error}") from None
+    copies = len(owner)
+    if any(column.shape != (copies,) for column in (gateway_of, times, rssi_of, snr_of)):
+        raise InputError("reception columns need one value per copy")
+    if copies and (owner.min() < 0 or owner.max() >= uplinks):
+        raise InputError(f"an uplink index outside 0..{uplinks - 1}")
+    if copies and (gateway_of.min() < 0 or gateway_of.max() >= len(gateway_ids)):
+        raise InputError(f"a gateway index outside 0..{len(gateway_ids) - 1}")
+    by_name = sorted(range(len(gateway_ids)), key=gateway_ids.__getitem__)
+    rank = np.empty(len(gateway_ids), dtype=np.int64)
+    rank[by_name] = np.arange(len(gateway_ids))
+    gateway_rank = rank[gateway_of]
+    rssi_given, snr_given = ~np.isnan(rssi_of), ~np.isnan(snr_of)
+    rssi_value = np.where(rssi_given, rssi_of, 0.0)
+    snr_value = np.where(snr_given, snr_of, 0.0)
+    # Per uplink in stored order: time, gateway id, then RSSI and SNR (a missing one first).
+    keys = (snr_value, snr_given, rssi_value, rssi_given, gateway_rank, times, owner)
+    order = np.lexsort(keys)
+    # A copy equal to the one before it in every key is the same reception (a set).
+    kept = np.ones(copies, dtype=np.bool_)
+    if copies > 1:
+        same = np.ones(copies - 1, dtype=np.bool_)
+        for column in keys:
+            ordered = column[order]
+            same &= ordered[1:] == ordered[:-1]
+        kept[1:] = ~same
+    order = order[kept]
+    counts = np.bincount(owner[order], minlength=uplinks)
+    if uplinks and not counts.all():
+        raise InputError("every uplink needs at least one reception")
+    starts = np.zeros(uplinks + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    pieces, gateway_piece, rssi_piece, snr_piece = _pieces(
+        gateway_ids,
+        gateway_of[order],
+        rssi_given[order],
+        rssi_value[order],
+        snr_given[order],
+        snr_value[order],
+    )
+    ordered_times = times[order]
+    text = _join(starts, gateway_piece, ordered_times, rssi_piece, snr_piece, pieces)
+    first = ordered_times[starts[:-1]].tolist()
+    last = ordered_times[starts[1:] - 1].tolist() if uplinks else []
+    return EncodedReceptions(text, first, last)
+
+
+def _pieces(
+    gateway_ids: Sequence[str],
+    gateway: npt.NDArray[np.int64],
+    rssi_given: npt.NDArray[np.bool_],
+    rssi: npt.NDArray[np.float64],
+    snr_given: npt.NDArray[np.bool_],
+    snr: npt.NDArray[np.float64],
+) -> tuple[list[bytes], npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+    """The JSON texts the copies are made of (each gateway id, ``null``, each distinct level)
+    and each copy's gateway, RSSI and SNR piece numbers."""
+    try:
+        pieces = [_encode(name) for name in gateway_ids]
+    except (msgspec.EncodeError, UnicodeEncodeError, TypeError) as error:
+        raise InputError(f"a gateway id that cannot be stored: {error}") from None
+    null = len(pieces)
+    pieces.append(_NULL)
+    numbered = []
+    for given, values in ((rssi_given, rssi), (snr_given, snr)):
+        distinct, which = np.unique(values[given], return_inverse=True)
+        number = np.full(len(values), null, dtype=np.int32)
+        number[given] = which.reshape(-1) + len(pieces)
+        # Encoded as msgspec encodes a float (shortest round trip; infinities as null).
+        pieces.extend(_encode(value) for value in distinct.tolist())
+        numbered.append(number)
+    return pieces, gateway.astype(np.int32), numbered[0], numbered[1]
+
+
+def _join(
+    starts: npt.NDArray[np.int64],
+    gateway_piece: npt.NDArray[np.int32],
+    times: npt.NDArray[np.int64],
+    rssi_piece: npt.NDArray[np.int32],
+    snr_piece: npt.NDArray[np.int32],
+    pieces: list[bytes],
+) -> list[str]:
+    lengths = np.array([len(piece) for piece in pieces], dtype=np.int64)
+    piece_offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=piece_offsets[1:])
+    capacity = int(
+        2 * (len(starts) - 1)
+        + len(times) * (_COPY_OVERHEAD + 1)
+        + lengths[gateway_piece].sum()
+        + lengths[rssi_piece].sum()
+        + lengths[snr_piece].sum()
+    )
+    joined = b"".join(pieces)
+    out = np.empty(capacity, dtype=np.uint8)
+    out_offsets = np.empty(len(starts), dtype=np.int64)
+    if _native.BACKEND == "cffi":
+        ffi, lib = _native.ffi, _native.lib
+        written = lib.mc_join_receptions(
+            ffi.from_buffer("int64_t[]", starts),
+            len(starts) - 1,
+            len(times),
+            ffi.from_buffer("int32_t[]", gateway_piece),
+            ffi.from_buffer("int64_t[]", times),
+            ffi.from_buffer("int32_t[]", rssi_piece),
+            ffi.from_buffer("int32_t[]", snr_piece),
+            joined,
+            ffi.from_buffer("int64_t[]", piece_offsets),
+            len(pieces),
+            ffi.from_buffer("uint8_t[]", out),
+            capacity,
+            ffi.from_buffer("int64_t[]", out_offsets),
+        )
+    else:
+        from minolcore._reference.receptions import join_receptions_into  # noqa: PLC0415
+
+        written = join_receptions_into(
+            starts, gateway_piece, times, rssi_piece, snr_piece, joined, piece_offsets, out, out_offsets
+        )
+    if written < 0:  # the bounds above make this unreachable; never read a partial buffer
+        raise AssertionError("mc_join_receptions refused columns its caller checked")
+    data = out[:written].tobytes()
+    bounds = out_offsets.tolist()
+    if data.isascii():
+        # One str for the batch, sliced: the offsets are character offsets too.
+        text = data.decode("ascii")
+        return [text[a:b] for a, b in itertools.pairwise(bounds)]
+    return [data[a:b].decode() for a, b in itertools.pairwise(bounds)]
