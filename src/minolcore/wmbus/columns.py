@@ -107,12 +107,21 @@ def decrypt_mode5_columns(result: ScanResult, keys: Sequence[AesKey | None]) -> 
             status[row] = Mode5Status.NO_KEY
         else:
             groups.setdefault(key, []).append(row)
-    for key, members in groups.items():
-        rows = np.array(members, dtype=np.intp)
+    if groups:
+        # All frames at once, each key's frames side by side: one ECB call per key is all
+        # that is done key by key (a meter has its own key, so a batch has hundreds).
+        rows = np.array([row for members in groups.values() for row in members], dtype=np.intp)
         sizes = size[rows]
         cipher_index = ranges(apl_offset[rows], sizes)
         cipher = plain[cipher_index]
-        decrypted = np.frombuffer(key.ecb_decrypt(cipher.tobytes()), dtype=np.uint8)
+        ciphertext = cipher.tobytes()
+        byte_ends = np.cumsum(sizes)[np.cumsum([len(members) for members in groups.values()]) - 1].tolist()
+        pieces = []
+        start = 0
+        for key, end in zip(groups, byte_ends, strict=True):
+            pieces.append(key.ecb_decrypt(ciphertext[start:end]))
+            start = end
+        decrypted = np.frombuffer(b"".join(pieces), dtype=np.uint8)
         chain = np.empty_like(cipher)
         chain[_BLOCK:] = cipher[:-_BLOCK]
         firsts = np.zeros(len(rows), dtype=np.int64)
