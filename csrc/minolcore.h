@@ -165,4 +165,33 @@ int64_t mc_join_receptions(const int64_t *group_starts, size_t n_groups, size_t 
                            const uint8_t *pieces, const int64_t *piece_offsets, size_t n_pieces,
                            uint8_t *out, size_t out_capacity, int64_t *out_offsets);
 
+/* Collector log lines (mc_lines.c). status of a line: */
+#define MC_LINE_READ 0
+#define MC_LINE_FOR_PYTHON 1
+/* gateway of a read line, besides an index into the names: */
+#define MC_GATEWAY_UNKNOWN -1
+#define MC_GATEWAY_DEFAULT -2
+
+typedef struct {
+    int64_t line_offset;    /* where the line starts in buf */
+    int64_t line_length;    /* its bytes, the newline included */
+    int64_t payload_offset; /* where its frame starts in out */
+    double received_at;     /* s since the epoch; NaN: the line names no time */
+    double rssi;            /* dBm; NaN: none given */
+    int32_t payload_length; /* bytes */
+    int32_t gateway;        /* index into the names, or MC_GATEWAY_UNKNOWN / MC_GATEWAY_DEFAULT */
+    int32_t gateway_offset; /* the gateway id's text, from the line's start */
+    int32_t gateway_length;
+    uint8_t status;
+    uint8_t reserved[7];
+} mc_collector_line;
+
+/* Split buf (len bytes) into lines at each newline (a last line may lack one) and read each
+ * line of the common collector shape: its frame's bytes to out, the rest into its row; other
+ * lines get status MC_LINE_FOR_PYTHON. Gateway ids are looked up in n_names names, name i
+ * being names[name_offsets[i]:name_offsets[i+1]]. At most max_rows lines; returns the lines
+ * done. out must hold len / 2 bytes. */
+size_t mc_read_collector_lines(const uint8_t *buf, size_t len, const uint8_t *names, const int64_t *name_offsets,
+                               size_t n_names, mc_collector_line *rows, size_t max_rows, uint8_t *out);
+
 #endif

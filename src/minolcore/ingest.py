@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from minolcore._model import Record
-from minolcore.adapters.gateway_log import iter_gateway_log_file
+from minolcore.adapters.collector import RejectedLine
+from minolcore.adapters.gateway_log import iter_log_batches
 from minolcore.pipeline import Pipeline, PipelineStats
-from minolcore.reception import Reception
 from minolcore.store.base import RejectedRow, Store, StoreBatch
 
 __all__ = ["IngestSummary", "fewer_collections", "ingest_files"]
@@ -117,6 +117,18 @@ class _PooledStore:
         self.store.close()
 
 
+def _rejected_row(source: str, item: RejectedLine) -> RejectedRow:
+    raw = item.raw if isinstance(item.raw, str) else item.raw.decode("utf-8", "replace")
+    # Not a reception, so no gateway or time: the file and line stand in for both.
+    return RejectedRow(
+        gateway_id=f"{source}#{item.line_no}",
+        received_at_ms=0,
+        reason=f"line_{item.reason}",
+        payload_hex=raw[:512],
+        detail=item.detail,
+    )
+
+
 def ingest_files(
     paths: Iterable[str | Path],
     pipeline: Pipeline,
@@ -132,20 +144,6 @@ def ingest_files(
     started = time.perf_counter()
     bad = collections.Counter[str]()
     lines = 0
-    receptions: list[Reception] = []
-    rejected: list[RejectedRow] = []
-
-    def flush() -> None:
-        if receptions:
-            # Ingest needs the stored rows only: the columnar path (models only if a callback wants them).
-            pipeline.feed(receptions, models=False)
-        if rejected and pooled is not None:
-            pooled.write(StoreBatch(rejected=rejected.copy()))  # held by the pool: the list is reused
-        if progress is not None:
-            progress(len(receptions) + len(rejected))
-        receptions.clear()
-        rejected.clear()
-
     store = pipeline.store
     pooled = None if store is None else _PooledStore(store, max(batch_size, STORE_BATCH))
     pipeline.store = pooled
@@ -154,27 +152,26 @@ def ingest_files(
             # The file name stands in for the gateway of rejected lines: stored text, so a
             # name that is not UTF-8 (bytes kept as surrogates) is written with escapes.
             source = os.fsencode(os.path.basename(path)).decode("utf-8", "backslashreplace")
-            for items in iter_gateway_log_file(path, default_gateway=source, default_time=time.time()):
-                lines += 1
-                for item in items:
-                    if isinstance(item, Reception):
-                        receptions.append(item)
-                        continue
-                    bad[str(item.reason)] += 1
-                    raw = item.raw if isinstance(item.raw, str) else item.raw.decode("utf-8", "replace")
-                    rejected.append(
-                        # Not a reception, so no gateway or time: the file and line stand in for both.
-                        RejectedRow(
-                            gateway_id=f"{source}#{item.line_no}",
-                            received_at_ms=0,
-                            reason=f"line_{item.reason}",
-                            payload_hex=raw[:512],
-                            detail=item.detail,
-                        )
+            for batch in iter_log_batches(
+                path,
+                gateway_ids=pipeline.network.gateway_ids,
+                default_gateway=source,
+                default_time=time.time(),
+                batch_lines=batch_size,
+            ):
+                lines += batch.lines
+                # Ingest needs the stored rows only: the columnar path (models only if a callback wants them).
+                if len(batch.wmbus):
+                    pipeline.feed(batch.wmbus, models=False)
+                if batch.lorawan:
+                    pipeline.feed(batch.lorawan, models=False)
+                if batch.rejected and pooled is not None:
+                    pooled.write(
+                        StoreBatch(rejected=[_rejected_row(source, item) for item in batch.rejected])
                     )
-                if len(receptions) + len(rejected) >= batch_size:
-                    flush()
-        flush()
+                bad.update(str(item.reason) for item in batch.rejected)
+                if progress is not None:
+                    progress(batch.lines)
     finally:
         # Also for an unreadable file (OSError): what came before it is stored.
         pipeline.store = store

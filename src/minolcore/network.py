@@ -42,7 +42,7 @@ from minolcore._native import siphash24
 from minolcore.dedupe import DedupeSnapshot, DedupeTable
 from minolcore.errors import ConfigError, InputError, LoRaWANError
 from minolcore.lorawan import Session, Uplink, decode_uplink
-from minolcore.reception import Radio, Reception, is_event_time
+from minolcore.reception import MAX_EVENT_TIME, Radio, Reception, ReceptionColumns, is_event_time
 from minolcore.wmbus.frame import CRC_MODE_NAMES, CRCMode, CRCModeName, FrameStatus
 from minolcore.wmbus.headers import Address
 from minolcore.wmbus.link import decode_id, decode_manufacturer
@@ -726,32 +726,39 @@ class NetworkServer:
     def feed_grouped(self, receptions: Sequence[Reception]) -> GroupedBatch:
         """:meth:`feed` without the per-copy objects: the same processing and counters, the
         result as columns (see :class:`GroupedBatch`)."""
-        wmbus_rows: list[int] = []
-        lorawan_rows: list[int] = []
-        bad_times: list[int] = []
-        for i, reception in enumerate(receptions):
-            if not is_event_time(reception.received_at):
-                bad_times.append(i)
-                continue
-            (lorawan_rows if reception.radio is Radio.LORAWAN else wmbus_rows).append(i)
         count = len(receptions)
         outcome = np.zeros(count, dtype=np.uint8)
         gateway = np.full(count, -1, dtype=np.int64)
         received_ms = np.zeros(count, dtype=np.int64)
-        if bad_times:
-            self._refuse_bad_times(receptions, bad_times, outcome)
+        lorawan_rows: list[int] = []
+        if isinstance(receptions, ReceptionColumns):
+            wmbus = self._wmbus_of_columns(receptions, outcome)
+        else:
+            wmbus_rows: list[int] = []
+            bad_times: list[int] = []
+            for i, reception in enumerate(receptions):
+                if not is_event_time(reception.received_at):
+                    bad_times.append(i)
+                    continue
+                (lorawan_rows if reception.radio is Radio.LORAWAN else wmbus_rows).append(i)
+            if bad_times:
+                self._refuse_bad_times(receptions, bad_times, outcome)
+            selected = [receptions[i] for i in wmbus_rows]
+            wmbus = (
+                np.array(wmbus_rows, dtype=np.int64),
+                *pack_frames([r.payload for r in selected]),
+                np.array([self._gateway_index.get(r.gateway_id, -1) for r in selected], dtype=np.int64),
+                _times_ms([r.received_at for r in selected]),
+            )
         uplink_ids = np.full(count, -1, dtype=np.int64)
         frames: dict[int, bytes] = {}
         counters: dict[int, int | None] = {}
         devices: dict[int, int] = {}
         decoded: dict[int, Uplink] = {}
-        if wmbus_rows:
-            selected = [receptions[i] for i in wmbus_rows]
-            buffer, offsets, lengths = pack_frames([r.payload for r in selected])
-            gw = np.array([self._gateway_index.get(r.gateway_id, -1) for r in selected], dtype=np.int64)
-            times = _times_ms([r.received_at for r in selected])
+        rows, buffer, offsets, lengths, gw, times = wmbus
+        if len(rows):
+            wmbus_rows = rows.tolist()
             columns = self._wmbus_columns(buffer, offsets, lengths, gw, times)
-            rows = np.array(wmbus_rows, dtype=np.int64)
             outcome[rows] = columns.outcome
             uplink_ids[rows] = columns.uplink_id
             gateway[rows] = gw
@@ -828,6 +835,32 @@ class NetworkServer:
             decoded=decoded,
             late=late,
             rejected=rejected,
+        )
+
+    def _wmbus_of_columns(
+        self, receptions: ReceptionColumns, outcome: npt.NDArray[np.uint8]
+    ) -> tuple[npt.NDArray[np.int64], Any, Any, Any, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(rows, buffer, offsets, lengths, gateway indexes, times in ms) of the receptions
+        with a possible time (the others refused as bad_time), from their columns."""
+        seconds = receptions.received_at
+        possible = (seconds >= 0.0) & (seconds < MAX_EVENT_TIME)  # False for NaN too
+        if receptions.gateway_table == tuple(self._gateway_ids):
+            gw = receptions.gateway.astype(np.int64)
+        else:
+            remap = np.array([self._gateway_index.get(name, -1) for name in receptions.gateway_table] + [-1])
+            gw = remap[receptions.gateway]  # -1 picks the appended -1
+        for row, name in receptions.other_gateways.items():
+            gw[row] = self._gateway_index.get(name, -1)
+        if not possible.all():
+            self._refuse_bad_times(receptions, np.flatnonzero(~possible).tolist(), outcome)
+        rows = np.flatnonzero(possible)
+        return (
+            rows,
+            receptions.buffer,
+            receptions.offsets[rows],
+            receptions.lengths[rows],
+            gw[rows],
+            np.rint(seconds[rows] * 1000).astype(np.int64),
         )
 
     def _refuse_bad_times(

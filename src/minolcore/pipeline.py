@@ -50,7 +50,7 @@ from minolcore.pipeline_fast import (
     minute as _minute,
 )
 from minolcore.readings import reading_rows
-from minolcore.reception import Radio, Reception
+from minolcore.reception import Radio, Reception, ReceptionColumns
 from minolcore.site import Assignment, LoRaWANAddress, SiteRegistry, WMBusAddress
 from minolcore.store.base import (
     DeviceRow,
@@ -767,11 +767,18 @@ class _Copies:
         self.grouped = grouped
         self.gateway_ids = gateway_ids
         receptions = grouped.receptions
-        copies = [receptions[row] for row in grouped.copy_rows.tolist()]
-        self._copies = copies
+        rows = grouped.copy_rows
         uplinks = len(grouped.openers)
+        if isinstance(receptions, ReceptionColumns):
+            times = receptions.received_at[rows]
+            self._rssi = receptions.rssi[rows]
+            self._snr = np.full(len(rows), np.nan)
+        else:
+            copies = [receptions[row] for row in rows.tolist()]
+            times = np.array([copy.received_at for copy in copies], dtype=np.float64)
+            self._rssi = np.array([copy.rssi for copy in copies], dtype=np.float64)
+            self._snr = np.array([copy.snr for copy in copies], dtype=np.float64)
         # An uplink's time is its earliest copy's (s since the epoch), as the object path has it.
-        times = np.array([copy.received_at for copy in copies], dtype=np.float64)
         first = np.full(uplinks, np.inf)
         np.minimum.at(first, grouped.copy_uplinks, times)
         self.first_received_at = first
@@ -780,7 +787,7 @@ class _Copies:
 
     def encoded(self) -> EncodedReceptions:
         """Every uplink's receptions in their stored form."""
-        grouped, copies = self.grouped, self._copies
+        grouped = self.grouped
         rows = grouped.copy_rows
         return encode_reception_columns(
             len(grouped.openers),
@@ -788,14 +795,15 @@ class _Copies:
             grouped.gateway[rows],
             self.gateway_ids,
             grouped.received_ms[rows],
-            np.array([copy.rssi for copy in copies], dtype=np.float64),
-            np.array([copy.snr for copy in copies], dtype=np.float64),
+            self._rssi,
+            self._snr,
         )
 
     def uplink(self, network: NetworkServer, position: int) -> NetworkUplink:
         """The uplink at ``position`` as the object path has it."""
         start, end = int(self._starts[position]), int(self._starts[position + 1])
-        infos = tuple(reception_info(self._copies[i]) for i in self._order[start:end])
+        receptions, rows = self.grouped.receptions, self.grouped.copy_rows
+        infos = tuple(reception_info(receptions[int(rows[i])]) for i in self._order[start:end])
         return network.uplink(self.grouped, position, infos)
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import enum
-from typing import TypeGuard
+from collections.abc import Sequence
+from typing import TypeGuard, overload
+
+import numpy as np
+import numpy.typing as npt
 
 from minolcore._model import Record
 
-__all__ = ["MAX_EVENT_TIME", "Radio", "Reception", "is_event_time"]
+__all__ = ["MAX_EVENT_TIME", "Radio", "Reception", "ReceptionColumns", "is_event_time"]
 
 # Year 10000 in Unix seconds: anything later is not a time a meter was heard at; most often a
 # millisecond timestamp sent where seconds were expected.
@@ -17,6 +21,8 @@ MAX_EVENT_TIME = 253_402_300_800.0
 def is_event_time(seconds: object) -> TypeGuard[float]:
     """Whether ``seconds`` is a Unix time (s) from 1970 up to :data:`MAX_EVENT_TIME`; NaN,
     the infinities and non-numbers are not."""
+    if type(seconds) is float:  # the common case first: this runs once per reception
+        return 0.0 <= seconds < MAX_EVENT_TIME
     return isinstance(seconds, int | float) and 0.0 <= seconds < MAX_EVENT_TIME
 
 
@@ -45,3 +51,71 @@ class Reception(Record):
     snr: float | None = None
     frequency: float | None = None
     mode: str = ""
+
+
+class ReceptionColumns(Sequence[Reception]):
+    """Wireless M-Bus receptions as columns, as the log reader makes them in bulk.
+
+    Row ``i`` was heard by gateway ``gateway_table[gateway[i]]`` (or, where ``gateway[i]``
+    is -1, by ``other_gateways[i]``) at ``received_at[i]`` (s since the epoch) with
+    ``rssi[i]`` dBm (NaN: not given); its payload is ``buffer[offsets[i] : offsets[i] +
+    lengths[i]]``. Indexing gives the row's :class:`Reception`, built when asked for (the
+    columns keep no SNR, frequency or radio mode: collector lines carry none that is stored).
+    """
+
+    __slots__ = (
+        "buffer",
+        "gateway",
+        "gateway_table",
+        "lengths",
+        "offsets",
+        "other_gateways",
+        "received_at",
+        "rssi",
+    )
+
+    def __init__(
+        self,
+        *,
+        gateway_table: tuple[str, ...],
+        gateway: npt.NDArray[np.int64],
+        other_gateways: dict[int, str],
+        received_at: npt.NDArray[np.float64],
+        rssi: npt.NDArray[np.float64],
+        buffer: bytes,
+        offsets: npt.NDArray[np.int64],
+        lengths: npt.NDArray[np.int32],
+    ) -> None:
+        self.gateway_table = gateway_table
+        self.gateway = gateway
+        self.other_gateways = other_gateways
+        self.received_at = received_at
+        self.rssi = rssi
+        self.buffer = buffer
+        self.offsets = offsets
+        self.lengths = lengths
+
+    def __len__(self) -> int:
+        return len(self.gateway)
+
+    @overload
+    def __getitem__(self, index: int) -> Reception: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Reception]: ...
+
+    def __getitem__(self, index: int | slice) -> Reception | list[Reception]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError("reception index out of range")
+        index %= len(self)
+        gateway = int(self.gateway[index])
+        start = int(self.offsets[index])
+        rssi = float(self.rssi[index])
+        return Reception(
+            gateway_id=self.gateway_table[gateway] if gateway >= 0 else self.other_gateways[index],
+            received_at=float(self.received_at[index]),
+            payload=self.buffer[start : start + int(self.lengths[index])],
+            rssi=None if rssi != rssi else rssi,  # noqa: PLR0124  # NaN: not given
+        )

@@ -19,17 +19,26 @@ from __future__ import annotations
 
 import enum
 from binascii import unhexlify
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from os import PathLike
+from typing import Any
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
+from minolcore import _native
 from minolcore._model import Record
 from minolcore.adapters import read_event_time
 from minolcore.errors import GatewayProtocolError, InputError
 from minolcore.reception import Reception, is_event_time
 
 __all__ = [
+    "COLLECTOR_LINE_DTYPE",
+    "GATEWAY_DEFAULT",
+    "GATEWAY_UNKNOWN",
+    "LINE_FOR_PYTHON",
+    "LINE_READ",
     "CollectorItem",
     "CollectorLineError",
     "RejectReason",
@@ -38,6 +47,7 @@ __all__ = [
     "iter_collector_file",
     "iter_collector_lines",
     "parse_collector_line",
+    "read_collector_block",
     "read_numbered_line",
 ]
 
@@ -233,3 +243,63 @@ def iter_collector_file(
             yield from _iter_lines(handle, default_gateway, default_time)
 
     return generate()
+
+
+# One row per line of mc_read_collector_lines (minolcore.h: mc_collector_line).
+COLLECTOR_LINE_DTYPE = np.dtype(
+    [
+        ("line_offset", "<i8"),
+        ("line_length", "<i8"),
+        ("payload_offset", "<i8"),
+        ("received_at", "<f8"),
+        ("rssi", "<f8"),
+        ("payload_length", "<i4"),
+        ("gateway", "<i4"),
+        ("gateway_offset", "<i4"),
+        ("gateway_length", "<i4"),
+        ("status", "u1"),
+        ("reserved", "u1", (7,)),
+    ]
+)
+LINE_READ, LINE_FOR_PYTHON = 0, 1
+GATEWAY_UNKNOWN, GATEWAY_DEFAULT = -1, -2
+
+
+def read_collector_block(
+    block: bytes, gateway_ids: Sequence[str]
+) -> tuple[npt.NDArray[Any], npt.NDArray[np.uint8]]:
+    """Rows (:data:`COLLECTOR_LINE_DTYPE`) of every line of ``block``, and the frames of the
+    lines read, back to back.
+
+    Lines of the common JSON shape (see ``csrc/mc_lines.c``) are read in bulk by the C core
+    (or its twin): their row has status :data:`LINE_READ`, the frame at ``payload_offset``,
+    the gateway as an index into ``gateway_ids`` (:data:`GATEWAY_UNKNOWN` for another name,
+    :data:`GATEWAY_DEFAULT` for none), the time in s (NaN: none) and the RSSI in dBm (NaN:
+    none). Every other line has status :data:`LINE_FOR_PYTHON`, for
+    :func:`read_numbered_line`, which reads the shapes the bulk reader leaves and names the
+    defects of bad lines.
+    """
+    encoded = [name.encode() for name in gateway_ids]
+    name_offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(name) for name in encoded], out=name_offsets[1:])
+    names = b"".join(encoded)
+    capacity = block.count(b"\n") + 1
+    rows = np.zeros(capacity, dtype=COLLECTOR_LINE_DTYPE)
+    out = np.empty(len(block) // 2, dtype=np.uint8)
+    if _native.BACKEND == "cffi":
+        ffi, lib = _native.ffi, _native.lib
+        count = lib.mc_read_collector_lines(
+            block,
+            len(block),
+            names,
+            ffi.from_buffer("int64_t[]", name_offsets),
+            len(encoded),
+            ffi.from_buffer("mc_collector_line[]", rows),
+            capacity,
+            ffi.from_buffer("uint8_t[]", out),
+        )
+    else:
+        from minolcore._reference.lines import read_collector_lines_into  # noqa: PLC0415
+
+        count = read_collector_lines_into(block, encoded, rows, out)
+    return rows[:count], out

@@ -1,0 +1,301 @@
+/* Collector log lines read into columns (the ingest's log reader).
+ *
+ * Only the common shape is read here: one JSON object per line whose strings are printable
+ * ASCII without escapes, whose numbers have no exponent and at most 15 digits on either side
+ * of the point, with exactly one of "frame"/"telegram"/"hex" holding an even number of hex
+ * digits, at most one of "gateway"/"gateway_id" (not empty), a numeric time inside
+ * 1970..9999 and no key given twice. Every other line is marked for the Python reader, which
+ * reads it, or names its defect, exactly as before: what is read here is what the Python
+ * reader would make of the line, never something else. */
+#include "minolcore.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_EVENT_TIME 253402300800.0
+#define MAX_DIGITS 15
+
+enum { KEY_OTHER, KEY_FRAME, KEY_TELEGRAM, KEY_HEX, KEY_GATEWAY, KEY_GATEWAY_ID, KEY_RECEIVED_AT, KEY_TIME,
+       KEY_TS, KEY_RSSI, KEY_MODE, KEY_COUNT };
+
+static const char *const KEY_NAMES[KEY_COUNT] = {"", "frame", "telegram", "hex", "gateway", "gateway_id",
+                                                 "received_at", "time", "ts", "rssi", "mode"};
+static const size_t KEY_LENGTHS[KEY_COUNT] = {0, 5, 8, 3, 7, 10, 11, 4, 2, 4, 4};
+
+typedef struct {
+    const uint8_t *at;
+    const uint8_t *end;
+} cursor;
+
+typedef struct {
+    int present;
+    int is_string;
+    const uint8_t *text; /* a string's contents, or a number's text */
+    size_t length;
+} field;
+
+static int is_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+static void skip_space(cursor *c)
+{
+    while (c->at < c->end && is_space(*c->at))
+        c->at++;
+}
+
+/* A string without escapes or bytes outside printable ASCII; 0 when the line needs Python. */
+static int read_string(cursor *c, const uint8_t **text, size_t *length)
+{
+    if (c->at >= c->end || *c->at != '"')
+        return 0;
+    const uint8_t *start = ++c->at;
+    while (c->at < c->end && *c->at != '"') {
+        uint8_t byte = *c->at;
+        if (byte < 0x20 || byte > 0x7E || byte == '\\')
+            return 0;
+        c->at++;
+    }
+    if (c->at >= c->end)
+        return 0;
+    *text = start;
+    *length = (size_t)(c->at - start);
+    c->at++;
+    return 1;
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)? with at most MAX_DIGITS digits on either side. */
+static int read_number(cursor *c, const uint8_t **text, size_t *length)
+{
+    const uint8_t *start = c->at;
+    if (c->at < c->end && *c->at == '-')
+        c->at++;
+    const uint8_t *digits = c->at;
+    if (c->at >= c->end || *c->at < '0' || *c->at > '9')
+        return 0;
+    if (*c->at == '0') {
+        c->at++;
+    } else {
+        while (c->at < c->end && *c->at >= '0' && *c->at <= '9')
+            c->at++;
+    }
+    if (c->at - digits > MAX_DIGITS)
+        return 0;
+    if (c->at < c->end && *c->at == '.') {
+        const uint8_t *fraction = ++c->at;
+        while (c->at < c->end && *c->at >= '0' && *c->at <= '9')
+            c->at++;
+        if (c->at == fraction || c->at - fraction > MAX_DIGITS)
+            return 0;
+    }
+    /* An exponent, or a digit after a leading zero, is left to Python. */
+    if (c->at < c->end && (*c->at == 'e' || *c->at == 'E' || (*c->at >= '0' && *c->at <= '9')))
+        return 0;
+    *text = start;
+    *length = (size_t)(c->at - start);
+    return 1;
+}
+
+static double number_value(const field *f)
+{
+    /* At most 15 digits in all: the digits are exact as a double, and so is 10^fraction, so
+     * one correctly rounded division gives the nearest double, as strtod does. */
+    const uint8_t *p = f->text, *end = f->text + f->length;
+    int negative = *p == '-';
+    p += negative;
+    uint64_t digits = 0;
+    int count = 0, fraction = -1;
+    for (; p < end; p++) {
+        if (*p == '.') {
+            fraction = 0;
+            continue;
+        }
+        digits = digits * 10 + (uint64_t)(*p - '0');
+        count++;
+        fraction += fraction >= 0;
+    }
+    if (count <= MAX_DIGITS) {
+        static const double POWERS[MAX_DIGITS + 1] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                                      1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+        double value = (double)digits / POWERS[fraction < 0 ? 0 : fraction];
+        return negative ? -value : value;
+    }
+    char text[2 * MAX_DIGITS + 4];
+    memcpy(text, f->text, f->length); /* read_number bounds the length */
+    text[f->length] = '\0';
+    return strtod(text, NULL);
+}
+
+static int key_of(const uint8_t *text, size_t length)
+{
+    for (int key = 1; key < KEY_COUNT; key++) {
+        if (KEY_LENGTHS[key] == length && memcmp(KEY_NAMES[key], text, length) == 0)
+            return key;
+    }
+    return KEY_OTHER;
+}
+
+static const int8_t HEX_VALUES[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
+/* The value of a hex digit, or -1. */
+static int hex_value(uint8_t c) { return HEX_VALUES[c] - 1; }
+
+static int32_t gateway_index(const uint8_t *text, size_t length, const uint8_t *names,
+                             const int64_t *name_offsets, size_t n_names)
+{
+    for (size_t i = 0; i < n_names; i++) {
+        size_t name_length = (size_t)(name_offsets[i + 1] - name_offsets[i]);
+        if (name_length == length && memcmp(names + name_offsets[i], text, length) == 0)
+            return (int32_t)i;
+    }
+    return MC_GATEWAY_UNKNOWN;
+}
+
+/* Reads one line (without its newline) into row; 0 when the line needs Python. */
+static int read_line(const uint8_t *line, size_t length, const uint8_t *names, const int64_t *name_offsets,
+                     size_t n_names, mc_collector_line *row, uint8_t *out)
+{
+    field fields[KEY_COUNT];
+    memset(fields, 0, sizeof fields);
+    cursor c = {line, line + length};
+    skip_space(&c);
+    if (c.at >= c.end || *c.at != '{')
+        return 0;
+    c.at++;
+    skip_space(&c);
+    if (c.at < c.end && *c.at == '}') {
+        c.at++;
+    } else {
+        for (;;) {
+            const uint8_t *key_text;
+            size_t key_length;
+            skip_space(&c);
+            if (!read_string(&c, &key_text, &key_length))
+                return 0;
+            skip_space(&c);
+            if (c.at >= c.end || *c.at != ':')
+                return 0;
+            c.at++;
+            skip_space(&c);
+            field value = {1, 0, NULL, 0};
+            if (c.at < c.end && *c.at == '"') {
+                value.is_string = 1;
+                if (!read_string(&c, &value.text, &value.length))
+                    return 0;
+            } else if (!read_number(&c, &value.text, &value.length)) {
+                return 0;
+            }
+            int key = key_of(key_text, key_length);
+            if (key != KEY_OTHER) {
+                if (fields[key].present)
+                    return 0; /* given twice */
+                fields[key] = value;
+            }
+            skip_space(&c);
+            if (c.at < c.end && *c.at == ',') {
+                c.at++;
+                continue;
+            }
+            if (c.at < c.end && *c.at == '}') {
+                c.at++;
+                break;
+            }
+            return 0;
+        }
+    }
+    skip_space(&c);
+    if (c.at != c.end)
+        return 0;
+    /* Kinds the Python reader would accept or refuse: strings where text belongs, numbers
+     * for the level; times as text (ISO 8601) are Python's to read. */
+    static const int TEXT_KEYS[] = {KEY_FRAME, KEY_TELEGRAM, KEY_HEX, KEY_GATEWAY, KEY_GATEWAY_ID, KEY_MODE};
+    for (size_t i = 0; i < sizeof TEXT_KEYS / sizeof TEXT_KEYS[0]; i++) {
+        if (fields[TEXT_KEYS[i]].present && !fields[TEXT_KEYS[i]].is_string)
+            return 0;
+    }
+    static const int NUMBER_KEYS[] = {KEY_RECEIVED_AT, KEY_TIME, KEY_TS, KEY_RSSI};
+    for (size_t i = 0; i < sizeof NUMBER_KEYS / sizeof NUMBER_KEYS[0]; i++) {
+        if (fields[NUMBER_KEYS[i]].present && fields[NUMBER_KEYS[i]].is_string)
+            return 0;
+    }
+    const field *frame = NULL;
+    int frames = 0;
+    for (int key = KEY_FRAME; key <= KEY_HEX; key++) {
+        if (fields[key].present) {
+            frame = &fields[key];
+            frames++;
+        }
+    }
+    if (frames != 1 || frame->length == 0 || frame->length % 2)
+        return 0;
+    size_t payload_length = frame->length / 2;
+    for (size_t i = 0; i < payload_length; i++) {
+        int high = hex_value(frame->text[2 * i]), low = hex_value(frame->text[2 * i + 1]);
+        if (high < 0 || low < 0)
+            return 0;
+        out[i] = (uint8_t)(high << 4 | low);
+    }
+    const field *gateway = fields[KEY_GATEWAY].present ? &fields[KEY_GATEWAY] : &fields[KEY_GATEWAY_ID];
+    if (fields[KEY_GATEWAY].present && fields[KEY_GATEWAY_ID].present)
+        return 0;
+    row->gateway = MC_GATEWAY_DEFAULT;
+    row->gateway_offset = 0;
+    row->gateway_length = 0;
+    if (gateway->present) {
+        if (gateway->length == 0)
+            return 0;
+        row->gateway = gateway_index(gateway->text, gateway->length, names, name_offsets, n_names);
+        row->gateway_offset = (int32_t)(gateway->text - line);
+        row->gateway_length = (int32_t)gateway->length;
+    }
+    const field *when = fields[KEY_RECEIVED_AT].present ? &fields[KEY_RECEIVED_AT]
+                        : fields[KEY_TIME].present  ? &fields[KEY_TIME]
+                                                    : &fields[KEY_TS];
+    row->received_at = NAN;
+    if (when->present) {
+        double seconds = number_value(when);
+        if (!(seconds >= 0.0 && seconds < MAX_EVENT_TIME))
+            return 0;
+        row->received_at = seconds;
+    }
+    row->rssi = fields[KEY_RSSI].present ? number_value(&fields[KEY_RSSI]) : NAN;
+    row->payload_length = (int32_t)payload_length;
+    return 1;
+}
+
+size_t mc_read_collector_lines(const uint8_t *buf, size_t len, const uint8_t *names, const int64_t *name_offsets,
+                               size_t n_names, mc_collector_line *rows, size_t max_rows, uint8_t *out)
+{
+    size_t count = 0, at = 0, used = 0;
+    while (at < len && count < max_rows) {
+        const uint8_t *newline = memchr(buf + at, '\n', len - at);
+        size_t end = newline ? (size_t)(newline - buf) + 1 : len;
+        mc_collector_line row;
+        memset(&row, 0, sizeof row);
+        row.line_offset = (int64_t)at;
+        row.line_length = (int64_t)(end - at);
+        row.payload_offset = (int64_t)used;
+        size_t text_length = newline ? end - at - 1 : end - at;
+        if (text_length <= INT32_MAX && read_line(buf + at, text_length, names, name_offsets, n_names, &row, out + used)) {
+            row.status = MC_LINE_READ;
+            used += (size_t)row.payload_length;
+        } else {
+            /* Nothing of a line left to Python is kept but where it is. */
+            mc_collector_line left;
+            memset(&left, 0, sizeof left);
+            left.line_offset = row.line_offset;
+            left.line_length = row.line_length;
+            left.payload_offset = row.payload_offset;
+            left.received_at = NAN;
+            left.rssi = NAN;
+            left.status = MC_LINE_FOR_PYTHON;
+            row = left;
+        }
+        rows[count++] = row;
+        at = end;
+    }
+    return count;
+}

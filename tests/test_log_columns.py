@@ -1,0 +1,296 @@
+"""The bulk log reader: the C core equals its twin on any bytes, every line it reads gives
+what the line reader gives, and a file read in batches gives what it gives line by line."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minolcore._reference.lines import read_collector_lines_into
+from minolcore.adapters import gateway_log
+from minolcore.adapters.collector import (
+    COLLECTOR_LINE_DTYPE,
+    GATEWAY_DEFAULT,
+    GATEWAY_UNKNOWN,
+    LINE_FOR_PYTHON,
+    LINE_READ,
+    RejectedLine,
+    read_collector_block,
+    read_numbered_line,
+)
+from minolcore.adapters.gateway_log import iter_gateway_log_file, iter_log_batches
+from minolcore.errors import InputError
+from minolcore.reception import Reception, ReceptionColumns
+from tests.test_gateway_log import FRAME_HEX, NOON, rxpk
+
+GATEWAYS = ("GW-1", "GW-2", "GW-\u00e4")
+DEFAULT_GATEWAY, DEFAULT_TIME = "file.jsonl", 1_700_000_000.0
+
+# Values a collector line may hold, near the edges of what the bulk reader takes.
+NUMBERS = st.one_of(
+    st.sampled_from(
+        ["0", "-0", "1704081572.337", "-68.2", "253402300799.999", "253402300800", "1e3", "01", "1."]
+    ),
+    st.integers(-(10**16), 10**16).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.decimals(allow_nan=False, allow_infinity=False, places=3).map(str),
+)
+TEXTS = st.one_of(
+    st.sampled_from(
+        ["GW-1", "GW-2", "GW-\u00e4", "GW-3", "", "T1", FRAME_HEX, FRAME_HEX[:-1], FRAME_HEX.lower()]
+    ),
+    st.text(max_size=8),
+    st.binary(max_size=12).map(bytes.hex),
+)
+KEYS = st.sampled_from(
+    [
+        "frame",
+        "telegram",
+        "hex",
+        "gateway",
+        "gateway_id",
+        "received_at",
+        "time",
+        "ts",
+        "rssi",
+        "mode",
+        "x",
+        "Frame",
+    ]
+)
+VALUES = st.one_of(
+    NUMBERS.map(lambda text: text), TEXTS.map(json.dumps), st.sampled_from(["null", "true", "[]", "{}"])
+)
+
+
+@st.composite
+def json_lines(draw: st.DrawFn) -> bytes:
+    """A JSON object line of collector keys (repeated, missing, of the wrong kind) with
+    whitespace here and there, or bytes around one."""
+    members = draw(st.lists(st.tuples(KEYS, VALUES), max_size=7))
+    if draw(st.booleans()):
+        members.append(("frame", json.dumps(draw(st.sampled_from([FRAME_HEX, "2E44", "00"])))))
+    space = st.sampled_from(["", " ", "\t", "\r", "  "])
+    body = ",".join(
+        f"{draw(space)}{json.dumps(key)}{draw(space)}:{draw(space)}{value}" for key, value in members
+    )
+    line = f"{draw(space)}{{{body}{draw(space)}}}{draw(space)}".encode()
+    return draw(
+        st.sampled_from(
+            [line, line[: draw(st.integers(0, len(line)))], b"\xef\xbb\xbf" + line, line + b"\x0c"]
+        )
+    )
+
+
+@st.composite
+def collector_lines(draw: st.DrawFn) -> bytes:
+    """A line of the common shape, with its keys under any alias, in any order, some left out
+    or doubled, its numbers and texts near the edges."""
+    frame_key = draw(st.sampled_from(["frame", "telegram", "hex"]))
+    members = [
+        (frame_key, json.dumps(draw(st.sampled_from([FRAME_HEX, FRAME_HEX.lower(), "2E44", "0", ""]))))
+    ]
+    if draw(st.booleans()):
+        gateway = draw(st.sampled_from([*GATEWAYS, "GW-3", "gw-1", ""]))
+        members.append((draw(st.sampled_from(["gateway", "gateway_id"])), json.dumps(gateway)))
+    for key in draw(st.lists(st.sampled_from(["received_at", "time", "ts", "rssi"]), max_size=3)):
+        members.append((key, draw(NUMBERS)))
+    if draw(st.booleans()):
+        members.append(("mode", json.dumps(draw(st.sampled_from(["T1", "C1", ""])))))
+    members = draw(st.permutations(members))
+    return ("{" + ", ".join(f"{json.dumps(key)}: {value}" for key, value in members) + "}").encode()
+
+
+LINES = st.one_of(
+    collector_lines(), json_lines(), st.binary(max_size=40), st.just(FRAME_HEX.encode()), st.just(b"")
+)
+
+
+def block_of(lines: list[bytes], final_newline: bool) -> bytes:
+    return b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+
+
+def twin(block: bytes) -> tuple[npt.NDArray[np.void], npt.NDArray[np.uint8]]:
+    rows = np.zeros(block.count(b"\n") + 1, dtype=COLLECTOR_LINE_DTYPE)
+    out = np.zeros(len(block) // 2, dtype=np.uint8)
+    count = read_collector_lines_into(block, [name.encode() for name in GATEWAYS], rows, out)
+    return rows[:count], out
+
+
+def same_rows(one: npt.NDArray[np.void], other: npt.NDArray[np.void]) -> None:
+    assert len(one) == len(other)
+    for name in COLLECTOR_LINE_DTYPE.names or ():
+        assert np.array_equal(one[name], other[name], equal_nan=one[name].dtype.kind == "f"), name
+
+
+@pytest.mark.equivalence
+@settings(max_examples=300)
+@given(st.lists(LINES, max_size=6), st.booleans())
+def test_c_reader_equals_its_twin_on_any_lines(lines: list[bytes], final_newline: bool) -> None:
+    block = block_of(lines, final_newline)
+    rows, out = read_collector_block(block, GATEWAYS)
+    expected, expected_out = twin(block)
+    same_rows(rows, expected)
+    for row in rows[rows["status"] == LINE_READ]:
+        start, end = int(row["payload_offset"]), int(row["payload_offset"] + row["payload_length"])
+        assert out[start:end].tobytes() == expected_out[start:end].tobytes()
+
+
+@settings(max_examples=500)
+@given(st.one_of(collector_lines(), json_lines()))
+def test_a_line_read_in_bulk_gives_the_line_readers_reception(line: bytes) -> None:
+    rows, out = read_collector_block(line + b"\n", GATEWAYS)
+    (row,) = rows
+    assert row["line_length"] == len(line) + 1
+    if row["status"] == LINE_FOR_PYTHON:
+        return
+    expected = read_numbered_line(line + b"\n", 2, DEFAULT_GATEWAY, DEFAULT_TIME)
+    assert isinstance(expected, Reception)
+    start = int(row["payload_offset"])
+    assert out[start : start + int(row["payload_length"])].tobytes() == expected.payload
+    gateway = int(row["gateway"])
+    if gateway == GATEWAY_DEFAULT:
+        assert expected.gateway_id == DEFAULT_GATEWAY
+    elif gateway == GATEWAY_UNKNOWN:
+        name_at = int(row["gateway_offset"])
+        assert line[name_at : name_at + int(row["gateway_length"])].decode() == expected.gateway_id
+        assert expected.gateway_id not in GATEWAYS
+    else:
+        assert GATEWAYS[gateway] == expected.gateway_id
+    when = float(row["received_at"])
+    assert (DEFAULT_TIME if math.isnan(when) else when) == expected.received_at
+    rssi = float(row["rssi"])
+    assert (None if math.isnan(rssi) else rssi) == expected.rssi
+
+
+def test_the_common_line_is_read_in_bulk() -> None:
+    line = json.dumps({"gateway": "GW-2", "received_at": 1704081572.337, "frame": FRAME_HEX, "rssi": -68.2})
+    rows, out = read_collector_block(line.encode(), GATEWAYS)
+    assert rows["status"].tolist() == [LINE_READ]
+    assert (rows["gateway"][0], rows["received_at"][0], rows["rssi"][0]) == (1, 1704081572.337, -68.2)
+    assert out[: rows["payload_length"][0]].tobytes() == bytes.fromhex(FRAME_HEX)
+
+
+def write_log(tmp_path: Path, lines: list[bytes], final_newline: bool = True) -> Path:
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(block_of(lines, final_newline))
+    return path
+
+
+def items_in_batches(
+    path: Path, batch_lines: int
+) -> tuple[int, list[Reception], list[Reception], list[RejectedLine]]:
+    count, wmbus, lorawan, rejected = 0, [], [], []
+    for batch in iter_log_batches(
+        path,
+        gateway_ids=GATEWAYS,
+        default_gateway=DEFAULT_GATEWAY,
+        default_time=DEFAULT_TIME,
+        batch_lines=batch_lines,
+    ):
+        count += batch.lines
+        wmbus.extend(batch.wmbus[i] for i in range(len(batch.wmbus)))
+        lorawan.extend(batch.lorawan)
+        rejected.extend(batch.rejected)
+    return count, wmbus, lorawan, rejected
+
+
+def items_line_by_line(path: Path) -> tuple[int, list[Reception], list[Reception], list[RejectedLine]]:
+    count, wmbus, lorawan, rejected = 0, [], [], []
+    for items in iter_gateway_log_file(path, default_gateway=DEFAULT_GATEWAY, default_time=DEFAULT_TIME):
+        count += 1
+        for item in items:
+            if isinstance(item, RejectedLine):
+                rejected.append(item)
+            elif item.radio.value == "lorawan":
+                lorawan.append(item)
+            else:
+                # The columns keep what is stored of a collector reception: not its radio mode.
+                wmbus.append(
+                    Reception(
+                        gateway_id=item.gateway_id,
+                        received_at=item.received_at,
+                        payload=item.payload,
+                        rssi=item.rssi,
+                    )
+                )
+    return count, wmbus, lorawan, rejected
+
+
+MIXED = [
+    json.dumps(
+        {"gateway": "GW-1", "received_at": NOON, "frame": FRAME_HEX, "rssi": -70, "mode": "T1"}
+    ).encode(),
+    json.dumps({"gateway_id": "GW-\u00e4", "time": "2026-01-01T12:00:00Z", "telegram": FRAME_HEX}).encode(),
+    json.dumps({"gateway": "GW-9", "ts": NOON, "hex": FRAME_HEX}).encode(),
+    json.dumps({"received_at": NOON, "frame": FRAME_HEX}).encode(),
+    json.dumps({"gateway": "LGW-1", "received_at": NOON, "rxpk": [rxpk(), rxpk(stat=-1)]}).encode(),
+    FRAME_HEX.encode(),
+    b"",
+    b"garbage",
+    json.dumps({"gateway": "GW-1", "received_at": 1e30, "frame": FRAME_HEX}).encode(),
+    json.dumps({"gateway": "GW-1", "frame": "ABC"}).encode(),
+    b'{"gateway": "GW-1", "frame": "' + FRAME_HEX.encode() + b'"}\r',
+]
+
+
+@pytest.mark.parametrize("batch_lines", [1, 3, 20_000])
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_a_file_read_in_batches_gives_what_it_gives_line_by_line(
+    tmp_path: Path, batch_lines: int, final_newline: bool
+) -> None:
+    path = write_log(tmp_path, [b"\xef\xbb\xbf" + MIXED[0], *MIXED[1:]], final_newline)
+    assert items_in_batches(path, batch_lines) == items_line_by_line(path)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(LINES, st.sampled_from(MIXED)), max_size=12), st.booleans(), st.integers(1, 5))
+def test_any_file_read_in_batches_gives_what_it_gives_line_by_line(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[bytes], final_newline: bool, batch_lines: int
+) -> None:
+    lines = [line.replace(b"\n", b" ") for line in lines]
+    path = write_log(tmp_path_factory.mktemp("log"), lines, final_newline)
+    assert items_in_batches(path, batch_lines) == items_line_by_line(path)
+
+
+def test_lines_longer_than_a_block_are_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gateway_log, "_BLOCK_BYTES", 64)
+    path = write_log(tmp_path, MIXED * 3)
+    assert items_in_batches(path, 4) == items_line_by_line(path)
+
+
+def test_a_bad_batch_size_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="batch_lines"):
+        iter_log_batches(
+            write_log(tmp_path, MIXED),
+            gateway_ids=GATEWAYS,
+            default_gateway="g",
+            default_time=1.0,
+            batch_lines=0,
+        )
+
+
+def test_reception_columns_index_like_a_sequence() -> None:
+    columns = ReceptionColumns(
+        gateway_table=GATEWAYS,
+        gateway=np.array([1, -1]),
+        other_gateways={1: "GW-9"},
+        received_at=np.array([5.0, 6.5]),
+        rssi=np.array([np.nan, -70.25]),
+        buffer=b"\x01\x02\x03",
+        offsets=np.array([0, 1]),
+        lengths=np.array([1, 2], dtype=np.int32),
+    )
+    first = Reception(gateway_id="GW-2", received_at=5.0, payload=b"\x01")
+    second = Reception(gateway_id="GW-9", received_at=6.5, payload=b"\x02\x03", rssi=-70.25)
+    assert (len(columns), columns[0], columns[-1], columns[:]) == (2, first, second, [first, second])
+    assert list(columns) == [first, second]
+    with pytest.raises(IndexError):
+        columns[2]
