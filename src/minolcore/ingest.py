@@ -101,6 +101,7 @@ class _PooledStore:
                 uplinks=[row for batch in held for row in batch.uplinks],
                 late_receptions=[row for batch in held for row in batch.late_receptions],
                 readings=[row for batch in held for row in batch.readings],
+                reading_values=[row for batch in held for row in batch.reading_values],
                 status_events=[row for batch in held for row in batch.status_events],
                 rejected=[row for batch in held for row in batch.rejected],
             )

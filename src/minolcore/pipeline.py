@@ -43,7 +43,7 @@ from minolcore.pipeline_fast import (
     LayoutLearner,
     fast_records,
     memoisable_profile,
-    reading_row_objects,
+    reading_values,
     scan_uplink_frames,
 )
 from minolcore.pipeline_fast import (
@@ -56,6 +56,7 @@ from minolcore.store.base import (
     DeviceRow,
     EncodedUplinkRow,
     ReadingRow,
+    ReadingValues,
     ReceptionRow,
     RejectedRow,
     StatusEventRow,
@@ -481,10 +482,9 @@ class Pipeline:
                     continue
                 historic[historic_key] = key
             kept.append(reading)
-        readings = kept
-        rows.readings.extend(
-            reading_row_objects(
-                readings,
+        rows.reading_values.extend(
+            reading_values(
+                kept,
                 device_uid=device_uid,
                 uplink_key=key,
                 building_id=assignment.building.id if assignment is not None else None,
@@ -820,6 +820,7 @@ class _Rows:
         self.values_read = 0
         self.historic: dict[tuple[str, tuple[Any, ...]], str] = {}
         self.readings: list[ReadingRow] = []
+        self.reading_values: list[ReadingValues] = []
         self.status_events: list[StatusEventRow] = []
         self.rejected: list[RejectedRow] = []
         self.not_decoded: collections.Counter[str] = collections.Counter()
@@ -834,6 +835,7 @@ class _Rows:
             uplinks=self.uplinks,
             late_receptions=self.late_receptions,
             readings=self.readings,
+            reading_values=self.reading_values,
             status_events=self.status_events,
             rejected=self.rejected,
         )

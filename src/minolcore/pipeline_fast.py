@@ -37,7 +37,7 @@ from minolcore.devices.profiles import (
 )
 from minolcore.errors import MinolcoreError
 from minolcore.readings import READING_QUANTITIES, iso_minute
-from minolcore.store.base import ReadingRow
+from minolcore.store.base import ReadingValues
 from minolcore.wmbus.columns import Mode5Status, decrypt_mode5_columns
 from minolcore.wmbus.compact import FormatSignatureCache
 from minolcore.wmbus.frame import MAX_FRAME_INPUT, FrameStatus, parse_frame
@@ -557,30 +557,14 @@ class LayoutLearner:
         self.known[fast.signature] = fast.layout
 
 
-def reading_row_objects(
+def reading_values(
     readings: list[tuple[Any, ...]],
     *,
     device_uid: str,
     uplink_key: str,
     building_id: str | None,
     unit_id: str | None,
-) -> list[ReadingRow]:
-    """:class:`ReadingRow` objects of the tuples :func:`fast_records` read."""
-    return [
-        ReadingRow(
-            device_uid=device_uid,
-            reading_time=stamp,
-            quantity=quantity,
-            storage=storage,
-            tariff=tariff,
-            subunit=subunit,
-            function=function,
-            value=value,
-            unit=unit,
-            valid=valid,
-            building_id=building_id,
-            unit_id=unit_id,
-            uplink_key=uplink_key,
-        )
-        for stamp, quantity, storage, tariff, subunit, function, value, unit, valid in readings
-    ]
+) -> list[ReadingValues]:
+    """The readings table's rows (:data:`ReadingValues`) of the tuples :func:`fast_records` read."""
+    return [(device_uid, *reading, building_id, unit_id, uplink_key) for reading in readings]
+

@@ -17,6 +17,7 @@ __all__ = [
     "DeviceRow",
     "EncodedUplinkRow",
     "ReadingRow",
+    "ReadingValues",
     "ReceptionRow",
     "RejectedRow",
     "StatusEventRow",
@@ -115,6 +116,14 @@ class ReadingRow(Record):
     uplink_key: str
 
 
+# A reading as the readings table holds it, in column order: (device_uid, reading_time,
+# quantity, storage, tariff, subunit, function, value, unit, valid, building_id, unit_id,
+# uplink_key), the fields of :class:`ReadingRow`.
+ReadingValues = tuple[
+    str, str, str, int, int, int, str, float | None, str, bool, str | None, str | None, str
+]
+
+
 class StatusEventRow(Record):
     """A status change or fault of a device at a time (ISO 8601)."""
 
@@ -143,6 +152,9 @@ class StoreBatch(Record):
     # merged into the uplink's receptions.
     late_receptions: Sequence[tuple[str, ReceptionRow]] = ()
     readings: Sequence[ReadingRow] = ()
+    # Readings as value tuples (the pipeline's columnar path makes these): stored as
+    # ``readings`` are, without an object per reading.
+    reading_values: Sequence[ReadingValues] = ()
     status_events: Sequence[StatusEventRow] = ()
     rejected: Sequence[RejectedRow] = ()
 

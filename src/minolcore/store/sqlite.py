@@ -23,6 +23,7 @@ from minolcore.store.base import (
     DeviceRow,
     EncodedUplinkRow,
     ReadingRow,
+    ReadingValues,
     ReceptionRow,
     RejectedRow,
     StatusEventRow,
@@ -221,7 +222,7 @@ class SQLiteStore:
                 # Copies of uplinks this database never stored (a pipeline restored from
                 # another store's state): there is no row to add them to.
                 logger.warning("%d late copies name uplinks that are not in %s", len(late) - found, self.path)
-            readings = self._unsettled(_merged_readings(batch.readings))
+            readings = self._unsettled(_merged_readings(batch.readings, batch.reading_values))
             db.executemany(_INSERT_READING, readings)
             db.executemany(_INSERT_STATUS, _distinct_status_events(batch.status_events))
             db.executemany(_INSERT_REJECTED, [_rejected_values(row) for row in batch.rejected])
@@ -498,14 +499,16 @@ def _merged_devices(rows: Iterable[DeviceRow]) -> list[tuple[object, ...]]:
     return [merged[key] for key in sorted(merged)]
 
 
-def _merged_readings(rows: Iterable[ReadingRow]) -> list[tuple[object, ...]]:
+def _merged_readings(
+    rows: Iterable[ReadingRow], values_rows: Iterable[ReadingValues]
+) -> list[tuple[object, ...]]:
     """One row per reading key as the upsert leaves it: the first row, with the smallest
-    uplink key of them all (SQLite's min() on text compares as Python's on str does)."""
+    uplink key of them all (SQLite's min() on text compares as Python's on str does); the
+    row objects count as coming before the value tuples."""
     merged: dict[tuple[object, ...], tuple[Any, ...]] = {}
     # ReadingRow's fields are the table's columns in order (tests/test_store.py checks it).
     astuple = cast(Callable[[ReadingRow], tuple[Any, ...]], msgspec.structs.astuple)
-    for row in rows:
-        values = astuple(row)
+    for values in itertools.chain(map(astuple, rows), values_rows):
         key = values[:7]
         held = merged.get(key)
         if held is None:
