@@ -13,10 +13,22 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+import pytest
+
 from benchmarks.conftest import record_rate
+from minolcore import _native
+from minolcore._reference.lines import read_collector_lines_into
 from minolcore.adapters import semtech
-from minolcore.adapters.collector import iter_collector_lines
+from minolcore.adapters.collector import (
+    COLLECTOR_LINE_DTYPE,
+    LINE_READ,
+    iter_collector_lines,
+    read_collector_block,
+    read_numbered_line,
+)
 from minolcore.envelope import EnvelopeOpener, seal
+from minolcore.reception import Reception
 
 FRAME_HEX = "2E4493157856341233037A2A0000002F2F0C1427048502046D32371F1502FD1700002F2F2F2F2F2F2F2F"
 BASE_TIME = 1_767_268_800
@@ -130,3 +142,47 @@ if __name__ == "__main__":
     _time("bytes lines", lambda: consume(million), len(million))
     as_text = [line.decode() for line in million]
     _time("str lines", lambda: consume(as_text), len(as_text))
+
+
+def simulator_block(count: int) -> bytes:
+    """``count`` collector lines as the simulator writes them (gateway, Unix time, frame, RSSI, mode)."""
+    lines = []
+    for i in range(count):
+        line = {"gateway": f"GW-{i % 3 + 1}", "received_at": BASE_TIME + i * 0.731, "frame": FRAME_HEX}
+        line.update({"rssi": -60.0 - (i % 400) / 10, "mode": "T1"})
+        lines.append(json.dumps(line, separators=(",", ":")))
+    return ("\n".join(lines) + "\n").encode()
+
+
+BLOCK_LINES = 100_000
+GATEWAY_IDS = ("GW-1", "GW-2", "GW-3")
+
+
+@pytest.mark.parametrize("reader", ["bulk", "bulk-reference", "line by line"])
+def test_collector_block(benchmark: Any, reader: str) -> None:
+    """The ingest's log reader: whole blocks of lines read into columns by the C core (its
+    pure-Python twin on a tenth of them), against the line reader making a reception per line."""
+    count = BLOCK_LINES // 10 if reader == "bulk-reference" else BLOCK_LINES
+    block = simulator_block(count)
+
+    def bulk() -> int:
+        rows, _ = read_collector_block(block, GATEWAY_IDS)
+        return int(np.count_nonzero(rows["status"] == LINE_READ))
+
+    def reference() -> int:
+        rows = np.zeros(count + 1, dtype=COLLECTOR_LINE_DTYPE)
+        out = np.zeros(len(block) // 2, dtype=np.uint8)
+        done = read_collector_lines_into(block, [name.encode() for name in GATEWAY_IDS], rows, out)
+        return int(np.count_nonzero(rows["status"][:done] == LINE_READ))
+
+    def line_by_line() -> int:
+        return sum(
+            isinstance(read_numbered_line(line, n, "GW-0", float(BASE_TIME)), Reception)
+            for n, line in enumerate(block.splitlines(keepends=True), 1)
+        )
+
+    run = {"bulk": bulk, "bulk-reference": reference, "line by line": line_by_line}[reader]
+    if reader == "bulk" and _native.BACKEND != "cffi":
+        pytest.fail("the bulk reader's benchmark needs the C core")
+    assert benchmark.pedantic(run, rounds=5, iterations=1) == count
+    record_rate(benchmark, "lines_per_s", count)

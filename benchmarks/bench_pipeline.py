@@ -11,15 +11,20 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from benchmarks.conftest import record_rate
-from minolcore import pipeline_fast
+from minolcore import _native, pipeline_fast
+from minolcore._reference.receptions import join_receptions_into
 from minolcore.errors import MinolcoreError
 from minolcore.ingest import fewer_collections, ingest_files
 from minolcore.pipeline import Pipeline
 from minolcore.simulator import Simulation, simulate, write_collector_log
 from minolcore.store import SQLiteStore
+from minolcore.store.base import ReceptionRow
+from minolcore.store.receptions import encode_reception_columns
+from minolcore.store.sqlite import _canonical, _encode
 from minolcore.wmbus.frame import parse_frame
 
 
@@ -119,3 +124,89 @@ def test_mode7_unseal_per_telegram(
 
     assert benchmark.pedantic(run, rounds=5, iterations=1) == len(mode7_telegrams) > 1_000
     record_rate(benchmark, "telegrams_per_s", len(mode7_telegrams))
+
+
+STORED_UPLINKS = 100_000
+
+
+@pytest.fixture(scope="module")
+def copy_columns() -> tuple[Any, ...]:
+    """Per copy: uplink, gateway index, time (ms), RSSI (dBm), SNR (NaN), as the columnar
+    path has them: 100,000 uplinks heard by one to three of three gateways."""
+    rng = np.random.default_rng(5)
+    heard = rng.integers(1, 4, STORED_UPLINKS)
+    uplink = np.repeat(np.arange(STORED_UPLINKS), heard)
+    gateway = np.concatenate([rng.permutation(3)[:n] for n in heard.tolist()])
+    times = 1_704_081_572_337 + uplink * 731 + rng.integers(0, 40, len(uplink))
+    rssi = np.round(rng.uniform(-110, -50, len(uplink)), 1)
+    return uplink, gateway, times, rssi, np.full(len(uplink), np.nan)
+
+
+@pytest.mark.parametrize("path", ["columns", "objects"])
+def test_stored_receptions(benchmark: Any, copy_columns: tuple[Any, ...], path: str) -> None:
+    """Each uplink's receptions in their stored form: from columns (joined in the C core), or
+    as ReceptionRow objects put in order and encoded one uplink at a time."""
+    uplink, gateway, times, rssi, snr = copy_columns
+    names = ("GW-1", "GW-2", "GW-3")
+    rows: list[list[ReceptionRow]] = [[] for _ in range(STORED_UPLINKS)]
+    for u, g, t, r in zip(uplink.tolist(), gateway.tolist(), times.tolist(), rssi.tolist(), strict=True):
+        rows[u].append(ReceptionRow(gateway_id=names[g], received_at_ms=t, rssi=r))
+
+    def columns() -> list[str]:
+        return encode_reception_columns(STORED_UPLINKS, uplink, gateway, names, times, rssi, snr).texts
+
+    def objects() -> list[str]:
+        return [_encode(_canonical(copies)).decode() for copies in rows]
+
+    texts = benchmark.pedantic(columns if path == "columns" else objects, rounds=5, iterations=1)
+    assert texts == objects()
+    record_rate(benchmark, "uplinks_per_s", STORED_UPLINKS)
+
+
+@pytest.mark.parametrize("backend", ["C", "reference"])
+def test_join_receptions(benchmark: Any, copy_columns: tuple[Any, ...], backend: str) -> None:
+    """mc_join_receptions against its pure-Python twin (on a tenth of the uplinks)."""
+    uplink, gateway, times, _, _ = copy_columns
+    uplinks = STORED_UPLINKS if backend == "C" else STORED_UPLINKS // 10
+    copies = int(np.searchsorted(uplink, uplinks))
+    starts = np.searchsorted(uplink[:copies], np.arange(uplinks + 1)).astype(np.int64)
+    pieces = [b'"GW-1"', b'"GW-2"', b'"GW-3"', b"null", b"-70.5"]
+    piece_offsets = np.concatenate(([0], np.cumsum([len(p) for p in pieces]))).astype(np.int64)
+    gateway_piece = gateway[:copies].astype(np.int32)
+    level = np.full(copies, 4, dtype=np.int32)
+    null = np.full(copies, 3, dtype=np.int32)
+    ms = times[:copies].astype(np.int64)
+    out = np.empty(copies * 64 + 2 * uplinks, dtype=np.uint8)
+    out_offsets = np.empty(uplinks + 1, dtype=np.int64)
+    joined = b"".join(pieces)
+
+    def native() -> int:
+        ffi, lib = _native.ffi, _native.lib
+        return int(
+            lib.mc_join_receptions(
+                ffi.from_buffer("int64_t[]", starts),
+                uplinks,
+                copies,
+                ffi.from_buffer("int32_t[]", gateway_piece),
+                ffi.from_buffer("int64_t[]", ms),
+                ffi.from_buffer("int32_t[]", level),
+                ffi.from_buffer("int32_t[]", null),
+                joined,
+                ffi.from_buffer("int64_t[]", piece_offsets),
+                len(pieces),
+                ffi.from_buffer("uint8_t[]", out),
+                len(out),
+                ffi.from_buffer("int64_t[]", out_offsets),
+            )
+        )
+
+    def reference() -> int:
+        return join_receptions_into(
+            starts, gateway_piece, ms, level, null, joined, piece_offsets, out, out_offsets
+        )
+
+    if backend == "C" and _native.BACKEND != "cffi":
+        pytest.fail("the C join's benchmark needs the C core")
+    written = benchmark.pedantic(native if backend == "C" else reference, rounds=5, iterations=1)
+    assert written == out_offsets[-1] > 0
+    record_rate(benchmark, "uplinks_per_s", uplinks)

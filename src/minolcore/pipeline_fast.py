@@ -567,4 +567,3 @@ def reading_values(
 ) -> list[ReadingValues]:
     """The readings table's rows (:data:`ReadingValues`) of the tuples :func:`fast_records` read."""
     return [(device_uid, *reading, building_id, unit_id, uplink_key) for reading in readings]
-

@@ -123,9 +123,7 @@ class ReadingRow(Record):
 # A reading as the readings table holds it, in column order: (device_uid, reading_time,
 # quantity, storage, tariff, subunit, function, value, unit, valid, building_id, unit_id,
 # uplink_key), the fields of :class:`ReadingRow`.
-ReadingValues = tuple[
-    str, str, str, int, int, int, str, float | None, str, bool, str | None, str | None, str
-]
+ReadingValues = tuple[str, str, str, int, int, int, str, float | None, str, bool, str | None, str | None, str]
 
 
 class StatusEventRow(Record):

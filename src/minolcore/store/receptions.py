@@ -83,17 +83,16 @@ def encode_reception_columns(
     rssi_value = np.where(rssi_given, rssi_of, 0.0)
     snr_value = np.where(snr_given, snr_of, 0.0)
     # Per uplink in stored order: time, gateway id, then RSSI and SNR (a missing one first).
+    # The levels only order copies that one gateway reported twice at the same time: rare,
+    # so the copies are sorted by the first three keys, and by all only if such a pair exists.
     keys = (snr_value, snr_given, rssi_value, rssi_given, gateway_rank, times, owner)
-    order = np.lexsort(keys)
-    # A copy equal to the one before it in every key is the same reception (a set).
-    kept = np.ones(copies, dtype=np.bool_)
-    if copies > 1:
-        same = np.ones(copies - 1, dtype=np.bool_)
-        for column in keys:
-            ordered = column[order]
-            same &= ordered[1:] == ordered[:-1]
-        kept[1:] = ~same
-    order = order[kept]
+    order = np.lexsort(keys[4:])
+    if copies > 1 and _adjacent_equal(keys[4:], order).any():
+        order = np.lexsort(keys)
+        # A copy equal to the one before it in every key is the same reception (a set).
+        kept = np.ones(copies, dtype=np.bool_)
+        kept[1:] = ~_adjacent_equal(keys, order)
+        order = order[kept]
     counts = np.bincount(owner[order], minlength=uplinks)
     if uplinks and not counts.all():
         raise InputError("every uplink needs at least one reception")
@@ -112,6 +111,17 @@ def encode_reception_columns(
     first = ordered_times[starts[:-1]].tolist()
     last = ordered_times[starts[1:] - 1].tolist() if uplinks else []
     return EncodedReceptions(text, first, last)
+
+
+def _adjacent_equal(
+    columns: tuple[npt.NDArray[Any], ...], order: npt.NDArray[np.intp]
+) -> npt.NDArray[np.bool_]:
+    """Per pair of neighbours in ``order``: whether they are equal in every column."""
+    same = np.ones(len(order) - 1, dtype=np.bool_)
+    for column in columns:
+        ordered = column[order]
+        same &= ordered[1:] == ordered[:-1]
+    return same
 
 
 def _pieces(
