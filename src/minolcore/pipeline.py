@@ -43,7 +43,6 @@ from minolcore.pipeline_fast import (
     LayoutLearner,
     fast_records,
     memoisable_profile,
-    reading_values,
     scan_uplink_frames,
 )
 from minolcore.pipeline_fast import (
@@ -203,10 +202,8 @@ class Pipeline:
         self._stats = PipelineStats()
         # Validated site addresses per meter identity (building one costs more than the lookup).
         self._site_addresses: dict[DeviceIdentity, WMBusAddress] = {}
-        # meter -> (site, its revision, span start and end in s, the assignment in that span)
-        self._assignment_spans: dict[
-            DeviceIdentity, tuple[SiteRegistry, int, float, float, Assignment | None]
-        ] = {}
+        # meter uid -> (site, its revision, span start and end in s, the assignment in that span)
+        self._assignment_spans: dict[str, tuple[SiteRegistry, int, float, float, Assignment | None]] = {}
         # Columnar path: per address (uid, identity, memoisable profile or None); per
         # (profile, status inputs) the kind and the faults of the model they give.
         self._fast_devices: dict[Address, tuple[str, DeviceIdentity, object | None]] = {}
@@ -419,7 +416,7 @@ class Pipeline:
     ) -> None:
         """The rows of a wireless M-Bus uplink the columnar path read (``received_at``: its
         first copy's time in s since the epoch; ``receptions``: their stored text, first and
-        last time in ms)."""
+        last time in ms). Runs once per uplink: plain dicts and locals throughout."""
         device_uid, identity, profile = device
         key = content_key(device_uid, frame)
         text, first_ms, last_ms = receptions
@@ -447,25 +444,30 @@ class Pipeline:
             faults = tuple((event.event, event.detail) for event in _status_events(device_uid, model))
             status = self._fast_status[(profile, item.status_key)] = (model.kind, faults)
         kind, faults = status
-        assignment = self._assign_wmbus(received_at, identity)
+        assignment = self._assign_wmbus(received_at, device_uid, identity)
         if assignment is None:
             rows.unassigned += 1
+            building = unit_id = None
+        else:
+            building = assignment.building.id
+            unit_id = assignment.unit.id if assignment.unit is not None else None
         rows.decoded += 1
-        rows.kinds[kind] += 1
+        kinds = rows.kinds
+        kinds[kind] = kinds.get(kind, 0) + 1
         device_key = (device_uid, kind)
-        device_row = self._fast_device_rows.get(device_key)
-        if device_row is None:
-            # Every uplink repeats its meter's row: built once per meter and kind (frozen).
-            device_row = self._fast_device_rows[device_key] = DeviceRow(
-                device_uid=device_uid,
-                radio="wmbus",
-                manufacturer=identity.manufacturer,
-                meter_id=identity.id,
-                version=identity.version,
-                device_type=identity.device_type,
-                kind=kind,
-            )
         if device_key not in rows.device_rows:
+            device_row = self._fast_device_rows.get(device_key)
+            if device_row is None:
+                # Every uplink repeats its meter's row: built once per meter and kind (frozen).
+                device_row = self._fast_device_rows[device_key] = DeviceRow(
+                    device_uid=device_uid,
+                    radio="wmbus",
+                    manufacturer=identity.manufacturer,
+                    meter_id=identity.id,
+                    version=identity.version,
+                    device_type=identity.device_type,
+                    kind=kind,
+                )
             rows.device_rows.add(device_key)
             rows.devices.append(device_row)
         readings = item.readings
@@ -473,26 +475,31 @@ class Pipeline:
         # A historic value (storage > 0) comes again in every telegram until the next due
         # date: within the batch only its smallest uplink key can be stored.
         historic = rows.historic
-        kept = []
-        for reading in readings:
-            if reading[2]:
-                historic_key = (device_uid, reading[:6])
+        append = rows.reading_values.append
+        for stamp, quantity, storage, tariff, subunit, function, value, unit, valid in readings:
+            if storage:
+                historic_key = (device_uid, stamp, quantity, storage, tariff, subunit, function)
                 held = historic.get(historic_key)
                 if held is not None and held <= key:
                     continue
                 historic[historic_key] = key
-            kept.append(reading)
-        rows.reading_values.extend(
-            reading_values(
-                kept,
-                device_uid=device_uid,
-                uplink_key=key,
-                building_id=assignment.building.id if assignment is not None else None,
-                unit_id=assignment.unit.id
-                if assignment is not None and assignment.unit is not None
-                else None,
+            append(
+                (
+                    device_uid,
+                    stamp,
+                    quantity,
+                    storage,
+                    tariff,
+                    subunit,
+                    function,
+                    value,
+                    unit,
+                    valid,
+                    building,
+                    unit_id,
+                    key,
+                )
             )
-        )
         for fault, detail in faults:
             rows.status_events.append(
                 StatusEventRow(device_uid=device_uid, event_time=item.event_time, event=fault, detail=detail)
@@ -595,11 +602,11 @@ class Pipeline:
         except MinolcoreError:
             return None
 
-    def _assign_wmbus(self, when: float, identity: DeviceIdentity) -> Assignment | None:
-        """:meth:`_assign` of a wireless M-Bus uplink first heard at ``when`` (s since the
-        epoch), remembered per meter over the span of time in which the site's answer stays
-        the same (a meter sends for years between swaps)."""
-        held = self._assignment_spans.get(identity)
+    def _assign_wmbus(self, when: float, device_uid: str, identity: DeviceIdentity) -> Assignment | None:
+        """:meth:`_assign` of a wireless M-Bus uplink of meter ``device_uid`` first heard at
+        ``when`` (s since the epoch), remembered per meter over the span of time in which the
+        site's answer stays the same (a meter sends for years between swaps)."""
+        held = self._assignment_spans.get(device_uid)
         site = self.site
         revision = site.revision
         if held is not None and held[0] is site and held[1] == revision and held[2] <= when < held[3]:
@@ -613,7 +620,7 @@ class Pipeline:
         except MinolcoreError:
             return assignment
         # A millisecond inside the span: float seconds and the site's datetimes never disagree there.
-        self._assignment_spans[identity] = (site, revision, start + 1e-3, end - 1e-3, assignment)
+        self._assignment_spans[device_uid] = (site, revision, start + 1e-3, end - 1e-3, assignment)
         return assignment
 
     def _store_uplink(
@@ -653,7 +660,7 @@ class Pipeline:
         if assignment is None:
             rows.unassigned += 1
         rows.decoded += 1
-        rows.kinds[model.kind] += 1
+        rows.kinds[model.kind] = rows.kinds.get(model.kind, 0) + 1
         radio = "lorawan" if uplink.radio is Radio.LORAWAN else "wmbus"
         rows.devices.append(
             DeviceRow(
@@ -818,13 +825,13 @@ class _Rows:
         # (device, time, quantity, storage, tariff, subunit, function) its smallest uplink key.
         self.device_rows: set[tuple[str, str]] = set()  # (device uid, kind)
         self.values_read = 0
-        self.historic: dict[tuple[str, tuple[Any, ...]], str] = {}
+        self.historic: dict[tuple[Any, ...], str] = {}
         self.readings: list[ReadingRow] = []
         self.reading_values: list[ReadingValues] = []
         self.status_events: list[StatusEventRow] = []
         self.rejected: list[RejectedRow] = []
         self.not_decoded: collections.Counter[str] = collections.Counter()
-        self.kinds: collections.Counter[str] = collections.Counter()
+        self.kinds: dict[str, int] = {}
         self.decoded = 0
         self.unassigned = 0
         self.late_unmatched = 0

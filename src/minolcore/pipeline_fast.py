@@ -37,7 +37,6 @@ from minolcore.devices.profiles import (
 )
 from minolcore.errors import MinolcoreError
 from minolcore.readings import READING_QUANTITIES, iso_minute
-from minolcore.store.base import ReadingValues
 from minolcore.wmbus.columns import Mode5Status, decrypt_mode5_columns
 from minolcore.wmbus.compact import FormatSignatureCache
 from minolcore.wmbus.frame import MAX_FRAME_INPUT, FrameStatus, parse_frame
@@ -555,15 +554,3 @@ class LayoutLearner:
             self.known[signature] = self.signatures.layout(signature)
             return
         self.known[fast.signature] = fast.layout
-
-
-def reading_values(
-    readings: list[tuple[Any, ...]],
-    *,
-    device_uid: str,
-    uplink_key: str,
-    building_id: str | None,
-    unit_id: str | None,
-) -> list[ReadingValues]:
-    """The readings table's rows (:data:`ReadingValues`) of the tuples :func:`fast_records` read."""
-    return [(device_uid, *reading, building_id, unit_id, uplink_key) for reading in readings]
