@@ -85,7 +85,9 @@ class _PooledStore:
 
     def write(self, batch: StoreBatch) -> None:
         self._held.append(batch)
-        self._count += len(batch.uplinks) + len(batch.late_receptions) + len(batch.rejected)
+        self._count += (
+            len(batch.uplinks) + len(batch.uplink_values) + len(batch.late_receptions) + len(batch.rejected)
+        )
         if self._count >= self.rows:
             self.flush()
 
@@ -99,6 +101,7 @@ class _PooledStore:
             merged = StoreBatch(
                 devices=[row for batch in held for row in batch.devices],
                 uplinks=[row for batch in held for row in batch.uplinks],
+                uplink_values=[row for batch in held for row in batch.uplink_values],
                 late_receptions=[row for batch in held for row in batch.late_receptions],
                 readings=[row for batch in held for row in batch.readings],
                 reading_values=[row for batch in held for row in batch.reading_values],

@@ -53,7 +53,6 @@ from minolcore.reception import Radio, Reception, ReceptionColumns
 from minolcore.site import Assignment, LoRaWANAddress, SiteRegistry, WMBusAddress
 from minolcore.store.base import (
     DeviceRow,
-    EncodedUplinkRow,
     ReadingRow,
     ReadingValues,
     ReceptionRow,
@@ -62,6 +61,7 @@ from minolcore.store.base import (
     Store,
     StoreBatch,
     UplinkRow,
+    UplinkValues,
     content_key,
 )
 from minolcore.store.receptions import EncodedReceptions, encode_reception_columns
@@ -420,18 +420,7 @@ class Pipeline:
         device_uid, identity, profile = device
         key = content_key(device_uid, frame)
         text, first_ms, last_ms = receptions
-        rows.uplinks.append(
-            EncodedUplinkRow(
-                uplink_key=key,
-                device_uid=device_uid,
-                size=len(frame),
-                security_status="ok",
-                decode_errors="",
-                first_received_ms=first_ms,
-                last_received_ms=last_ms,
-                receptions_json=text,
-            )
-        )
+        rows.uplink_values.append((key, device_uid, len(frame), "ok", "", first_ms, last_ms, text))
         status = self._fast_status.get((profile, item.status_key))
         if status is None:
             model = model_from_records(
@@ -819,7 +808,8 @@ class _Rows:
 
     def __init__(self) -> None:
         self.devices: list[DeviceRow] = []
-        self.uplinks: list[UplinkRow | EncodedUplinkRow] = []
+        self.uplinks: list[UplinkRow] = []
+        self.uplink_values: list[UplinkValues] = []
         self.late_receptions: list[tuple[str, ReceptionRow]] = []
         # Fast path: device rows already in the batch, and per historic reading key
         # (device, time, quantity, storage, tariff, subunit, function) its smallest uplink key.
@@ -840,6 +830,7 @@ class _Rows:
         return StoreBatch(
             devices=self.devices,
             uplinks=self.uplinks,
+            uplink_values=self.uplink_values,
             late_receptions=self.late_receptions,
             readings=self.readings,
             reading_values=self.reading_values,

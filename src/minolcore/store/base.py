@@ -15,7 +15,6 @@ from minolcore._model import Record
 
 __all__ = [
     "DeviceRow",
-    "EncodedUplinkRow",
     "ReadingRow",
     "ReadingValues",
     "ReceptionRow",
@@ -24,6 +23,7 @@ __all__ = [
     "Store",
     "StoreBatch",
     "UplinkRow",
+    "UplinkValues",
     "content_key",
 ]
 
@@ -81,21 +81,11 @@ class UplinkRow(Record):
     receptions: tuple[ReceptionRow, ...] = ()
 
 
-class EncodedUplinkRow(Record):
-    """An :class:`UplinkRow` with its receptions already in their stored form: the JSON
-    text of :func:`minolcore.store.receptions.encode_reception_columns`, with the first and
-    last reception time (ms since the epoch). The pipeline's columnar path makes these; they
-    merge with uplink rows of the same key as uplink rows do. The fields are the uplinks
-    table's columns, in order."""
-
-    uplink_key: str
-    device_uid: str
-    size: int
-    security_status: str
-    decode_errors: str
-    first_received_ms: int
-    last_received_ms: int
-    receptions_json: str
+# An uplink as the uplinks table holds it, in column order: (uplink_key, device_uid, size,
+# security_status, decode_errors, first_received_ms, last_received_ms, receptions), its
+# receptions already the stored JSON text of
+# :func:`minolcore.store.receptions.encode_reception_columns`, the times in ms since the epoch.
+UplinkValues = tuple[str, str, int, str, str, int, int, str]
 
 
 class ReadingRow(Record):
@@ -149,7 +139,10 @@ class StoreBatch(Record):
     """Everything one pipeline batch writes, in one transaction."""
 
     devices: Sequence[DeviceRow] = ()
-    uplinks: Sequence[UplinkRow | EncodedUplinkRow] = ()
+    uplinks: Sequence[UplinkRow] = ()
+    # Uplinks as value tuples, their receptions already encoded (the pipeline's columnar path
+    # makes these): they merge with uplink rows of the same key as uplink rows do.
+    uplink_values: Sequence[UplinkValues] = ()
     # Copies of uplinks stored before (a collector uploading late): (uplink key, copy),
     # merged into the uplink's receptions.
     late_receptions: Sequence[tuple[str, ReceptionRow]] = ()

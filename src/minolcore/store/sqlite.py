@@ -21,7 +21,6 @@ import msgspec
 from minolcore.errors import ConfigError, InputError, StoreError
 from minolcore.store.base import (
     DeviceRow,
-    EncodedUplinkRow,
     ReadingRow,
     ReadingValues,
     ReceptionRow,
@@ -29,6 +28,7 @@ from minolcore.store.base import (
     StatusEventRow,
     StoreBatch,
     UplinkRow,
+    UplinkValues,
 )
 
 __all__ = ["SQLiteStore"]
@@ -215,7 +215,7 @@ class SQLiteStore:
             # Rows repeated within the batch are merged first as the statements would merge
             # them (most readings and devices repeat): SQLite sees each key once.
             db.executemany(_INSERT_DEVICE, _merged_devices(batch.devices))
-            db.executemany(_INSERT_UPLINK, _merged_uplinks(batch.uplinks))
+            db.executemany(_INSERT_UPLINK, _merged_uplinks(batch.uplinks, batch.uplink_values))
             late = _late_reception_values(batch.late_receptions)
             found = db.executemany(_ADD_RECEPTIONS, late).rowcount
             if found < len(late):
@@ -345,54 +345,49 @@ class SQLiteStore:
 # rows become value tuples. They are inserted in key order (readings grouped by device).
 
 
-def _merged_uplinks(rows: Sequence[UplinkRow | EncodedUplinkRow]) -> list[tuple[object, ...]]:
-    """One row per uplink key with the union of the receptions of the rows given for it."""
-    first: dict[str, UplinkRow | EncodedUplinkRow] = {}
-    repeated: dict[str, list[UplinkRow | EncodedUplinkRow]] = {}
-    for row in rows:
-        held = first.setdefault(row.uplink_key, row)
+def _merged_uplinks(rows: Sequence[UplinkRow], values_rows: Sequence[UplinkValues]) -> list[UplinkValues]:
+    """One row per uplink key with the union of the receptions of the rows given for it (the
+    row objects count as coming before the value tuples)."""
+    first: dict[str, UplinkRow | UplinkValues] = {}
+    repeated: dict[str, list[UplinkRow | UplinkValues]] = {}
+    both: Iterable[UplinkRow | UplinkValues] = itertools.chain(rows, values_rows)
+    for row in both:
+        key = row[0] if type(row) is tuple else cast(UplinkRow, row).uplink_key
+        held = first.setdefault(key, row)
         if held is not row:
-            repeated.setdefault(row.uplink_key, [held]).append(row)
-    astuple = cast(Callable[[EncodedUplinkRow], tuple[object, ...]], msgspec.structs.astuple)
-    values: list[tuple[object, ...]] = []
+            repeated.setdefault(key, [held]).append(row)
+    values: list[UplinkValues] = []
     for key in sorted(first):
         row = first[key]
-        if type(row) is EncodedUplinkRow and not (repeated and key in repeated):
-            values.append(astuple(row))  # its fields are the table's columns
+        if repeated and key in repeated:
+            receptions = _canonical([copy for one in repeated[key] for copy in _receptions_of(one)])
+        elif type(row) is tuple:
+            values.append(row)
             continue
-        receptions = _canonical(
-            [copy for one in repeated[key] for copy in _receptions_of(one)]
-            if repeated and key in repeated
-            else _receptions_of(row)
-        )
+        else:
+            receptions = _canonical(_receptions_of(row))
         if not receptions:
             raise InputError(
                 f"uplink {key}: no receptions (an uplink is stored with the copies it was heard in)"
             )
+        head = row[:5] if type(row) is tuple else _uplink_head(cast(UplinkRow, row))
+        # canonical order is time order
         values.append(
-            (
-                key,
-                row.device_uid,
-                row.size,
-                row.security_status,
-                row.decode_errors,
-                # canonical order is time order
-                receptions[0].received_at_ms,
-                receptions[-1].received_at_ms,
-                _encode(receptions).decode(),
-            )
+            (*head, receptions[0].received_at_ms, receptions[-1].received_at_ms, _encode(receptions).decode())
         )
     return values
 
 
-def _receptions_of(row: UplinkRow | EncodedUplinkRow) -> Sequence[ReceptionRow]:
-    if type(row) is EncodedUplinkRow:
+def _uplink_head(row: UplinkRow) -> tuple[str, str, int, str, str]:
+    return (row.uplink_key, row.device_uid, row.size, row.security_status, row.decode_errors)
+
+
+def _receptions_of(row: UplinkRow | UplinkValues) -> Sequence[ReceptionRow]:
+    if type(row) is tuple:
         try:
-            return _RECEPTIONS_DECODER.decode(row.receptions_json)
-        except (msgspec.DecodeError, UnicodeError) as error:
-            raise InputError(
-                f"uplink {row.uplink_key}: receptions that are not stored text: {error}"
-            ) from None
+            return _RECEPTIONS_DECODER.decode(row[7])
+        except (msgspec.DecodeError, UnicodeError, TypeError) as error:
+            raise InputError(f"uplink {row[0]}: receptions that are not stored text: {error}") from None
     return cast(UplinkRow, row).receptions
 
 
