@@ -320,6 +320,45 @@ def test_a_grant_time_that_is_no_time_is_refused(layer: AccessLayer, field: str,
     assert layer.grants.of("olga") == []
 
 
+@pytest.mark.parametrize("field", ["data_from", "data_until"])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2024-1-5", "ISO day"),  # compared as text, it would sort after 2024-10-01
+        ("2024-01-05T00:00", "ISO day"),
+        ("yesterday", "ISO day"),
+        (dt.date(2024, 1, 5), "ISO day"),
+        ("0999-01-01", "between"),
+    ],
+)
+def test_a_data_day_that_is_no_iso_day_is_refused(
+    layer: AccessLayer, field: str, value: object, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        layer.grants.grant(
+            ADMIN,
+            principal_id="olga",
+            building="B1",
+            purpose=Purpose.CONSUMPTION_INFO,
+            basis=LegalBasis.CONTRACT,
+            **{field: value},  # type: ignore[arg-type]
+        )
+    assert layer.grants.of("olga") == []
+
+
+def test_data_days_in_reverse_are_refused(layer: AccessLayer) -> None:
+    with pytest.raises(ConfigError, match="after data_until"):
+        layer.grants.grant(
+            ADMIN,
+            principal_id="olga",
+            building="B1",
+            purpose=Purpose.CONSUMPTION_INFO,
+            basis=LegalBasis.CONTRACT,
+            data_from="2024-06-01",
+            data_until="2024-05-31",
+        )
+
+
 def test_billing_report_needs_building_grant(layer: AccessLayer) -> None:
     period = (dt.date(2023, 12, 31), dt.date(2024, 12, 31))
     with pytest.raises(NoGrantError):

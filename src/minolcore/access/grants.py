@@ -21,6 +21,7 @@ Every decision, allowed or refused, is appended to the audit trail before the ca
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -39,7 +40,7 @@ from minolcore.access.model import (
 )
 from minolcore.errors import ConfigError, InputError, MinolcoreError
 from minolcore.reception import is_event_time
-from minolcore.site import SiteRegistry
+from minolcore.site import SiteRegistry, check_calendar_day
 
 __all__ = ["DEVICE_CLASSES", "GRANTING_STAFF", "OWNER_BASES", "OWNER_PURPOSES", "GrantRegistry"]
 
@@ -208,6 +209,12 @@ class GrantRegistry:
                 # NaN would be stored as "no end": a grant that never expires.
                 if moment is not None and not is_event_time(moment):
                     raise ConfigError("must be Unix seconds between 1970 and 9999", name)
+            # Data days are compared as text: only the canonical ISO form orders like the days.
+            for name, day in (("data_from", data_from), ("data_until", data_until)):
+                if day is not None:
+                    _check_data_day(day, name)
+            if data_from is not None and data_until is not None and data_from > data_until:
+                raise ConfigError(f"data_from {data_from} is after data_until {data_until}", "data_from")
             kinds = tuple(sorted(set(device_kinds)))
             now = self._clock()
             effective = self._acting(by)
@@ -412,3 +419,15 @@ def _within(span: tuple[float, float | None, str | None, str | None], held: Gran
     if held.data_from is not None and (data_from is None or data_from < held.data_from):
         return False
     return held.data_until is None or (data_until is not None and data_until <= held.data_until)
+
+
+def _check_data_day(day: object, where: str) -> None:
+    """:class:`ConfigError` unless ``day`` is an ISO day text (``YYYY-MM-DD``) from
+    :data:`~minolcore.site.FIRST_DAY` to :data:`~minolcore.site.LAST_DAY`."""
+    try:
+        parsed = dt.date.fromisoformat(day) if isinstance(day, str) and len(day) == 10 else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.isoformat() != day:
+        raise ConfigError(f"must be an ISO day such as 2024-03-15, got {str(day)[:40]!r}", where)
+    check_calendar_day(parsed, where)
