@@ -379,6 +379,21 @@ def test_billing_report_needs_building_grant(layer: AccessLayer) -> None:
     assert consumption["wmbus:QDS:00000001"] == pytest.approx(100.0)
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"id": "olga", "role": "owner"},  # text: "is Role.OWNER" fails where "== Role.OWNER" passes
+        {"id": "", "role": Role.OWNER},
+        {"id": 7, "role": Role.OWNER},
+        {"id": "olga", "role": Role.OPERATOR, "staff_role": 1},
+        {"id": "svc", "role": Role.SERVICE, "acting_for": "olga"},
+    ],
+)
+def test_a_principal_of_the_wrong_kind_is_an_input_error(fields: dict[str, Any]) -> None:
+    with pytest.raises(InputError):
+        Principal(**fields)
+
+
 def test_service_acts_for_its_principal(layer: AccessLayer) -> None:
     layer.grants.grant(
         ADMIN, principal_id="olga", building="B1", purpose=Purpose.BILLING, basis=LegalBasis.CONTRACT
@@ -405,7 +420,14 @@ def test_audit_trail_is_for_auditors(layer: AccessLayer) -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"exp": float("nan")}, {"exp": 10**400}, {"exp": "never"}, {"scope": "grant:\ud800"}],
+    [
+        {"exp": float("nan")},
+        {"exp": 10**400},
+        {"exp": "never"},
+        {"scope": "grant:\ud800"},
+        {"sub": ""},
+        {"act": {"sub": ""}},
+    ],
 )
 def test_a_signed_token_with_impossible_claims_is_refused(layer: AccessLayer, change: dict[str, Any]) -> None:
     # Only a holder of the token key can sign these; they still must not pass or crash.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from minolcore._model import Record
-from minolcore.errors import AccessDeniedError
+from minolcore.errors import AccessDeniedError, InputError
 
 __all__ = [
     "OPERATOR_PURPOSES",
@@ -77,6 +77,18 @@ class Principal(Record):
     role: Role
     staff_role: str | None = None
     acting_for: Principal | None = None
+
+    def __post_init__(self) -> None:
+        # Roles are compared by identity (``is Role.SERVICE``) and by equality (``in``): a
+        # role given as text would pass some checks and fail others.
+        if not isinstance(self.role, Role):
+            raise InputError(f"a principal's role must be a Role, not {type(self.role).__name__}")
+        if not isinstance(self.id, str) or not self.id:
+            raise InputError("a principal's id must be a non-empty string")
+        if self.staff_role is not None and not isinstance(self.staff_role, str):
+            raise InputError("a principal's staff_role must be a string or None")
+        if self.acting_for is not None and not isinstance(self.acting_for, Principal):
+            raise InputError("a principal acts for a Principal or nobody")
 
     def effective(self) -> Principal | None:
         """The principal whose grants apply: the one a service acts for (None if it acts for

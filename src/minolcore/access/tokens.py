@@ -143,7 +143,7 @@ class TokenService:
             raise TokenError(DenyReason.TOKEN_EXPIRED, "expired or no expiry time")
         jti = claims.get("jti")
         sub = claims.get("sub")
-        if not isinstance(jti, str) or not isinstance(sub, str):
+        if not isinstance(jti, str) or not isinstance(sub, str) or not sub:
             raise TokenError(DenyReason.TOKEN_INVALID, "missing jti or sub")
         if self._db.execute("SELECT 1 FROM access_revoked_tokens WHERE jti = ?", (jti,)).fetchone():
             raise TokenError(DenyReason.TOKEN_REVOKED, "token revoked")
@@ -155,6 +155,8 @@ class TokenService:
         principal = Principal(id=sub, role=role, staff_role=staff if isinstance(staff, str) else None)
         act = claims.get("act")
         if isinstance(act, dict) and isinstance(act.get("sub"), str):
+            if not act["sub"]:
+                raise TokenError(DenyReason.TOKEN_INVALID, "an actor without a sub")
             principal = Principal(id=act["sub"], role=Role.SERVICE, acting_for=principal)
         scope = str(claims.get("scope", ""))
         grant_ids: frozenset[str] | None
