@@ -177,6 +177,10 @@ def test_bad_input_gives_clear_errors(
         )
         == 1
     )
+    assert "missing.jsonl: no such file" in capsys.readouterr().err
+    common = ["--site", str(folder / "site.toml"), "--keys", str(folder / "keys.toml")]
+    assert main(["ingest", str(tmp_path), *common, "--db", str(tmp_path / "x.sqlite")]) == 1
+    assert "a directory, not a log file" in capsys.readouterr().err
 
 
 def test_truncated_log_and_garbage_lines_lose_no_valid_reading(

@@ -153,6 +153,8 @@ def _run_ingest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "no gateways: list them in the site file (gateways = [...]) or give --gateway", args.site
         )
     for path in args.files:
+        if os.path.isdir(path):
+            raise ConfigError("a directory, not a log file (name the files in it)", path)
         if not os.path.isfile(path):
             raise ConfigError("no such file", path)
     if args.db in ("", ":memory:") or args.db.startswith("file:"):
