@@ -545,3 +545,50 @@ def test_a_row_the_database_cannot_hold_is_an_input_error(change: dict[str, Any]
         with pytest.raises(InputError, match="cannot hold"):
             store.write(msgspec.structs.replace(batch, readings=[*batch.readings, bad]))
         assert store.counts()["readings"] == 0
+
+
+def test_a_version_2_database_is_brought_to_version_3(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with SQLiteStore(path) as store:
+        store.write(sample_batch())
+        expected = store.digest()
+        by_unit = StoreReader(store).readings(unit_id="U1")
+        # What a version 2 file held: an index of every reading by unit, no placements.
+        store._db.executescript(
+            "DROP TABLE placements;"
+            "CREATE INDEX readings_by_unit ON readings (unit_id, quantity, reading_time);"
+            "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+        )
+    with SQLiteStore(path) as store:
+        assert store.get_meta("schema_version") == "3"
+        assert store.digest() == expected
+        assert by_unit and StoreReader(store).readings(unit_id="U1") == by_unit
+        indexes = store._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+        assert ("readings_by_unit",) not in indexes
+
+
+PLACES = st.sampled_from([(None, None), ("B1", None), ("B1", "U1"), ("B1", "U2"), ("B2", "U1")])
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 4), PLACES), max_size=25))
+def test_readings_by_building_and_unit_are_the_rows_placed_there(
+    rows: list[tuple[int, int, tuple[str | None, str | None]]],
+) -> None:
+    """A meter may move between units (a swap): every filter finds exactly its rows."""
+    values = [
+        (f"wmbus:QDS:0000000{device}:01:08", f"2025-10-0{day}T00:00", "volume", 0, 0, 0, "instantaneous")
+        + (1.0, "m3", True, building, unit, "k")
+        for device, day, (building, unit) in rows
+    ]
+    with SQLiteStore(":memory:") as store:
+        store.write(StoreBatch(reading_values=values))
+        reader = StoreReader(store)
+        everything = reader.readings()
+        for building in (None, "B1", "B2", "B3"):
+            for unit in (None, "U1", "U2", "U3"):
+                found = reader.readings(building_id=building, unit_id=unit)
+                assert found == [
+                    row
+                    for row in everything
+                    if building in (None, row.building_id) and unit in (None, row.unit_id)
+                ]

@@ -44,6 +44,10 @@ class ErasureResult(Record):
     accounts_deleted: int
 
 
+# The unit's devices lead a query by unit to the readings' key (device first).
+_PLACED = "device_uid IN (SELECT device_uid FROM placements WHERE unit_id = ?)"
+
+
 def _cutoff(now: float, age_s: float) -> str:
     # Reading times are site-local ISO text; a day of slack absorbs the time-zone offset.
     return dt.datetime.fromtimestamp(now - age_s - DAY_S, dt.UTC).strftime("%Y-%m-%dT%H:%M")
@@ -132,13 +136,21 @@ def erase_person(
                 archived += db.execute(
                     "INSERT INTO access_billing_archive SELECT ?, building_id, unit_id, ?, ?, device_uid, "
                     "reading_time, quantity, value, unit, ? FROM readings "
-                    "WHERE storage = 1 AND unit_id = ? AND reading_time >= ? AND reading_time < ?",
-                    (pseudonym, first, tenancy.end.isoformat() if tenancy.end else "", keep_until, *span),
+                    "WHERE storage = 1 AND unit_id = ? AND reading_time >= ? AND reading_time < ? "
+                    f"AND {_PLACED}",
+                    (
+                        pseudonym,
+                        first,
+                        tenancy.end.isoformat() if tenancy.end else "",
+                        keep_until,
+                        *span,
+                        unit.id,
+                    ),
                 ).rowcount
                 deleted += db.execute(
                     "DELETE FROM readings WHERE storage != 1 AND unit_id = ? AND reading_time >= ? "
-                    "AND reading_time < ?",
-                    span,
+                    f"AND reading_time < ? AND {_PLACED}",
+                    (*span, unit.id),
                 ).rowcount
         consent_ids = [
             str(r[0]) for r in db.execute("SELECT id FROM access_consents WHERE subject = ?", (person_id,))

@@ -49,6 +49,12 @@ class StoreReader:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
+        if device_uid is None and (building_id is not None or unit_id is not None):
+            # The devices placed there lead the query to the readings' key (device first).
+            placed = [("building_id", building_id), ("unit_id", unit_id)]
+            where_placed = " AND ".join(f"{column} = ?" for column, value in placed if value is not None)
+            clauses.append(f"device_uid IN (SELECT device_uid FROM placements WHERE {where_placed})")
+            params.extend(value for _, value in placed if value is not None)
         if since is not None:
             clauses.append("reading_time >= ?")
             params.append(since)

@@ -37,7 +37,9 @@ logger = logging.getLogger(__name__)
 
 # 2: receptions kept in their uplink's row (a JSON array), no receptions table; a status
 # event's detail is part of its key.
-SCHEMA_VERSION = 2
+# 3: the devices of each building and unit in a small placements table instead of an index
+# of every reading by unit (version 2 databases are brought up to 3 when opened).
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,7 +61,10 @@ CREATE TABLE IF NOT EXISTS readings (
     building_id TEXT, unit_id TEXT, uplink_key TEXT NOT NULL,
     PRIMARY KEY (device_uid, reading_time, quantity, storage, tariff, subunit, function)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS readings_by_unit ON readings (unit_id, quantity, reading_time);
+CREATE TABLE IF NOT EXISTS placements (
+    building_id TEXT NOT NULL, unit_id TEXT NOT NULL, device_uid TEXT NOT NULL,
+    PRIMARY KEY (building_id, unit_id, device_uid)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS status_events (
     device_uid TEXT NOT NULL, event_time TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL,
     PRIMARY KEY (device_uid, event_time, event, detail)
@@ -98,6 +103,19 @@ _INSERT_READING = """
 INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO UPDATE SET uplink_key = min(uplink_key, excluded.uplink_key)
 """
+# Which devices have readings in which building and unit ('' for the building itself): a few
+# rows per meter, which lead queries by building or unit to the readings' own key.
+_INSERT_PLACEMENT = "INSERT INTO placements VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+_FROM_VERSION_2 = """
+CREATE TABLE placements (
+    building_id TEXT NOT NULL, unit_id TEXT NOT NULL, device_uid TEXT NOT NULL,
+    PRIMARY KEY (building_id, unit_id, device_uid)
+) WITHOUT ROWID;
+INSERT INTO placements SELECT DISTINCT building_id, coalesce(unit_id, ''), device_uid FROM readings
+    WHERE building_id IS NOT NULL;
+DROP INDEX IF EXISTS readings_by_unit;
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
+"""
 _INSERT_STATUS = "INSERT INTO status_events VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 _INSERT_REJECTED = "INSERT INTO rejected VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 
@@ -108,7 +126,8 @@ _SETTLED_LIMIT = 200_000
 BUSY_TIMEOUT_S = 60.0
 
 _TABLES = ("devices", "uplinks", "readings", "status_events", "rejected")
-_OWN = frozenset(("meta", *_TABLES))
+# placements is derived from the readings: counted and digested through them.
+_OWN = frozenset(("meta", "placements", *_TABLES))
 _ORDERS = {
     "devices": "device_uid",
     "uplinks": "uplink_key",
@@ -137,6 +156,8 @@ class SQLiteStore:
         try:
             # The schema first: a file that is not ours is refused before anything changes it.
             version = self._open_schema()
+            if version == "2":
+                version = self._from_version_2()
             if version != str(SCHEMA_VERSION):
                 raise ConfigError(
                     f"database schema version {version}, this minolcore writes version {SCHEMA_VERSION}: "
@@ -184,6 +205,12 @@ class SQLiteStore:
             version = self.get_meta("schema_version")
         return version
 
+    def _from_version_2(self) -> str | None:
+        """Bring a version 2 database up to version 3, in one transaction."""
+        self._db.executescript(f"BEGIN IMMEDIATE;{_FROM_VERSION_2}COMMIT;")
+        logger.info("%s: brought from schema version 2 to 3", self.path)
+        return self.get_meta("schema_version")
+
     def write(self, batch: StoreBatch) -> None:
         """Write one batch in one transaction; rows already present are left as they are.
 
@@ -224,6 +251,7 @@ class SQLiteStore:
                 logger.warning("%d late copies name uplinks that are not in %s", len(late) - found, self.path)
             readings = self._unsettled(_merged_readings(batch.readings, batch.reading_values))
             db.executemany(_INSERT_READING, readings)
+            db.executemany(_INSERT_PLACEMENT, _placements(readings))
             db.executemany(_INSERT_STATUS, _distinct_status_events(batch.status_events))
             db.executemany(_INSERT_REJECTED, [_rejected_values(row) for row in batch.rejected])
             version = self._version()  # COMMIT changes neither number
@@ -513,6 +541,12 @@ def _merged_readings(
     # Grouped by device, not sorted by the whole key: a device's rows come in time order
     # already, so the inserts stay as local in the B-tree at a quarter of the sorting cost.
     return sorted(merged.values(), key=_DEVICE_UID)
+
+
+def _placements(readings: Iterable[tuple[Any, ...]]) -> list[tuple[str, str, str]]:
+    """(building, unit or '', device) of every reading assigned to a building."""
+    found = {(row[10], row[11] or "", row[0]) for row in readings if row[10] is not None}
+    return sorted(found)
 
 
 def _device_values(row: DeviceRow) -> tuple[object, ...]:
