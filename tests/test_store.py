@@ -576,8 +576,14 @@ def test_readings_by_building_and_unit_are_the_rows_placed_there(
 ) -> None:
     """A meter may move between units (a swap): every filter finds exactly its rows."""
     values = [
-        (f"wmbus:QDS:0000000{device}:01:08", f"2025-10-0{day}T00:00", "volume", 0, 0, 0, "instantaneous")
-        + (1.0, "m3", True, building, unit, "k")
+        (
+            f"wmbus:QDS:0000000{device}:01:08",
+            f"2025-10-0{day}T00:00",
+            *("volume", 0, 0, 0, "instantaneous", 1.0, "m3", True),
+            building,
+            unit,
+            "k",
+        )
         for device, day, (building, unit) in rows
     ]
     with SQLiteStore(":memory:") as store:
