@@ -298,12 +298,18 @@ class Pipeline:
         copies = _Copies(grouped, self.network.gateway_ids)
         wmbus = [p for p, row in enumerate(grouped.openers) if row not in grouped.decoded]
         rows = _Rows()
-        frames = [grouped.frames[grouped.openers[p]] for p in wmbus]
-        addresses = [self.network.meter(grouped.devices[grouped.openers[p]])[1] for p in wmbus]
+        openers = [grouped.openers[p] for p in wmbus]
+        frames = [grouped.frames[row] for row in openers]
+        meters = [grouped.devices[row] for row in openers]
+        # Per meter once: its key and its device (a batch holds a few uplinks of each meter).
+        per_meter = {}
+        for meter in set(meters):
+            address = self.network.meter(meter)[1]
+            per_meter[meter] = (self._cached_key(address), self._fast_device(address))
+        keys = [per_meter[meter][0] for meter in meters]
+        devices = [per_meter[meter][1] for meter in meters]
         first_times = copies.first_received_at[wmbus].tolist()
         scanned = scan_uplink_frames(frames)
-        keys = [self._cached_key(address) for address in addresses]
-        devices = [self._fast_device(address) for address in addresses]
         eligible = np.fromiter((d[2] is not None for d in devices), dtype=np.bool_, count=len(wmbus))
         fast, dependent = fast_records(scanned, keys, eligible, first_times, self.signatures, frames)
         slow = {i: copies.uplink(self.network, wmbus[i]) for i, item in enumerate(fast) if item is None}
