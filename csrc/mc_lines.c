@@ -1,8 +1,7 @@
 /* Collector log lines read into columns (the ingest's log reader).
  *
  * Only the common shape is read here: one JSON object per line whose strings are printable
- * ASCII without escapes, whose numbers have no exponent and at most 15 digits on either side
- * of the point, with exactly one of "frame"/"telegram"/"hex" holding an even number of hex
+ * ASCII without escapes, whose numbers have no exponent and at most 15 digits, with exactly one of "frame"/"telegram"/"hex" holding an even number of hex
  * digits, at most one of "gateway"/"gateway_id" (not empty), a numeric time inside
  * 1970..9999 and no key given twice. Every other line is marked for the Python reader, which
  * reads it, or names its defect, exactly as before: what is read here is what the Python
@@ -10,7 +9,6 @@
 #include "minolcore.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define MAX_EVENT_TIME 253402300800.0
@@ -63,7 +61,9 @@ static int read_string(cursor *c, const uint8_t **text, size_t *length)
     return 1;
 }
 
-/* -?(0|[1-9][0-9]*)(\.[0-9]+)? with at most MAX_DIGITS digits on either side. */
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)? with at most MAX_DIGITS digits in all: such a number is
+ * read exactly by number_value (longer ones are Python's, which rounds them correctly and
+ * whatever the C locale's decimal point). */
 static int read_number(cursor *c, const uint8_t **text, size_t *length)
 {
     const uint8_t *start = c->at;
@@ -78,15 +78,17 @@ static int read_number(cursor *c, const uint8_t **text, size_t *length)
         while (c->at < c->end && *c->at >= '0' && *c->at <= '9')
             c->at++;
     }
-    if (c->at - digits > MAX_DIGITS)
-        return 0;
+    ptrdiff_t count = c->at - digits;
     if (c->at < c->end && *c->at == '.') {
         const uint8_t *fraction = ++c->at;
         while (c->at < c->end && *c->at >= '0' && *c->at <= '9')
             c->at++;
-        if (c->at == fraction || c->at - fraction > MAX_DIGITS)
+        if (c->at == fraction)
             return 0;
+        count += c->at - fraction;
     }
+    if (count > MAX_DIGITS)
+        return 0;
     /* An exponent, or a digit after a leading zero, is left to Python. */
     if (c->at < c->end && (*c->at == 'e' || *c->at == 'E' || (*c->at >= '0' && *c->at <= '9')))
         return 0;
@@ -97,32 +99,26 @@ static int read_number(cursor *c, const uint8_t **text, size_t *length)
 
 static double number_value(const field *f)
 {
-    /* At most 15 digits in all: the digits are exact as a double, and so is 10^fraction, so
-     * one correctly rounded division gives the nearest double, as strtod does. */
+    /* At most 15 digits: they are exact as a double, and so is 10^fraction, so one correctly
+     * rounded division gives the nearest double, as Python's float() does. */
+    static const double POWERS[MAX_DIGITS + 1] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                                  1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
     const uint8_t *p = f->text, *end = f->text + f->length;
     int negative = *p == '-';
     p += negative;
     uint64_t digits = 0;
-    int count = 0, fraction = -1;
+    int fraction = -1;
     for (; p < end; p++) {
         if (*p == '.') {
             fraction = 0;
             continue;
         }
         digits = digits * 10 + (uint64_t)(*p - '0');
-        count++;
         fraction += fraction >= 0;
     }
-    if (count <= MAX_DIGITS) {
-        static const double POWERS[MAX_DIGITS + 1] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                                      1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
-        double value = (double)digits / POWERS[fraction < 0 ? 0 : fraction];
-        return negative ? -value : value;
-    }
-    char text[2 * MAX_DIGITS + 4];
-    memcpy(text, f->text, f->length); /* read_number bounds the length */
-    text[f->length] = '\0';
-    return strtod(text, NULL);
+    double value = (double)digits / POWERS[fraction < 0 ? 0 : fraction];
+    /* JSON -0 is the integer 0 for the line reader (+0.0); -0.0 stays negative. */
+    return negative && (digits != 0 || fraction >= 0) ? -value : value;
 }
 
 static int key_of(const uint8_t *text, size_t length)

@@ -165,9 +165,10 @@ def test_a_line_read_in_bulk_gives_the_line_readers_reception(line: bytes) -> No
     else:
         assert GATEWAYS[gateway] == expected.gateway_id
     when = float(row["received_at"])
-    assert (DEFAULT_TIME if math.isnan(when) else when) == expected.received_at
+    # repr tells -0.0 from 0.0, which == does not.
+    assert repr(DEFAULT_TIME if math.isnan(when) else when) == repr(expected.received_at)
     rssi = float(row["rssi"])
-    assert (None if math.isnan(rssi) else rssi) == expected.rssi
+    assert repr(None if math.isnan(rssi) else rssi) == repr(expected.rssi)
 
 
 def test_the_common_line_is_read_in_bulk() -> None:
@@ -176,6 +177,27 @@ def test_the_common_line_is_read_in_bulk() -> None:
     assert rows["status"].tolist() == [LINE_READ]
     assert (rows["gateway"][0], rows["received_at"][0], rows["rssi"][0]) == (1, 1704081572.337, -68.2)
     assert out[: rows["payload_length"][0]].tobytes() == bytes.fromhex(FRAME_HEX)
+
+
+@pytest.mark.parametrize(
+    ("number", "status", "value"),
+    [
+        ("-0", LINE_READ, "0.0"),  # the integer 0 for the line reader: +0.0
+        ("-0.0", LINE_READ, "-0.0"),
+        ("-70.12345678901", LINE_READ, "-70.12345678901"),  # 13 digits: read exactly here
+        ("-70.1234567890123", LINE_READ, "-70.1234567890123"),  # 15
+        ("-70.12345678901234", LINE_FOR_PYTHON, None),  # 16: Python rounds it, whatever the locale
+        ("1704081572.3370473", LINE_FOR_PYTHON, None),  # json.dumps(time.time())
+    ],
+)
+def test_numbers_the_bulk_reader_reads_and_leaves(number: str, status: int, value: str | None) -> None:
+    line = f'{{"frame": "00", "rssi": {number}}}'.encode()
+    rows, _ = read_collector_block(line, GATEWAYS)
+    assert rows["status"].tolist() == [status]
+    if value is not None:
+        assert repr(float(rows["rssi"][0])) == value
+        expected = read_numbered_line(line, 1, DEFAULT_GATEWAY, DEFAULT_TIME)
+        assert isinstance(expected, Reception) and repr(expected.rssi) == value
 
 
 def write_log(tmp_path: Path, lines: list[bytes], final_newline: bool = True) -> Path:

@@ -68,15 +68,17 @@ class _Cursor:
         else:
             while (byte := self.peek()) is not None and byte in _DIGITS:
                 self.at += 1
-        if self.at - digits > _MAX_DIGITS:
-            raise _LeftToPythonError
+        count = self.at - digits
         if self.peek() == ord("."):
             self.at += 1
             fraction = self.at
             while (byte := self.peek()) is not None and byte in _DIGITS:
                 self.at += 1
-            if self.at == fraction or self.at - fraction > _MAX_DIGITS:
+            if self.at == fraction:
                 raise _LeftToPythonError
+            count += self.at - fraction
+        if count > _MAX_DIGITS:
+            raise _LeftToPythonError
         after = self.peek()
         if after is not None and (after in b"eE" or after in _DIGITS):
             raise _LeftToPythonError
@@ -121,6 +123,11 @@ def _fields(line: bytes) -> dict[str, tuple[bool, int, bytes]]:
     return found
 
 
+def _number(text: bytes) -> float:
+    """A JSON number as the line reader has it: an integer (even -0) is an int made float."""
+    return float(text) if b"." in text else float(int(text))
+
+
 def _read_line(line: bytes, names: list[bytes]) -> tuple[bytes, int, int, int, float, float]:
     """(payload, gateway, gateway offset, gateway length, received_at, rssi) of a line."""
     found = _fields(line)
@@ -145,10 +152,10 @@ def _read_line(line: bytes, names: list[bytes]) -> tuple[bytes, int, int, int, f
     when = found.get("received_at") or found.get("time") or found.get("ts")
     received_at = math.nan
     if when is not None:
-        received_at = float(when[2])
+        received_at = _number(when[2])
         if not 0.0 <= received_at < _MAX_EVENT_TIME:
             raise _LeftToPythonError
-    rssi = float(found["rssi"][2]) if "rssi" in found else math.nan
+    rssi = _number(found["rssi"][2]) if "rssi" in found else math.nan
     return payload, gateway, gateway_offset, gateway_length, received_at, rssi
 
 

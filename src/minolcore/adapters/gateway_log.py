@@ -153,12 +153,18 @@ def _batches(
         while True:
             data = handle.read(_BLOCK_BYTES)
             if data:
-                data = rest + data
                 cut = data.rfind(b"\n") + 1
-                if not cut:  # one line longer than a block: read on
-                    rest = data
-                    continue
-                block, rest = data[:cut], data[cut:]
+                if not cut:
+                    # No line ends in this block: gather the blocks of the long line first
+                    # (adding each to the last would copy it over and over).
+                    pieces = [rest, data]
+                    while data and not cut:
+                        data = handle.read(_BLOCK_BYTES)
+                        cut = data.rfind(b"\n") + 1
+                        pieces.append(data[:cut] if cut else data)
+                    block, rest = b"".join(pieces), data[cut:] if cut else b""
+                else:
+                    block, rest = rest + data[:cut], data[cut:]
             else:
                 block, rest = rest, b""
                 if not block:
@@ -186,13 +192,16 @@ def _log_batch(
     gateway = rows["gateway"].astype(np.int64)
     received_at = rows["received_at"].copy()
     rssi = rows["rssi"].copy()
-    offsets = rows["payload_offset"].copy()
+    # The batch's frames are one span of the block's (the reader writes them in line order).
+    span_start = int(rows["payload_offset"][0]) if len(rows) else 0
+    span_end = int(rows["payload_offset"][-1] + rows["payload_length"][-1]) if len(rows) else 0
+    offsets = rows["payload_offset"] - span_start
     lengths = rows["payload_length"].copy()
     other: dict[int, str] = {}
     lorawan: list[Reception] = []
     rejected: list[RejectedLine] = []
     extra: list[bytes] = []
-    extra_at = int(out.nbytes)
+    extra_at = span_end - span_start
     for row in np.flatnonzero(~keep).tolist():
         start = int(rows["line_offset"][row])
         raw = block[start : start + int(rows["line_length"][row])]
@@ -227,7 +236,8 @@ def _log_batch(
     kept = np.flatnonzero(keep)
     named = sorted(other)
     renumber = dict(zip(named, np.searchsorted(kept, named).tolist(), strict=True))
-    buffer = out.tobytes() + b"".join(extra) if extra else out.tobytes()
+    frames = out[span_start:span_end].tobytes()
+    buffer = frames + b"".join(extra) if extra else frames
     columns = ReceptionColumns(
         gateway_table=table,
         gateway=np.where(gateway[kept] < 0, GATEWAY_UNKNOWN, gateway[kept]),
