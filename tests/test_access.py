@@ -304,20 +304,25 @@ def test_grant_expiry_and_data_period(layer: AccessLayer, clock: Clock) -> None:
     assert caught.value.code is DenyReason.EXPIRED
 
 
-@pytest.mark.parametrize("field", ["valid_from", "valid_until"])
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, 1e30])
-def test_a_grant_time_that_is_no_time_is_refused(layer: AccessLayer, field: str, value: float) -> None:
-    # A NaN end was stored as "no end": a grant that never expired.
-    with pytest.raises(ConfigError, match="Unix seconds between 1970 and 9999"):
+def refused_grant(layer: AccessLayer, message: str, **span: Any) -> None:
+    """An administrator's grant to olga with ``span`` is refused, and nothing is granted."""
+    with pytest.raises(ConfigError, match=message):
         layer.grants.grant(
             ADMIN,
             principal_id="olga",
             building="B1",
             purpose=Purpose.CONSUMPTION_INFO,
             basis=LegalBasis.CONTRACT,
-            **{field: value},
+            **span,
         )
     assert layer.grants.of("olga") == []
+
+
+@pytest.mark.parametrize("field", ["valid_from", "valid_until"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, 1e30])
+def test_a_grant_time_that_is_no_time_is_refused(layer: AccessLayer, field: str, value: float) -> None:
+    # A NaN end was stored as "no end": a grant that never expired.
+    refused_grant(layer, "Unix seconds between 1970 and 9999", **{field: value})
 
 
 @pytest.mark.parametrize("field", ["data_from", "data_until"])
@@ -334,29 +339,11 @@ def test_a_grant_time_that_is_no_time_is_refused(layer: AccessLayer, field: str,
 def test_a_data_day_that_is_no_iso_day_is_refused(
     layer: AccessLayer, field: str, value: object, message: str
 ) -> None:
-    with pytest.raises(ConfigError, match=message):
-        layer.grants.grant(
-            ADMIN,
-            principal_id="olga",
-            building="B1",
-            purpose=Purpose.CONSUMPTION_INFO,
-            basis=LegalBasis.CONTRACT,
-            **{field: value},  # type: ignore[arg-type]
-        )
-    assert layer.grants.of("olga") == []
+    refused_grant(layer, message, **{field: value})
 
 
 def test_data_days_in_reverse_are_refused(layer: AccessLayer) -> None:
-    with pytest.raises(ConfigError, match="after data_until"):
-        layer.grants.grant(
-            ADMIN,
-            principal_id="olga",
-            building="B1",
-            purpose=Purpose.CONSUMPTION_INFO,
-            basis=LegalBasis.CONTRACT,
-            data_from="2024-06-01",
-            data_until="2024-05-31",
-        )
+    refused_grant(layer, "after data_until", data_from="2024-06-01", data_until="2024-05-31")
 
 
 def test_billing_report_needs_building_grant(layer: AccessLayer) -> None:
