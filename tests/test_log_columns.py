@@ -299,6 +299,21 @@ def test_a_bad_batch_size_is_an_input_error(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("block", "gateway_ids", "message"),
+    [
+        ("{}", GATEWAYS, "must be bytes"),
+        (b"{}", (b"GW-1",), "strings"),
+        (b"{}", ("GW-\ud800",), "not Unicode"),
+    ],
+)
+def test_a_block_or_table_of_the_wrong_kind_is_an_input_error(
+    block: object, gateway_ids: tuple[object, ...], message: str
+) -> None:
+    with pytest.raises(InputError, match=message):
+        read_collector_block(block, gateway_ids)  # type: ignore[arg-type]
+
+
 def test_reception_columns_index_like_a_sequence() -> None:
     columns = ReceptionColumns(
         gateway_table=GATEWAYS,

@@ -277,9 +277,17 @@ def read_collector_block(
     :data:`GATEWAY_DEFAULT` for none), the time in s (NaN: none) and the RSSI in dBm (NaN:
     none). Every other line has status :data:`LINE_FOR_PYTHON`, for
     :func:`read_numbered_line`, which reads the shapes the bulk reader leaves and names the
-    defects of bad lines.
+    defects of bad lines. Raises :class:`InputError` for a block that is not bytes or
+    gateway ids that are not text.
     """
-    encoded = [name.encode() for name in gateway_ids]
+    if not isinstance(block, bytes):
+        raise InputError(f"a block of lines must be bytes, not {type(block).__name__}")
+    if not all(isinstance(name, str) for name in gateway_ids):
+        raise InputError("gateway ids must be strings")
+    try:
+        encoded = [name.encode() for name in gateway_ids]
+    except UnicodeEncodeError:
+        raise InputError("a gateway id that is not Unicode text (a lone surrogate)") from None
     name_offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(name) for name in encoded], out=name_offsets[1:])
     names = b"".join(encoded)

@@ -130,12 +130,15 @@ def iter_log_batches(
     :func:`iter_gateway_log_file` gives, read in bulk (``default_time`` in Unix seconds).
 
     ``gateway_ids`` is the table the columns' gateway indexes point into (the network
-    server's gateways). Raises :class:`~minolcore.errors.InputError` for bad defaults or a
-    batch size below 1, and :class:`OSError` for an unreadable file; bad lines never raise.
+    server's gateways). Raises :class:`~minolcore.errors.InputError` for bad defaults, gateway
+    ids that are not text or a batch size below 1, and :class:`OSError` for an unreadable
+    file; bad lines never raise.
     """
     check_defaults(default_gateway, default_time)
     if not isinstance(batch_lines, int) or batch_lines < 1:
         raise InputError(f"batch_lines must be a positive integer, got {batch_lines!r}")
+    if not all(isinstance(name, str) for name in gateway_ids):
+        raise InputError("gateway ids must be strings")
     return _batches(path, tuple(gateway_ids), default_gateway, default_time, batch_lines)
 
 
