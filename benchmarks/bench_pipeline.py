@@ -23,8 +23,7 @@ from minolcore.pipeline import Pipeline
 from minolcore.simulator import Simulation, simulate, write_collector_log
 from minolcore.store import SQLiteStore
 from minolcore.store.base import ReceptionRow
-from minolcore.store.receptions import encode_reception_columns
-from minolcore.store.sqlite import _canonical, _encode
+from minolcore.store.receptions import encode_reception_columns, encode_receptions
 from minolcore.wmbus.frame import parse_frame
 
 
@@ -156,7 +155,7 @@ def test_stored_receptions(benchmark: Any, copy_columns: tuple[Any, ...], path: 
         return encode_reception_columns(STORED_UPLINKS, uplink, gateway, names, times, rssi, snr).texts
 
     def objects() -> list[str]:
-        return [_encode(_canonical(copies)).decode() for copies in rows]
+        return [encode_receptions(copies)[2] for copies in rows]
 
     texts = benchmark.pedantic(columns if path == "columns" else objects, rounds=5, iterations=1)
     assert texts == objects()

@@ -346,6 +346,19 @@ def test_data_days_in_reverse_are_refused(layer: AccessLayer) -> None:
     refused_grant(layer, "after data_until", data_from="2024-06-01", data_until="2024-05-31")
 
 
+def test_the_last_day_of_the_calendar_may_stand_for_no_end(layer: AccessLayer) -> None:
+    grant = layer.grants.grant(
+        ADMIN,
+        principal_id="olga",
+        building="B1",
+        purpose=Purpose.CONSUMPTION_INFO,
+        basis=LegalBasis.CONTRACT,
+        data_from="2024-01-01",
+        data_until="9999-12-31",
+    )
+    assert grant.data_until == "9999-12-31"
+
+
 def test_billing_report_needs_building_grant(layer: AccessLayer) -> None:
     period = (dt.date(2023, 12, 31), dt.date(2024, 12, 31))
     with pytest.raises(NoGrantError):

@@ -11,7 +11,7 @@ import pytest
 from minolcore.access import Accounts, AuthenticationError, DenyReason, LockedOutError, Principal, Role
 from minolcore.access.audit import AuditLog
 from minolcore.access.db import connect
-from minolcore.errors import ConfigError, InputError
+from minolcore.errors import ConfigError, InputError, StoreError
 
 OWNER = Principal(id="olga", role=Role.OWNER)
 
@@ -46,6 +46,19 @@ def test_login_and_hash_at_rest(accounts: Accounts, tmp_path: Path) -> None:
     audit_text = repr(list(db.execute("SELECT entry FROM access_audit")))
     assert "correct horse" not in audit_text and "$2b$" not in audit_text
     assert "horse" not in repr(accounts)
+
+
+@pytest.mark.parametrize("stored", ['{"id": "", "role": "owner"}', '{"id": "olga", "role": "king"}', "{"])
+def test_an_account_whose_stored_principal_is_damaged_is_a_store_error(
+    accounts: Accounts, tmp_path: Path, stored: str
+) -> None:
+    # Written by an older version or damaged: no login, and a clear error instead of a
+    # decoder's exception.
+    db = connect(tmp_path / "accounts.db")
+    with db:
+        db.execute("UPDATE access_accounts SET principal = ?", (stored,))
+    with pytest.raises(StoreError, match="names no valid principal"):
+        accounts.authenticate("olga@example.org", "correct horse battery")
 
 
 def test_wrong_password_and_unknown_user_look_alike(accounts: Accounts) -> None:

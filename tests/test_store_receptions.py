@@ -17,8 +17,7 @@ from minolcore import _native
 from minolcore._reference.receptions import join_receptions_into
 from minolcore.errors import InputError
 from minolcore.store.base import ReceptionRow
-from minolcore.store.receptions import encode_reception_columns
-from minolcore.store.sqlite import _canonical, _encode
+from minolcore.store.receptions import encode_reception_columns, encode_receptions
 
 GATEWAYS = ["GW-2", "GW-1", "gw-\u00e4", "A", '"quoted"']
 LEVELS = st.one_of(
@@ -41,8 +40,8 @@ def stored_from_rows(copies: list[tuple[int, int, object, object]]) -> tuple[str
         ReceptionRow(gateway_id=GATEWAYS[g], received_at_ms=ms, rssi=rssi, snr=snr)  # type: ignore[arg-type]
         for g, ms, rssi, snr in copies
     ]
-    canonical = _canonical(rows)
-    return _encode(canonical).decode(), canonical[0].received_at_ms, canonical[-1].received_at_ms
+    first_ms, last_ms, text = encode_receptions(rows)
+    return text, first_ms, last_ms
 
 
 def level(value: object) -> float:

@@ -18,7 +18,7 @@ import collections
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -60,11 +60,10 @@ from minolcore.store.base import (
     StatusEventRow,
     Store,
     StoreBatch,
-    UplinkRow,
     UplinkValues,
     content_key,
 )
-from minolcore.store.receptions import EncodedReceptions, encode_reception_columns
+from minolcore.store.receptions import EncodedReceptions, encode_reception_columns, encode_receptions
 from minolcore.wmbus.compact import FormatSignatureCache
 from minolcore.wmbus.frame import CRCModeName, parse_frame
 from minolcore.wmbus.headers import Address
@@ -630,15 +629,10 @@ class Pipeline:
     ) -> StoredUplink:
         key = content_key(device_uid, uplink.frame)
         security = "ok" if identity is not None else (errors[0] if errors else "not_decoded")
-        uplink_row = UplinkRow(
-            uplink_key=key,
-            device_uid=device_uid,
-            size=len(uplink.frame),
-            security_status=security,
-            decode_errors="; ".join(errors),
-            receptions=_reception_rows(uplink.receptions),
-        )
-        rows.uplinks.append(uplink_row)
+        # As value tuples, like the columnar path's, into the same lists: the store keeps the
+        # first row of a key in batch order, so both paths' rows must keep that order.
+        stored = encode_receptions(_reception_rows(uplink.receptions))
+        rows.uplink_values.append((key, device_uid, len(uplink.frame), security, "; ".join(errors), *stored))
         if identity is None:
             rows.not_decoded[security] += 1
             return StoredUplink(
@@ -679,7 +673,7 @@ class Pipeline:
             unit_id=unit,
         )
         rows.values_read += len(found)
-        rows.readings.extend(found)
+        rows.reading_values.extend(map(_reading_values, found))
         rows.status_events.extend(_status_events(device_uid, model))
         return StoredUplink(
             uplink_key=key,
@@ -814,7 +808,6 @@ class _Rows:
 
     def __init__(self) -> None:
         self.devices: list[DeviceRow] = []
-        self.uplinks: list[UplinkRow] = []
         self.uplink_values: list[UplinkValues] = []
         self.late_receptions: list[tuple[str, ReceptionRow]] = []
         # Fast path: device rows already in the batch, and per historic reading key
@@ -822,7 +815,6 @@ class _Rows:
         self.device_rows: set[tuple[str, str]] = set()  # (device uid, kind)
         self.values_read = 0
         self.historic: dict[tuple[Any, ...], str] = {}
-        self.readings: list[ReadingRow] = []
         self.reading_values: list[ReadingValues] = []
         self.status_events: list[StatusEventRow] = []
         self.rejected: list[RejectedRow] = []
@@ -835,10 +827,8 @@ class _Rows:
     def batch(self) -> StoreBatch:
         return StoreBatch(
             devices=self.devices,
-            uplinks=self.uplinks,
             uplink_values=self.uplink_values,
             late_receptions=self.late_receptions,
-            readings=self.readings,
             reading_values=self.reading_values,
             status_events=self.status_events,
             rejected=self.rejected,
@@ -886,6 +876,10 @@ def _status_events(device_uid: str, model: DeviceReading) -> list[StatusEventRow
             StatusEventRow(device_uid=device_uid, event_time=when, event="cleared", detail=" ".join(clear))
         )
     return events
+
+
+# ReadingRow's fields are the readings table's columns in order (tests/test_store.py checks it).
+_reading_values = cast(Callable[[ReadingRow], ReadingValues], msgspec.structs.astuple)
 
 
 def _reception_rows(receptions: Iterable[ReceptionInfo | Reception]) -> tuple[ReceptionRow, ...]:

@@ -10,7 +10,7 @@ import msgspec
 
 from minolcore.access.audit import AuditLog
 from minolcore.access.model import AuthenticationError, DenyReason, LockedOutError, Principal
-from minolcore.errors import ConfigError, InputError
+from minolcore.errors import ConfigError, InputError, StoreError
 
 __all__ = ["Accounts"]
 
@@ -84,7 +84,11 @@ class Accounts:
                 {"action": "login", "actor": None, "decision": "deny", "reason": "bad_credentials"}
             )
             raise AuthenticationError(DenyReason.BAD_CREDENTIALS, "wrong username or password")
-        principal = msgspec.json.decode(str(row[0]).encode(), type=Principal)
+        try:
+            principal = msgspec.json.decode(str(row[0]).encode(), type=Principal)
+        except (msgspec.DecodeError, UnicodeError) as error:
+            # Written by an older minolcore, or damaged: no login with what cannot be checked.
+            raise StoreError(f"the stored account {username!r} names no valid principal: {error}") from None
         ref = self._audit.ref(principal.id)
         failures, locked_until = int(row[2]), float(row[3])
         if locked_until > now:

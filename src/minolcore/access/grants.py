@@ -40,7 +40,7 @@ from minolcore.access.model import (
 )
 from minolcore.errors import ConfigError, InputError, MinolcoreError
 from minolcore.reception import is_event_time
-from minolcore.site import SiteRegistry, check_calendar_day
+from minolcore.site import FIRST_DAY, SiteRegistry
 
 __all__ = ["DEVICE_CLASSES", "GRANTING_STAFF", "OWNER_BASES", "OWNER_PURPOSES", "GrantRegistry"]
 
@@ -423,11 +423,13 @@ def _within(span: tuple[float, float | None, str | None, str | None], held: Gran
 
 def _check_data_day(day: object, where: str) -> None:
     """:class:`ConfigError` unless ``day`` is an ISO day text (``YYYY-MM-DD``) from
-    :data:`~minolcore.site.FIRST_DAY` to :data:`~minolcore.site.LAST_DAY`."""
+    :data:`~minolcore.site.FIRST_DAY` on (9999-12-31 may stand for "no end": data days are
+    only compared, never counted on from)."""
     try:
         parsed = dt.date.fromisoformat(day) if isinstance(day, str) and len(day) == 10 else None
     except ValueError:
         parsed = None
     if parsed is None or parsed.isoformat() != day:
         raise ConfigError(f"must be an ISO day such as 2024-03-15, got {str(day)[:40]!r}", where)
-    check_calendar_day(parsed, where)
+    if parsed < FIRST_DAY:
+        raise ConfigError(f"must lie between {FIRST_DAY} and 9999-12-31", where)

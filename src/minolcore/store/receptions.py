@@ -12,6 +12,7 @@ same text as encoding the copies as :class:`ReceptionRow` objects one uplink at 
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,8 +22,9 @@ import numpy.typing as npt
 
 from minolcore import _native
 from minolcore.errors import InputError
+from minolcore.store.base import ReceptionRow
 
-__all__ = ["EncodedReceptions", "encode_reception_columns"]
+__all__ = ["EncodedReceptions", "canonical_receptions", "encode_reception_columns", "encode_receptions"]
 
 _encode = msgspec.json.Encoder().encode
 _NULL = b"null"
@@ -204,3 +206,75 @@ def _join(
         text = data.decode("ascii")
         return [text[a:b] for a, b in itertools.pairwise(bounds)]
     return [data[a:b].decode() for a, b in itertools.pairwise(bounds)]
+
+
+# -- the same from row objects ---------------------------------------------------------------
+
+
+def encode_receptions(copies: Sequence[ReceptionRow]) -> tuple[int, int, str]:
+    """(first and last reception time in ms since the epoch, stored text) of an uplink heard
+    in ``copies`` (at least one), as the uplinks table orders them: what
+    :func:`encode_reception_columns` makes of the same copies."""
+    if not copies:
+        raise InputError("an uplink is stored with the copies it was heard in: none given")
+    canonical = canonical_receptions(copies)
+    # JSON text, not UTF-8 bytes: bytes would bind as a BLOB, and the stored column is text.
+    return canonical[0].received_at_ms, canonical[-1].received_at_ms, _encode(canonical).decode()
+
+
+_BY_TIME_AND_GATEWAY = operator.attrgetter("received_at_ms", "gateway_id")
+
+
+def _reception_order(row: ReceptionRow) -> tuple[object, ...]:
+    return (
+        row.received_at_ms,
+        row.gateway_id,
+        row.rssi is not None,
+        row.rssi or 0.0,
+        row.snr is not None,
+        row.snr or 0.0,
+    )
+
+
+def canonical_receptions(receptions: Sequence[ReceptionRow]) -> Sequence[ReceptionRow]:
+    """Distinct receptions in time order (then gateway, RSSI, SNR): the stored form of a set.
+
+    Values that compare equal but encode differently (an int RSSI, -0.0, NaN) are normalised
+    first, so which of them came first cannot show in the stored text."""
+    if len(receptions) == 1:
+        row = receptions[0]
+        return receptions if _is_normal(row) else (_normalised(row),)
+    # Sorted first and deduplicated only where two copies share a time and gateway: hashing
+    # every copy into a set costs more than the rare duplicate.
+    rows = [row if _is_normal(row) else _normalised(row) for row in receptions]
+    rows.sort(key=_BY_TIME_AND_GATEWAY)
+    for one, other in itertools.pairwise(rows):
+        if one.received_at_ms == other.received_at_ms and one.gateway_id == other.gateway_id:
+            return sorted(set(rows), key=_reception_order)  # a gateway heard it twice at once
+    return rows
+
+
+def _is_normal(row: ReceptionRow) -> bool:
+    """Whether the row is in the one form its values encode to (see :func:`_normalised`)."""
+    rssi, snr = row.rssi, row.snr
+    # One expression, not helper calls: this runs once per stored copy.
+    return (
+        (rssi is None or (type(rssi) is float and rssi == rssi and rssi != 0.0))  # noqa: PLR0124
+        and (snr is None or (type(snr) is float and snr == snr and snr != 0.0))  # noqa: PLR0124
+        and type(row.received_at_ms) is int
+    )
+
+
+def _normalised(row: ReceptionRow) -> ReceptionRow:
+    return ReceptionRow(
+        gateway_id=row.gateway_id,
+        received_at_ms=int(row.received_at_ms),
+        rssi=_normal_level(row.rssi),
+        snr=_normal_level(row.snr),
+    )
+
+
+def _normal_level(value: float | None) -> float | None:
+    if value is None or value != value:  # noqa: PLR0124  # NaN is stored as "not given"
+        return None
+    return float(value) + 0.0  # -0.0 + 0.0 is 0.0

@@ -30,6 +30,7 @@ from minolcore.store.base import (
     UplinkRow,
     UplinkValues,
 )
+from minolcore.store.receptions import encode_receptions
 
 __all__ = ["SQLiteStore"]
 
@@ -103,19 +104,19 @@ _INSERT_READING = """
 INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO UPDATE SET uplink_key = min(uplink_key, excluded.uplink_key)
 """
-# Which devices have readings in which building and unit ('' for the building itself): a few
-# rows per meter, which lead queries by building or unit to the readings' own key.
+# Which devices have readings in which building and unit ('' for none, e.g. a building's own
+# meter): a few rows per meter, which lead queries by building or unit to the readings' key.
 _INSERT_PLACEMENT = "INSERT INTO placements VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
-_FROM_VERSION_2 = """
-CREATE TABLE placements (
-    building_id TEXT NOT NULL, unit_id TEXT NOT NULL, device_uid TEXT NOT NULL,
-    PRIMARY KEY (building_id, unit_id, device_uid)
-) WITHOUT ROWID;
-INSERT INTO placements SELECT DISTINCT building_id, coalesce(unit_id, ''), device_uid FROM readings
-    WHERE building_id IS NOT NULL;
-DROP INDEX IF EXISTS readings_by_unit;
-UPDATE meta SET value = '3' WHERE key = 'schema_version';
-"""
+_FROM_VERSION_2 = (
+    """CREATE TABLE IF NOT EXISTS placements (
+        building_id TEXT NOT NULL, unit_id TEXT NOT NULL, device_uid TEXT NOT NULL,
+        PRIMARY KEY (building_id, unit_id, device_uid)
+    ) WITHOUT ROWID""",
+    """INSERT INTO placements SELECT DISTINCT coalesce(building_id, ''), coalesce(unit_id, ''), device_uid
+        FROM readings WHERE building_id IS NOT NULL OR unit_id IS NOT NULL ON CONFLICT DO NOTHING""",
+    "DROP INDEX IF EXISTS readings_by_unit",
+    "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+)
 _INSERT_STATUS = "INSERT INTO status_events VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 _INSERT_REJECTED = "INSERT INTO rejected VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 
@@ -206,9 +207,22 @@ class SQLiteStore:
         return version
 
     def _from_version_2(self) -> str | None:
-        """Bring a version 2 database up to version 3, in one transaction."""
-        self._db.executescript(f"BEGIN IMMEDIATE;{_FROM_VERSION_2}COMMIT;")
-        logger.info("%s: brought from schema version 2 to 3", self.path)
+        """Bring a version 2 database up to version 3, in one transaction.
+
+        Writers of an older minolcore must be stopped first: they would go on writing
+        readings without placements, which queries by building or unit do not find."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have brought it up while this one waited for the lock.
+            if self.get_meta("schema_version") == "2":
+                for statement in _FROM_VERSION_2:
+                    db.execute(statement)
+                logger.info("%s: brought from schema version 2 to 3", self.path)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
         return self.get_meta("schema_version")
 
     def write(self, batch: StoreBatch) -> None:
@@ -388,21 +402,18 @@ def _merged_uplinks(rows: Sequence[UplinkRow], values_rows: Sequence[UplinkValue
     for key in sorted(first):
         row = first[key]
         if repeated and key in repeated:
-            receptions = _canonical([copy for one in repeated[key] for copy in _receptions_of(one)])
+            copies = [copy for one in repeated[key] for copy in _receptions_of(one)]
         elif type(row) is tuple:
             values.append(row)
             continue
         else:
-            receptions = _canonical(_receptions_of(row))
-        if not receptions:
+            copies = list(_receptions_of(row))
+        if not copies:
             raise InputError(
                 f"uplink {key}: no receptions (an uplink is stored with the copies it was heard in)"
             )
         head = row[:5] if type(row) is tuple else _uplink_head(cast(UplinkRow, row))
-        # canonical order is time order
-        values.append(
-            (*head, receptions[0].received_at_ms, receptions[-1].received_at_ms, _encode(receptions).decode())
-        )
+        values.append((*head, *encode_receptions(copies)))
     return values
 
 
@@ -425,75 +436,13 @@ def _late_reception_values(rows: Sequence[tuple[str, ReceptionRow]]) -> list[tup
         grouped.setdefault(key, []).append(reception)
     values: list[tuple[object, ...]] = []
     for key in sorted(grouped):
-        receptions = _canonical(grouped[key])
-        values.append(
-            (_encode(receptions).decode(), receptions[0].received_at_ms, receptions[-1].received_at_ms, key)
-        )
+        first_ms, last_ms, text = encode_receptions(grouped[key])
+        values.append((text, first_ms, last_ms, key))
     return values
 
 
-_BY_TIME_AND_GATEWAY = operator.attrgetter("received_at_ms", "gateway_id")
 _DEVICE_UID = operator.itemgetter(0)
-
-
-def _reception_order(row: ReceptionRow) -> tuple[object, ...]:
-    return (
-        row.received_at_ms,
-        row.gateway_id,
-        row.rssi is not None,
-        row.rssi or 0.0,
-        row.snr is not None,
-        row.snr or 0.0,
-    )
-
-
-def _canonical(receptions: Sequence[ReceptionRow]) -> Sequence[ReceptionRow]:
-    """Distinct receptions in time order (then gateway, RSSI, SNR): the stored form of a set.
-
-    Values that compare equal but encode differently (an int RSSI, -0.0, NaN) are normalised
-    first, so which of them came first cannot show in the stored text."""
-    if len(receptions) == 1:
-        row = receptions[0]
-        return receptions if _is_normal(row) else (_normalised(row),)
-    # Sorted first and deduplicated only where two copies share a time and gateway: hashing
-    # every copy into a set costs more than the rare duplicate.
-    rows = [row if _is_normal(row) else _normalised(row) for row in receptions]
-    rows.sort(key=_BY_TIME_AND_GATEWAY)
-    for one, other in itertools.pairwise(rows):
-        if one.received_at_ms == other.received_at_ms and one.gateway_id == other.gateway_id:
-            return sorted(set(rows), key=_reception_order)  # a gateway heard it twice at once
-    return rows
-
-
-def _is_normal(row: ReceptionRow) -> bool:
-    """Whether the row is in the one form its values encode to (see :func:`_normalised`)."""
-    rssi, snr = row.rssi, row.snr
-    # One expression, not helper calls: this runs once per stored copy.
-    return (
-        (rssi is None or (type(rssi) is float and rssi == rssi and rssi != 0.0))  # noqa: PLR0124
-        and (snr is None or (type(snr) is float and snr == snr and snr != 0.0))  # noqa: PLR0124
-        and type(row.received_at_ms) is int
-    )
-
-
-def _normalised(row: ReceptionRow) -> ReceptionRow:
-    return ReceptionRow(
-        gateway_id=row.gateway_id,
-        received_at_ms=int(row.received_at_ms),
-        rssi=_normal_level(row.rssi),
-        snr=_normal_level(row.snr),
-    )
-
-
-def _normal_level(value: float | None) -> float | None:
-    if value is None or value != value:  # noqa: PLR0124  # NaN is stored as "not given"
-        return None
-    return float(value) + 0.0  # -0.0 + 0.0 is 0.0
-
-
 _RECEPTIONS_DECODER = msgspec.json.Decoder(list[ReceptionRow])
-# JSON text as UTF-8 bytes would bind as a BLOB: the stored column is text.
-_encode = msgspec.json.Encoder().encode
 
 
 def merge_receptions(stored: str | None, added: str | None) -> str | None:
@@ -502,7 +451,7 @@ def merge_receptions(stored: str | None, added: str | None) -> str | None:
     if stored is None or added is None:
         return stored if added is None else added
     both = _RECEPTIONS_DECODER.decode(stored) + _RECEPTIONS_DECODER.decode(added)
-    return _encode(_canonical(both)).decode()
+    return encode_receptions(both)[2]
 
 
 def _distinct_status_events(rows: Sequence[StatusEventRow]) -> list[tuple[object, ...]]:
@@ -544,8 +493,12 @@ def _merged_readings(
 
 
 def _placements(readings: Iterable[tuple[Any, ...]]) -> list[tuple[str, str, str]]:
-    """(building, unit or '', device) of every reading assigned to a building."""
-    found = {(row[10], row[11] or "", row[0]) for row in readings if row[10] is not None}
+    """(building or '', unit or '', device) of every reading assigned to a building or unit."""
+    found = {
+        (row[10] or "", row[11] or "", row[0])
+        for row in readings
+        if row[10] is not None or row[11] is not None
+    }
     return sorted(found)
 
 
