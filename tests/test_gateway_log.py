@@ -17,7 +17,8 @@ from minolcore.adapters.gateway_log import iter_gateway_log_file
 from minolcore.ingest import BULK_GC_THRESHOLD, fewer_collections, ingest_files
 from minolcore.pipeline import Pipeline
 from minolcore.reception import Radio, Reception
-from minolcore.simulator import simulate
+from minolcore.simulator import simulate, write_collector_log
+from minolcore.store import SQLiteStore
 from tests.test_semtech import rxpk_json
 
 FRAME_HEX = "2E4493157856341233037A2A0000002F2F0C1427048502046D32371F1502FD1700002F2F2F2F2F2F2F2F"
@@ -111,6 +112,42 @@ def test_ingest_counts_lines_not_items(tmp_path: Path) -> None:
     assert summary.lines == 2
     assert summary.bad_lines == {"radio_crc_failed": 1}
     assert summary.pipeline.received == 2
+
+
+def test_small_files_are_fed_together_and_store_what_one_file_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    simulation = simulate(start=dt.date(2025, 1, 1), days=30, seed=4, units=2)
+    whole = tmp_path / "whole.jsonl"
+    write_collector_log(whole, simulation.receptions)
+    lines = whole.read_bytes().splitlines(keepends=True)
+    parts = []
+    for number, start in enumerate(range(0, len(lines), 40)):
+        part = tmp_path / f"part-{number:03}.jsonl"
+        part.write_bytes(b"".join(lines[start : start + 40]))
+        parts.append(part)
+    fed: list[int] = []
+    feed = Pipeline.feed
+
+    def counting_feed(self: Pipeline, receptions: object, *, models: bool = True) -> object:
+        fed.append(len(receptions))  # type: ignore[arg-type]
+        return feed(self, receptions, models=models)  # type: ignore[arg-type]
+
+    def stored(paths: list[Path], name: str) -> tuple[dict[str, str], int]:
+        store = SQLiteStore(tmp_path / name)
+        pipeline = Pipeline(
+            site=simulation.site, keys=simulation.keys, store=store, gateways=simulation.gateways
+        )
+        summary = ingest_files(paths, pipeline, batch_size=500)
+        digest = store.digest()
+        store.close()
+        return digest, summary.pipeline.received
+
+    monkeypatch.setattr(Pipeline, "feed", counting_feed)
+    in_parts = stored(parts, "parts.sqlite")
+    # A pipeline batch per 500 lines, not per 40-line file.
+    assert len(fed) <= len(lines) // 500 + 2 and max(fed) <= 500
+    assert in_parts == stored([whole], "whole.sqlite")
 
 
 @pytest.mark.parametrize(

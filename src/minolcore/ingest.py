@@ -19,8 +19,9 @@ from pathlib import Path
 
 from minolcore._model import Record
 from minolcore.adapters.collector import RejectedLine
-from minolcore.adapters.gateway_log import iter_log_batches
+from minolcore.adapters.gateway_log import LogBatch, iter_log_batches
 from minolcore.pipeline import Pipeline, PipelineStats
+from minolcore.reception import ReceptionColumns
 from minolcore.store.base import RejectedRow, Store, StoreBatch
 
 __all__ = ["IngestSummary", "fewer_collections", "ingest_files"]
@@ -151,33 +152,52 @@ def ingest_files(
     store = pipeline.store
     pooled = None if store is None else _PooledStore(store, max(batch_size, STORE_BATCH))
     pipeline.store = pooled
+    # Batches of small files wait until together they make a pipeline batch.
+    held: list[LogBatch] = []
+
+    def feed_held() -> None:
+        if not held:
+            return
+        wmbus = ReceptionColumns.joined([batch.wmbus for batch in held])
+        lorawan = [reception for batch in held for reception in batch.lorawan]
+        count = sum(batch.lines for batch in held)
+        held.clear()
+        # Ingest needs the stored rows only: the columnar path (models only if a callback wants them).
+        if len(wmbus):
+            pipeline.feed(wmbus, models=False)
+        if lorawan:
+            pipeline.feed(lorawan, models=False)
+        if progress is not None:
+            progress(count)
+
     try:
-        for path in paths:
-            # The file name stands in for the gateway of rejected lines: stored text, so a
-            # name that is not UTF-8 (bytes kept as surrogates) is written with escapes.
-            source = os.fsencode(os.path.basename(path)).decode("utf-8", "backslashreplace")
-            for batch in iter_log_batches(
-                path,
-                gateway_ids=pipeline.network.gateway_ids,
-                default_gateway=source,
-                default_time=time.time(),
-                batch_lines=batch_size,
-            ):
-                lines += batch.lines
-                # Ingest needs the stored rows only: the columnar path (models only if a callback wants them).
-                if len(batch.wmbus):
-                    pipeline.feed(batch.wmbus, models=False)
-                if batch.lorawan:
-                    pipeline.feed(batch.lorawan, models=False)
-                if batch.rejected and pooled is not None:
-                    pooled.write(
-                        StoreBatch(rejected=[_rejected_row(source, item) for item in batch.rejected])
-                    )
-                bad.update(str(item.reason) for item in batch.rejected)
-                if progress is not None:
-                    progress(batch.lines)
+        try:
+            for path in paths:
+                # The file name stands in for the gateway of rejected lines: stored text, so
+                # a name that is not UTF-8 (bytes kept as surrogates) is written with escapes.
+                source = os.fsencode(os.path.basename(path)).decode("utf-8", "backslashreplace")
+                for batch in iter_log_batches(
+                    path,
+                    gateway_ids=pipeline.network.gateway_ids,
+                    default_gateway=source,
+                    default_time=time.time(),
+                    batch_lines=batch_size,
+                ):
+                    lines += batch.lines
+                    if batch.rejected and pooled is not None:
+                        rows = [_rejected_row(source, item) for item in batch.rejected]
+                        pooled.write(StoreBatch(rejected=rows))
+                    bad.update(str(item.reason) for item in batch.rejected)
+                    if held and sum(part.lines for part in held) + batch.lines > batch_size:
+                        feed_held()
+                    held.append(batch)
+                    if sum(part.lines for part in held) >= batch_size:
+                        feed_held()
+        except OSError:
+            feed_held()  # an unreadable file: what came before it is stored
+            raise
+        feed_held()
     finally:
-        # Also for an unreadable file (OSError): what came before it is stored.
         pipeline.store = store
         if pooled is not None:
             pooled.flush()

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from minolcore._model import Record
+from minolcore.errors import InputError
 
 __all__ = ["MAX_EVENT_TIME", "Radio", "Reception", "ReceptionColumns", "is_event_time"]
 
@@ -97,6 +98,33 @@ class ReceptionColumns(Sequence[Reception]):
 
     def __len__(self) -> int:
         return len(self.gateway)
+
+    @classmethod
+    def joined(cls, parts: Sequence[ReceptionColumns]) -> ReceptionColumns:
+        """The rows of ``parts`` one after the other (all with the same gateway table)."""
+        if len(parts) == 1:
+            return parts[0]
+        table = parts[0].gateway_table if parts else ()
+        if any(part.gateway_table != table for part in parts):
+            raise InputError("reception columns with different gateway tables cannot be joined")
+        other: dict[int, str] = {}
+        offsets = []
+        first_row = first_byte = 0
+        for part in parts:
+            other.update((first_row + row, name) for row, name in part.other_gateways.items())
+            offsets.append(part.offsets + first_byte)
+            first_row += len(part)
+            first_byte += len(part.buffer)
+        return cls(
+            gateway_table=table,
+            gateway=np.concatenate([part.gateway for part in parts]) if parts else np.zeros(0, np.int64),
+            other_gateways=other,
+            received_at=np.concatenate([part.received_at for part in parts]) if parts else np.zeros(0),
+            rssi=np.concatenate([part.rssi for part in parts]) if parts else np.zeros(0),
+            buffer=b"".join(part.buffer for part in parts),
+            offsets=np.concatenate(offsets) if parts else np.zeros(0, np.int64),
+            lengths=np.concatenate([part.lengths for part in parts]) if parts else np.zeros(0, np.int32),
+        )
 
     @overload
     def __getitem__(self, index: int) -> Reception: ...
