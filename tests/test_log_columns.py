@@ -331,3 +331,26 @@ def test_reception_columns_index_like_a_sequence() -> None:
     assert list(columns) == [first, second]
     with pytest.raises(IndexError):
         columns[2]
+
+
+def columns_of(table: tuple[str, ...], payloads: list[bytes], other: dict[int, str]) -> ReceptionColumns:
+    return ReceptionColumns(
+        gateway_table=table,
+        gateway=np.array([-1 if i in other else 0 for i in range(len(payloads))], dtype=np.int64),
+        other_gateways=other,
+        received_at=np.arange(len(payloads), dtype=np.float64) + 5.0,
+        rssi=np.full(len(payloads), -70.0),
+        buffer=b"".join(payloads),
+        offsets=np.cumsum([0, *map(len, payloads)])[:-1].astype(np.int64),
+        lengths=np.array([len(p) for p in payloads], dtype=np.int32),
+    )
+
+
+def test_reception_columns_join_row_after_row() -> None:
+    one = columns_of(GATEWAYS, [b"\x01", b"\x02\x03"], {1: "GW-9"})
+    two = columns_of(GATEWAYS, [b"\x04\x05\x06"], {0: "GW-8"})
+    joined = ReceptionColumns.joined([one, two])
+    assert list(joined) == [*one, *two]
+    assert len(ReceptionColumns.joined([])) == 0
+    with pytest.raises(InputError, match="gateway tables"):
+        ReceptionColumns.joined([one, columns_of(("GW-1",), [b"\x07"], {})])
