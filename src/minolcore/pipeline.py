@@ -325,7 +325,7 @@ class Pipeline:
                     first_times[i],
                     devices[i],
                     item,
-                    (stored.texts[position], stored.first_ms[position], stored.last_ms[position]),
+                    (stored.first_ms[position], stored.last_ms[position], stored.texts[position]),
                 )
         for position, row in enumerate(grouped.openers):
             if row in grouped.decoded:
@@ -417,15 +417,14 @@ class Pipeline:
         received_at: float,
         device: tuple[str, DeviceIdentity, object | None],
         item: FastRecords,
-        receptions: tuple[str, int, int],
+        receptions: tuple[int, int, str],
     ) -> None:
         """The rows of a wireless M-Bus uplink the columnar path read (``received_at``: its
-        first copy's time in s since the epoch; ``receptions``: their stored text, first and
-        last time in ms). Runs once per uplink: plain dicts and locals throughout."""
+        first copy's time in s since the epoch; ``receptions``: the first and last time of
+        its copies in ms and their stored text). Runs once per uplink: plain dicts and locals."""
         device_uid, identity, profile = device
         key = content_key(device_uid, frame)
-        text, first_ms, last_ms = receptions
-        rows.uplink_values.append((key, device_uid, len(frame), "ok", "", first_ms, last_ms, text))
+        rows.uplink_values.append((key, device_uid, len(frame), "ok", "", *receptions))
         status = self._fast_status.get((profile, item.status_key))
         if status is None:
             model = model_from_records(
