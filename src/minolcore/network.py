@@ -4,6 +4,10 @@ Sans-IO and batch-first: :meth:`NetworkServer.feed` takes the receptions of one 
 (every copy of every transmission, as each gateway heard it) and returns one
 :class:`NetworkUplink` per transmission with all the receptions merged into it, plus every
 copy that was refused with its reason. Nothing is silently dropped.
+:meth:`NetworkServer.feed_grouped` does the same work and gives it as columns
+(:class:`GroupedBatch`: which reception opened each uplink, which copies merged into it),
+for the pipeline's bulk path that builds no object per copy; it also takes the log
+reader's :class:`~minolcore.reception.ReceptionColumns` without a ``Reception`` per line.
 
 Wireless M-Bus takes one C scan call for the whole batch, numpy masks for admission and one
 dedupe-table call; :meth:`NetworkServer.feed_wmbus_columns` exposes that path on raw columns
