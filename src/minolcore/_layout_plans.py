@@ -420,11 +420,20 @@ def _read_group(
             when = [None] * count
             for k in sources:
                 when = _coalesce(when, stamps[k])
-        fixed = (p.quantity, p.storage, p.tariff, p.subunit, p.function)
-        unit = p.unit
+        quantity, storage, tariff, subunit, function, unit = (
+            p.quantity,
+            p.storage,
+            p.tariff,
+            p.subunit,
+            p.function,
+            p.unit,
+        )
+        # The fields one by one, not unpacked from a tuple: this runs once per value read.
         columns.append(
             [
-                None if stamp is None else (stamp, *fixed, number, unit, ok)
+                None
+                if stamp is None
+                else (stamp, quantity, storage, tariff, subunit, function, number, unit, ok)
                 for stamp, number, ok in zip(when, numbers, valid, strict=True)
             ]
         )
