@@ -1,12 +1,14 @@
-"""The stored form of an uplink's receptions, built from columns.
+"""The stored form of an uplink's receptions.
 
 An uplink row keeps the copies it was heard in as JSON text, ``[[gateway_id,
 received_at_ms, rssi, snr], ...]``: distinct copies in time order (then gateway, RSSI, SNR),
-with NaN and a missing level as ``null`` and -0.0 as 0.0. :func:`encode_reception_columns`
-makes that text for a whole batch of uplinks from per-copy columns: the order and the
-duplicates are settled in numpy, each distinct gateway and level is encoded once, and the
-C core (``mc_join_receptions``, with its Python twin) puts the arrays together. It gives the
-same text as encoding the copies as :class:`ReceptionRow` objects one uplink at a time.
+with NaN and a missing level as ``null`` and -0.0 as 0.0. Two ways make the same text:
+
+- :func:`encode_receptions` from the :class:`ReceptionRow` objects of one uplink;
+- :func:`encode_reception_columns` for a whole batch of uplinks from per-copy columns: the
+  order and the duplicates are settled in numpy, each distinct gateway and level is encoded
+  once, and the C core (``mc_join_receptions``, with its Python twin) puts the arrays
+  together, with no object per copy.
 """
 
 from __future__ import annotations
