@@ -21,6 +21,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Final
 
+import msgspec
 import numpy as np
 
 from minolcore._layout_plans import NUMBER, SPECIAL, TIME_QUANTITIES, ei_head, plain_main, read_by_layout
@@ -113,34 +114,23 @@ def memoisable_profile(registry: ProfileRegistry, identity: DeviceIdentity) -> o
     return first if type(first) in _MEMOISABLE else None
 
 
-class FastRecords:
+class FastRecords(msgspec.Struct, gc=False):
     """What the fast path read from one telegram.
 
     ``readings``: (reading time, quantity, storage, tariff, subunit, function, value, unit,
     valid) per reading row; ``event_time``: the model's reading time as "YYYY-MM-DDTHH:MM";
     ``status_key``: the inputs of the profile's kind and faults; ``apl``: the plaintext
-    application layer (for building the model of a new status key).
+    application layer (for building the model of a new status key). A struct, not a class
+    with ``__init__``: one is made per telegram, and the struct's constructor runs in C.
     """
 
-    __slots__ = ("apl", "event_time", "layout", "readings", "signature", "status_key", "sts")
-
-    def __init__(
-        self,
-        readings: list[tuple[Any, ...]],
-        event_time: str,
-        sts: int,
-        status_key: tuple[Any, ...],
-        apl: bytes,
-        layout: tuple[str, ...],
-        signature: int,
-    ) -> None:
-        self.readings = readings
-        self.event_time = event_time
-        self.sts = sts
-        self.status_key = status_key
-        self.apl = apl
-        self.layout = layout
-        self.signature = signature
+    readings: list[tuple[Any, ...]]
+    event_time: str
+    sts: int
+    status_key: tuple[Any, ...]
+    apl: bytes
+    layout: tuple[str, ...]
+    signature: int
 
 
 def _stamp(value: str) -> str:
