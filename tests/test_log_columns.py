@@ -354,3 +354,34 @@ def test_reception_columns_join_row_after_row() -> None:
     assert len(ReceptionColumns.joined([])) == 0
     with pytest.raises(InputError, match="gateway tables"):
         ReceptionColumns.joined([one, columns_of(("GW-1",), [b"\x07"], {})])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"buffer": b"\x01"}, "not there"),  # the second frame reaches beyond it
+        ({"offsets": np.array([0, -1])}, "not there"),
+        ({"gateway": np.array([0, 5])}, "not there"),
+        ({"gateway": np.array([-1, 0])}, "named"),  # row 0 has no name, row 1 has one
+        ({"other_gateways": {}}, "named"),
+        ({"rssi": np.zeros(3)}, "one value per reception"),
+        ({"received_at": ["soon", "later"]}, "reception columns"),
+        ({"buffer": "\x01\x02\x03"}, "bytes buffer"),
+    ],
+)
+def test_reception_columns_that_describe_no_batch_are_refused(
+    change: dict[str, object], message: str
+) -> None:
+    fields: dict[str, object] = {
+        "gateway_table": GATEWAYS,
+        "gateway": np.array([0, -1]),
+        "other_gateways": {1: "GW-9"},
+        "received_at": np.array([5.0, 6.0]),
+        "rssi": np.full(2, np.nan),
+        "buffer": b"\x01\x02\x03",
+        "offsets": np.array([0, 1]),
+        "lengths": np.array([1, 2], dtype=np.int32),
+    }
+    ReceptionColumns(**fields)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=message):
+        ReceptionColumns(**{**fields, **change})  # type: ignore[arg-type]

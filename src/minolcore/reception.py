@@ -87,14 +87,37 @@ class ReceptionColumns(Sequence[Reception]):
         offsets: npt.NDArray[np.int64],
         lengths: npt.NDArray[np.int32],
     ) -> None:
-        self.gateway_table = gateway_table
-        self.gateway = gateway
+        """Raises :class:`InputError` for columns that do not describe such a batch."""
+        try:
+            self.gateway = np.asarray(gateway, dtype=np.int64)
+            self.received_at = np.asarray(received_at, dtype=np.float64)
+            self.rssi = np.asarray(rssi, dtype=np.float64)
+            self.offsets = np.asarray(offsets, dtype=np.int64)
+            self.lengths = np.asarray(lengths, dtype=np.int32)
+        except (TypeError, ValueError, OverflowError) as error:
+            raise InputError(f"reception columns: {error}") from None
+        self.gateway_table = tuple(gateway_table)
         self.other_gateways = other_gateways
-        self.received_at = received_at
-        self.rssi = rssi
         self.buffer = buffer
-        self.offsets = offsets
-        self.lengths = lengths
+        count = len(self.gateway)
+        if not isinstance(buffer, bytes) or not all(isinstance(name, str) for name in self.gateway_table):
+            raise InputError("reception columns need a bytes buffer and gateway ids as text")
+        columns = (self.gateway, self.received_at, self.rssi, self.offsets, self.lengths)
+        if any(column.shape != (count,) for column in columns):
+            raise InputError("reception columns need one value per reception")
+        if count and (
+            self.offsets.min() < 0
+            or self.lengths.min() < 0
+            or int((self.offsets + self.lengths).max()) > len(buffer)
+            or self.gateway.min() < -1
+            or self.gateway.max() >= len(self.gateway_table)
+        ):
+            raise InputError("reception columns name bytes or gateways that are not there")
+        named = np.flatnonzero(self.gateway == -1).tolist()
+        if sorted(other_gateways) != named or not all(
+            isinstance(name, str) for name in other_gateways.values()
+        ):
+            raise InputError("every reception of gateway -1, and only those, needs its gateway id named")
 
     def __len__(self) -> int:
         return len(self.gateway)
