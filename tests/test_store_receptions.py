@@ -219,3 +219,8 @@ def test_c_join_equals_its_twin_on_any_columns(
     capacity: both refuse alike (-1) or write the same bytes and offsets."""
     columns = join_columns(starts, copies, pieces)
     assert native_join(columns, capacity) == twin_join(columns, capacity)
+
+
+def test_gateway_ids_that_are_not_text_are_refused() -> None:
+    with pytest.raises(InputError, match="text"):
+        encode_reception_columns(1, [0], [0], ["GW-1", 7], [1], [math.nan], [math.nan])  # type: ignore[list-item]

@@ -79,6 +79,8 @@ def encode_reception_columns(
         raise InputError(f"an uplink index outside 0..{uplinks - 1}")
     if copies and (gateway_of.min() < 0 or gateway_of.max() >= len(gateway_ids)):
         raise InputError(f"a gateway index outside 0..{len(gateway_ids) - 1}")
+    if not all(isinstance(name, str) for name in gateway_ids):
+        raise InputError("gateway ids must be text")
     by_name = sorted(range(len(gateway_ids)), key=gateway_ids.__getitem__)
     rank = np.empty(len(gateway_ids), dtype=np.int64)
     rank[by_name] = np.arange(len(gateway_ids))
