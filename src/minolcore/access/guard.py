@@ -397,11 +397,12 @@ class AccessLayer:
         version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
         key = (version, len(self._site.installations()))
         if self._index is None or key != self._index_key:
+            # The devices placed in a building or unit: the only ones whose readings a query
+            # by building can return (a few rows per meter, where readings are millions).
             uids = [
                 str(row[0])
                 for row in self._db.execute(
-                    "SELECT DISTINCT device_uid FROM readings "
-                    "UNION SELECT DISTINCT device_uid FROM status_events"
+                    "SELECT device_uid FROM placements UNION SELECT DISTINCT device_uid FROM status_events"
                 )
             ]
             self._index = _DeviceIndex(self._store.devices(), uids, self._site.installations())
