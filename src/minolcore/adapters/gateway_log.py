@@ -8,6 +8,11 @@ PUSH_DATA and the gateway's id) or ``datagram`` (a whole UDP datagram in hex) by
 Every line gives receptions or a :class:`~minolcore.adapters.collector.RejectedLine` with
 its reason; packets whose radio CRC failed are dropped as the protocol says, and recorded
 as one rejected line each line that had some, so nothing is lost silently.
+
+:func:`iter_gateway_log_file` gives the items line by line; :func:`iter_log_batches` gives
+the same in batches, the wireless M-Bus receptions as columns: the C core reads lines of the
+common collector shape in bulk, and every other line goes through the line reader, in its
+place (what ``minolcore ingest`` uses).
 """
 
 from __future__ import annotations
