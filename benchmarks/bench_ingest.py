@@ -11,6 +11,7 @@ import base64
 import json
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from minolcore.adapters.collector import (
     read_collector_block,
     read_numbered_line,
 )
+from minolcore.adapters.gateway_log import iter_gateway_log_file, iter_log_batches
 from minolcore.envelope import EnvelopeOpener, seal
 from minolcore.reception import Reception
 
@@ -160,8 +162,9 @@ GATEWAY_IDS = ("GW-1", "GW-2", "GW-3")
 
 @pytest.mark.parametrize("reader", ["bulk", "bulk-reference", "line by line"])
 def test_collector_block(benchmark: Any, reader: str) -> None:
-    """The ingest's log reader: whole blocks of lines read into columns by the C core (its
-    pure-Python twin on a tenth of them), against the line reader making a reception per line."""
+    """The C core's part of the log reader: a block of lines into rows and frame bytes (its
+    pure-Python twin on a tenth of them), against the line reader making a reception per
+    line. test_log_file times the whole reader, columns included."""
     count = BLOCK_LINES // 10 if reader == "bulk-reference" else BLOCK_LINES
     block = simulator_block(count)
 
@@ -186,3 +189,25 @@ def test_collector_block(benchmark: Any, reader: str) -> None:
         pytest.fail("the bulk reader's benchmark needs the C core")
     assert benchmark.pedantic(run, rounds=5, iterations=1) == count
     record_rate(benchmark, "lines_per_s", count)
+
+
+@pytest.mark.parametrize("reader", ["batches", "line by line"])
+def test_log_file(benchmark: Any, tmp_path: Path, reader: str) -> None:
+    """A log file as the ingest reads it (file reading, the C core, the reception columns
+    with their gateway names and times), against the line reader's receptions."""
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(simulator_block(BLOCK_LINES))
+
+    def batches() -> int:
+        found = iter_log_batches(path, gateway_ids=GATEWAY_IDS, default_gateway="GW-0", default_time=1.0)
+        return sum(len(batch.wmbus) for batch in found)
+
+    def line_by_line() -> int:
+        found = iter_gateway_log_file(path, default_gateway="GW-0", default_time=1.0)
+        return sum(isinstance(item, Reception) for items in found for item in items)
+
+    if reader == "batches" and _native.BACKEND != "cffi":
+        pytest.fail("the bulk reader's benchmark needs the C core")
+    run = batches if reader == "batches" else line_by_line
+    assert benchmark.pedantic(run, rounds=5, iterations=1) == BLOCK_LINES
+    record_rate(benchmark, "lines_per_s", BLOCK_LINES)
