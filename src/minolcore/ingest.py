@@ -72,6 +72,9 @@ class IngestSummary(Record):
     seconds: float
 
 
+_BATCH_FIELDS = tuple(StoreBatch.__annotations__)
+
+
 class _PooledStore:
     """Batches for ``store`` pooled and written as one batch once they hold ``rows`` uplinks,
     late copies and rejected lines. Batches written in turn leave what their concatenation written at once
@@ -99,15 +102,9 @@ class _PooledStore:
         if len(held) == 1:
             merged = held[0]
         else:
+            # Field by field, whatever fields a batch has: each the rows of every batch in turn.
             merged = StoreBatch(
-                devices=[row for batch in held for row in batch.devices],
-                uplinks=[row for batch in held for row in batch.uplinks],
-                uplink_values=[row for batch in held for row in batch.uplink_values],
-                late_receptions=[row for batch in held for row in batch.late_receptions],
-                readings=[row for batch in held for row in batch.readings],
-                reading_values=[row for batch in held for row in batch.reading_values],
-                status_events=[row for batch in held for row in batch.status_events],
-                rejected=[row for batch in held for row in batch.rejected],
+                **{name: [row for batch in held for row in getattr(batch, name)] for name in _BATCH_FIELDS}
             )
         self._held = []
         self._count = 0
