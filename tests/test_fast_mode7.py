@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from minolcore import pipeline as pipeline_module
 from minolcore import pipeline_fast
+from minolcore._layout_plans import telegram_rows
 from minolcore.pipeline import Pipeline
+from minolcore.pipeline_fast import FastRead
 from minolcore.simulator import Simulation, simulate
 from minolcore.store import SQLiteStore
 from minolcore.wmbus.builder import build_frame
@@ -297,12 +299,13 @@ def test_the_checked_decryption_refuses_a_mac_of_no_known_length() -> None:
 # --- fast_records on a simulated building -------------------------------------------------------------
 
 
-def _records_view(out: list[Any]) -> list[tuple[Any, ...] | None]:
+def _records_view(read: FastRead) -> list[tuple[Any, ...] | None]:
+    by_columns = telegram_rows(read.columns, read.times)
     return [
         None
         if item is None
         else (
-            item.readings,
+            item.readings or by_columns.get(telegram, []),
             item.event_time,
             item.sts,
             item.status_key,
@@ -310,7 +313,7 @@ def _records_view(out: list[Any]) -> list[tuple[Any, ...] | None]:
             item.layout,
             item.signature,
         )
-        for item in out
+        for telegram, item in enumerate(read.records)
     ]
 
 
@@ -338,8 +341,8 @@ def _fast_outputs(
 ) -> tuple[list[tuple[Any, ...] | None], list[bool]]:
     with monkeypatch.context() as patch:
         patch.setattr(pipeline_fast, "_unseal_mode7", unseal7)
-        out, dependent = pipeline_fast.fast_records(*args)
-    return _records_view(out), dependent.tolist()
+        read = pipeline_fast.fast_records(*args)
+    return _records_view(read), read.dependent.tolist()
 
 
 def _tampered(frames: list[bytes], seed: int) -> list[bytes]:

@@ -9,9 +9,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minolcore._layout_plans import read_by_layout
+from minolcore._layout_plans import ReadingTimes, read_by_layout, telegram_rows
 from minolcore.pipeline_fast import _entries, _minute_of, _read
-from minolcore.wmbus.dates import type_f, type_f_column, type_g, type_g_column
+from minolcore.wmbus.dates import (
+    NO_MINUTE,
+    minute_text,
+    type_f,
+    type_f_column,
+    type_f_minutes,
+    type_g,
+    type_g_column,
+    type_g_minutes,
+)
 from minolcore.wmbus.record_batch import WalkStatus, walk
 from minolcore.wmbus.scan import pack_frames
 from tests.record_encoder import BCD_DIGITS, INT_WIDTH, REAL32, Spec, date_g, datetime_f
@@ -92,7 +101,12 @@ def both_paths(apls: list[bytes], received: list[float]) -> tuple[dict[int, Any]
     firsts = walked.info["first_record"].tolist()
     counts = walked.info["record_count"].tolist()
     chosen = np.flatnonzero(ok).tolist()
-    planned = read_by_layout(buffer, offsets, walked.rows, firsts, counts, chosen, received, _minute_of)
+    times = ReadingTimes()
+    read, columns = read_by_layout(
+        buffer, offsets, walked.rows, firsts, counts, chosen, received, _minute_of, times
+    )
+    found = telegram_rows(columns, times)
+    planned = {position: (found.get(position, []), *rest) for position, rest in read.items()}
     entries = _entries(buffer.tobytes(), offsets, walked.rows, ok[walked.rows["telegram"]])
     expected = {}
     for position in chosen:
@@ -161,3 +175,15 @@ def test_every_type_g_date() -> None:
     rows = [bytes([lo, hi]) for lo in range(256) for hi in range(256)]
     data = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, 2)
     assert type_g_column(data) == [type_g(row) for row in rows]
+    # As reading times: the date's midnight.
+    assert as_stamps(type_g_minutes(data)) == [None if d is None else d + "T00:00" for d in map(type_g, rows)]
+
+
+def as_stamps(minutes: np.ndarray[Any, Any]) -> list[str | None]:
+    return [None if m == NO_MINUTE else minute_text(m) for m in minutes.tolist()]
+
+
+@given(st.lists(st.binary(min_size=4, max_size=4), min_size=1, max_size=50))
+def test_type_f_minutes_are_the_type_f_times(rows: list[bytes]) -> None:
+    data = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, 4)
+    assert as_stamps(type_f_minutes(data)) == [type_f(row) for row in rows]

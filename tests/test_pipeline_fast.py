@@ -132,12 +132,12 @@ def _spy_fast_modes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     original = pipeline_module.fast_records
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        out, dependent = original(*args, **kwargs)
+        read = original(*args, **kwargs)
         scanned = args[0]
-        for mode, item in zip(scanned.info["security_mode"].tolist(), out, strict=True):
+        for mode, item in zip(scanned.info["security_mode"].tolist(), read.records, strict=True):
             if item is not None:
                 modes.append(mode)
-        return out, dependent
+        return read
 
     monkeypatch.setattr(pipeline_module, "fast_records", spy)
     return modes

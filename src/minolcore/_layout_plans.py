@@ -5,8 +5,9 @@ transmission; only the data change. The fast path of the pipeline therefore grou
 walked telegrams of a batch by their exact header bytes, works out once per layout what
 each record position means (its quantity, unit, scaling, which date a historic value
 takes, which record is the status), and then reads the values of the whole group from
-the walker's numpy columns: scaled numbers and type F/G dates by column, the rows of each
-telegram from those columns.
+the walker's numpy columns: scaled numbers and type F/G dates by column. The reading rows stay
+columns too (:class:`ReadingColumn`, one per layout group and reading position): the
+pipeline turns them into store rows for the whole batch at once.
 
 The rules are those of :func:`minolcore.pipeline_fast._record` and ``_read`` (which
 follow the object path); a layout they do not cover exactly (a number beyond 2**53,
@@ -23,7 +24,7 @@ from typing import Any, Final
 import numpy as np
 
 from minolcore.readings import READING_QUANTITIES, iso_minute
-from minolcore.wmbus.dates import decode_timepoint, type_f_column, type_g_column
+from minolcore.wmbus.dates import NO_MINUTE, decode_timepoint, minute_text, type_f_minutes, type_g_minutes
 from minolcore.wmbus.record_batch import RecordFlag, _header, _value
 from minolcore.wmbus.vif import (
     CODING_BCD,
@@ -36,7 +37,16 @@ from minolcore.wmbus.vif import (
     NO_OFFSET,
 )
 
-__all__ = ["LayoutRead", "ei_head", "plain_main", "read_by_layout"]
+__all__ = [
+    "LayoutRead",
+    "LayoutReads",
+    "ReadingColumn",
+    "ReadingTimes",
+    "ei_head",
+    "plain_main",
+    "read_by_layout",
+    "telegram_rows",
+]
 
 # Shared with the per-record reader in minolcore.pipeline_fast.
 TIME_QUANTITIES: Final = frozenset(("date", "datetime"))
@@ -46,9 +56,122 @@ _NEUTRAL: Final = frozenset(("standard_conform_data_content", "forward_flow", "v
 _EXACT: Final = float(2**53)  # integers below this convert to float exactly
 _PLAN_LIMIT: Final = 4096
 
-# (reading rows as (time, quantity, storage, tariff, subunit, function, value, unit, valid),
-#  the model's time "YYYY-MM-DDTHH:MM", (error flags, EI head value), layout entries)
-LayoutRead = tuple[list[tuple[Any, ...]], str, tuple[int | None, int | None], tuple[str, ...]]
+# (the model's time "YYYY-MM-DDTHH:MM", (error flags, EI head value), layout entries)
+LayoutRead = tuple[str, tuple[int | None, int | None], tuple[str, ...]]
+
+
+# Reading times that are not "YYYY-MM-DDThh:mm" are numbered from here on (a YYYYMMDDhhmm
+# number is below it).
+_OTHER_TIMES: Final = 10**12
+
+
+class ReadingTimes:
+    """The reading times of one batch as numbers, so that columns of them compare and sort
+    in numpy: "YYYY-MM-DDThh:mm" is its YYYYMMDDhhmm number (as the type F and G date
+    columns give them, see :func:`~minolcore.wmbus.dates.type_f_minutes`), any other time
+    text gets a number of its own from 10**12 on. Equal texts get equal numbers."""
+
+    __slots__ = ("_numbers", "_others")
+
+    def __init__(self) -> None:
+        self._numbers: dict[str, int] = {}
+        self._others: list[str] = []
+
+    def number(self, text: str) -> int:
+        """The number of a reading time text."""
+        found = self._numbers.get(text)
+        if found is None:
+            found = _minute_number(text)
+            if found is None:
+                found = _OTHER_TIMES + len(self._others)
+                self._others.append(text)
+            self._numbers[text] = found
+        return found
+
+    def text(self, number: int) -> str:
+        """The text of a reading time number."""
+        return minute_text(number) if number < _OTHER_TIMES else self._others[number - _OTHER_TIMES]
+
+
+def _minute_number(text: str) -> int | None:
+    """YYYYMMDDhhmm of a "YYYY-MM-DDThh:mm" text (ASCII digits), else None."""
+    if len(text) != 16 or text[4] != "-" or text[7] != "-" or text[10] != "T" or text[13] != ":":
+        return None
+    digits = text[0:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16]
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    return int(digits)
+
+
+class ReadingColumn:
+    """One reading position of the telegrams of one layout: the row each telegram gives.
+
+    ``telegrams``: the telegrams (as numbered by the caller); ``record``: the position's
+    index among the layout's records (its order within a telegram); ``fields``: (quantity,
+    storage, tariff, subunit, function, unit), the same for every telegram; per telegram
+    its ``stamps`` (the reading time as a :class:`ReadingTimes` number, ``NO_MINUTE`` where
+    a historic value has no valid date and so no row), ``values`` (float64) and ``valid``
+    (the row's value is None where not valid)."""
+
+    __slots__ = ("fields", "record", "stamps", "telegrams", "valid", "values")
+
+    def __init__(
+        self,
+        telegrams: np.ndarray[Any, np.dtype[np.int64]],
+        record: int,
+        fields: tuple[str, int, int, int, str, str],
+        stamps: np.ndarray[Any, np.dtype[np.int64]],
+        values: np.ndarray[Any, np.dtype[np.float64]],
+        valid: np.ndarray[Any, np.dtype[np.bool_]],
+    ) -> None:
+        self.telegrams = telegrams
+        self.record = record
+        self.fields = fields
+        self.stamps = stamps
+        self.values = values
+        self.valid = valid
+
+    def rows(self, times: ReadingTimes) -> list[tuple[Any, ...] | None]:
+        """Per telegram its reading row (time, quantity, storage, tariff, subunit, function,
+        value, unit, valid), or None."""
+        quantity, storage, tariff, subunit, function, unit = self.fields
+        return [
+            None
+            if stamp == NO_MINUTE
+            else (
+                times.text(stamp),
+                quantity,
+                storage,
+                tariff,
+                subunit,
+                function,
+                value if ok else None,
+                unit,
+                ok,
+            )
+            for stamp, value, ok in zip(
+                self.stamps.tolist(), self.values.tolist(), self.valid.tolist(), strict=True
+            )
+        ]
+
+
+def telegram_rows(columns: Sequence[ReadingColumn], times: ReadingTimes) -> dict[int, list[tuple[Any, ...]]]:
+    """The reading rows of the columns per telegram, in record order (as the per-record path
+    lists a telegram's rows)."""
+    found: dict[int, list[tuple[int, tuple[Any, ...]]]] = {}
+    for column in columns:
+        for telegram, row in zip(column.telegrams.tolist(), column.rows(times), strict=True):
+            if row is not None:
+                found.setdefault(telegram, []).append((column.record, row))
+    return {telegram: [row for _, row in sorted(rows, key=_first_item)] for telegram, rows in found.items()}
+
+
+def _first_item(item: tuple[int, Any]) -> int:
+    return item[0]
+
+
+# (per telegram position what it read besides its readings, the reading columns)
+LayoutReads = tuple[dict[int, LayoutRead], list[ReadingColumn]]
 
 
 def plain_main(header: Any) -> bool:
@@ -224,12 +347,15 @@ def _make_plan(data: bytes, rows: np.ndarray[Any, Any], first: int, count: int, 
     return _Plan(positions, tuple(layout))
 
 
-def _numbers(p: _Position, rows: np.ndarray[Any, Any]) -> tuple[list[float | None], list[bool]] | None:
+def _numbers(
+    p: _Position, rows: Any
+) -> tuple[np.ndarray[Any, np.dtype[np.float64]], np.ndarray[Any, np.dtype[np.bool_]]] | None:
     """(value as the reading row holds it, valid) of one reading position for every telegram
-    of a group, or None when a number is too large to scale exactly in float64."""
+    of a group, or None when a number is too large to scale exactly in float64. A value
+    that is not valid is None in the row, whatever the first array holds."""
     n = len(rows)
     if p.invalid:
-        return [None] * n, [False] * n
+        return np.zeros(n), np.zeros(n, dtype=np.bool_)
     has_number = (rows["flags"] & NUMBER) != 0
     if p.coding == CODING_REAL:
         number = rows["real"].astype(np.float64)
@@ -245,23 +371,28 @@ def _numbers(p: _Position, rows: np.ndarray[Any, Any]) -> tuple[list[float | Non
             number = number * float(10**p.exponent)
         elif p.exponent < 0:
             number = number / float(10**-p.exponent)
-    values: list[float | None] = number.tolist()
-    valid: list[bool] = has_number.tolist()
-    if not all(valid):
-        values = [v if ok else None for v, ok in zip(values, valid, strict=True)]
-    return values, valid
+    return number, has_number
 
 
-def _stamps(p: _Position, data: np.ndarray[Any, Any], starts: np.ndarray[Any, Any]) -> list[Any]:
-    """The decoded value of one date position for every telegram of a group (None = invalid)."""
+def _stamps(
+    p: _Position, data: np.ndarray[Any, Any], starts: np.ndarray[Any, Any], times: ReadingTimes
+) -> tuple[np.ndarray[Any, np.dtype[np.int64]], list[Any] | None]:
+    """(the reading time of one date position for every telegram of a group as a
+    :class:`ReadingTimes` number, ``NO_MINUTE`` where invalid; the decoded values, or None
+    for type F and G dates, whose decoded value is their reading time)."""
     n = len(starts)
     if p.invalid or p.coding not in (CODING_INT, CODING_BCD):
-        return [None] * n
+        return np.full(n, NO_MINUTE, dtype=np.int64), [None] * n
     if p.length in (2, 4):
         columns = data[starts[:, None] + np.arange(p.length)]
-        return type_f_column(columns) if p.length == 4 else type_g_column(columns)
+        return (type_f_minutes(columns) if p.length == 4 else type_g_minutes(columns)), None
     raw = data.tobytes()
-    return [decode_timepoint(raw[s : s + p.length]) for s in starts.tolist()]
+    decoded = [decode_timepoint(raw[s : s + p.length]) for s in starts.tolist()]
+    minutes = [
+        NO_MINUTE if not isinstance(v, str) else times.number(v if "T" in v else v + "T00:00")
+        for v in decoded
+    ]
+    return np.asarray(minutes, dtype=np.int64), decoded
 
 
 def _scalar(p: _Position, raw: bytes, rows: np.ndarray[Any, Any], starts: np.ndarray[Any, Any]) -> list[Any]:
@@ -298,12 +429,15 @@ def read_by_layout(
     chosen: Sequence[int],
     received_at: Sequence[float],
     minute_of: Callable[[str], str],
-) -> dict[int, LayoutRead]:
-    """Per telegram position of ``chosen`` (walked without error) whose layout has a plan:
-    what the per-record path reads from it. ``received_at``: first reception time per
-    position in s; ``minute_of``: "YYYY-MM-DDTHH:MM" of a date-time value."""
+    times: ReadingTimes,
+) -> LayoutReads:
+    """What the per-record path reads from the telegram positions of ``chosen`` (walked
+    without error) whose layout has a plan: per position its model time, status inputs and
+    layout, and the reading rows of them all as columns (telegrams named by position).
+    ``received_at``: first reception time per position in s; ``minute_of``:
+    "YYYY-MM-DDTHH:MM" of a date-time value."""
     if not chosen:
-        return {}
+        return {}, []
     data = buffer.tobytes()
     # The header bytes (DIB + VIB, or the DIF of a special record) of every row, packed:
     # a telegram's layout key is one slice of them.
@@ -324,6 +458,7 @@ def read_by_layout(
         else:
             group.append(position)
     out: dict[int, LayoutRead] = {}
+    columns: list[ReadingColumn] = []
     for key, members in groups.items():
         if key in _plans:
             plan = _plans[key]
@@ -334,8 +469,21 @@ def read_by_layout(
                 _plans.clear()
             _plans[key] = plan
         if plan is not None:
-            _read_group(plan, members, buffer, data, apl_offsets, rows, firsts, received_at, minute_of, out)
-    return out
+            _read_group(
+                plan,
+                members,
+                buffer,
+                data,
+                apl_offsets,
+                rows,
+                firsts,
+                received_at,
+                minute_of,
+                out,
+                columns,
+                times,
+            )
+    return out, columns
 
 
 class _Gather:
@@ -371,11 +519,14 @@ def _read_group(
     received_at: Sequence[float],
     minute_of: Callable[[str], str],
     out: dict[int, LayoutRead],
+    columns: list[ReadingColumn],
+    times: ReadingTimes,
 ) -> None:
-    """Read every telegram of one layout group, column by column: per position its values,
-    then per telegram the rows of its positions in record order."""
+    """Read every telegram of one layout group, column by column: per reading position its
+    column of rows into ``columns``, per telegram the rest into ``out``."""
     first_rows = np.asarray([firsts[m] for m in members], dtype=np.int64)
-    bases = apl_offsets[np.asarray(members, dtype=np.int64)]
+    telegrams = np.asarray(members, dtype=np.int64)
+    bases = apl_offsets[telegrams]
     positions: list[Any] = plan.positions
     count = len(members)
 
@@ -386,67 +537,57 @@ def _read_group(
         starts: np.ndarray[Any, Any] = bases + selected["data_offset"].astype(np.int64)
         return starts
 
-    values: list[tuple[list[float | None], list[bool]]] = []
+    values: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
     for j in plan.readings:
         found = _numbers(positions[j], column(j))
         if found is None:
             return  # left to the per-record path
         values.append(found)
-    decoded: dict[int, list[Any]] = {}
-    stamps: dict[int, list[str | None]] = {}
+    decoded: dict[int, list[Any] | None] = {}
+    stamps: dict[int, np.ndarray[Any, np.dtype[np.int64]]] = {}
     for j in plan.times:
         selected = column(j)
-        decoded[j] = found_dates = _stamps(positions[j], buffer, data_starts(selected))
-        stamps[j] = [
-            None if v is None or not isinstance(v, str) else v if "T" in v else v + "T00:00"
-            for v in found_dates
-        ]
+        stamps[j], decoded[j] = _stamps(positions[j], buffer, data_starts(selected), times)
     # The time of the current values: the first current date record that is valid, else
     # the reception time (formatted only where needed).
-    current: list[str | None] = [None] * count
+    current = np.full(count, NO_MINUTE, dtype=np.int64)
     for j in plan.times:
         if positions[j].current:
-            current = _coalesce(current, stamps[j])
-    for t, stamp in enumerate(current):
-        if stamp is None:
-            current[t] = iso_minute(received_at[members[t]])
-    # Per reading position, its rows (None where a historic value has no valid date).
-    columns: list[list[tuple[Any, ...] | None]] = []
-    for (numbers, valid), sources in zip(values, plan.stamp_sources, strict=True):
-        p = positions[plan.readings[len(columns)]]
+            current = np.where(current == NO_MINUTE, stamps[j], current)
+    for t in np.flatnonzero(current == NO_MINUTE).tolist():
+        current[t] = times.number(iso_minute(received_at[members[t]]))
+    # Per reading position, its column of rows (NO_MINUTE: a historic value without a valid
+    # date, which has no row).
+    for j, (numbers, valid), sources in zip(plan.readings, values, plan.stamp_sources, strict=True):
+        p = positions[j]
         if sources is None:
-            when: list[str | None] = list(current)
+            when = current
         else:
-            when = [None] * count
+            when = np.full(count, NO_MINUTE, dtype=np.int64)
             for k in sources:
-                when = _coalesce(when, stamps[k])
-        quantity, storage, tariff, subunit, function, unit = (
-            p.quantity,
-            p.storage,
-            p.tariff,
-            p.subunit,
-            p.function,
-            p.unit,
-        )
-        # The fields one by one, not unpacked from a tuple: this runs once per value read.
+                when = np.where(when == NO_MINUTE, stamps[k], when)
         columns.append(
-            [
-                None
-                if stamp is None
-                else (stamp, quantity, storage, tariff, subunit, function, number, unit, ok)
-                for stamp, number, ok in zip(when, numbers, valid, strict=True)
-            ]
+            ReadingColumn(
+                telegrams,
+                j,
+                (p.quantity, p.storage, p.tariff, p.subunit, p.function, p.unit),
+                when,
+                numbers,
+                valid,
+            )
         )
     # The model's time: the main date-time record, else the main date, else the reception.
     event: list[str | None] = [None] * count
     for source in (plan.datetime_at, plan.date_at):
         if source is None:
             continue
-        if positions[source].length in (2, 4) and not positions[source].invalid:
-            # Column-decoded dates are "YYYY-MM-DD[THH:MM]": their minute is their stamp.
-            event = _coalesce(event, stamps[source])
+        texts = decoded[source]
+        if texts is None:
+            # Type F and G dates read as "YYYY-MM-DD[THH:MM]": their minute is their stamp.
+            minutes = stamps[source].tolist()
+            event = _coalesce(event, [None if m == NO_MINUTE else minute_text(m) for m in minutes])
         else:
-            event = _coalesce(event, [minute_of(v) if isinstance(v, str) else None for v in decoded[source]])
+            event = _coalesce(event, [minute_of(v) if isinstance(v, str) else None for v in texts])
     for t, moment in enumerate(event):
         if moment is None:
             event[t] = iso_minute(received_at[members[t]])
@@ -465,9 +606,5 @@ def _read_group(
         ]
         heads = _coalesce(heads, candidates)
     layout = plan.layout
-    per_telegram = zip(*columns, strict=True) if columns else iter([()] * count)
-    for position, found_rows, moment, error_flags, head in zip(
-        members, per_telegram, event, errors, heads, strict=True
-    ):
-        readings = [row for row in found_rows if row is not None]
-        out[position] = (readings, moment, (error_flags, head), layout)  # type: ignore[assignment]
+    for position, moment, error_flags, head in zip(members, event, errors, heads, strict=True):
+        out[position] = (moment, (error_flags, head), layout)  # type: ignore[assignment]  # moment is set

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
@@ -23,6 +24,7 @@ from typing import Any, cast
 import msgspec
 import numpy as np
 
+from minolcore._batch_readings import UplinkPlace, merge_reading_rows
 from minolcore._model import Record
 from minolcore.devices import DeviceReading, ProfileRegistry, model_from_records
 from minolcore.devices.models import DeviceIdentity
@@ -310,16 +312,23 @@ class Pipeline:
         first_times = copies.first_received_at[wmbus].tolist()
         scanned = scan_uplink_frames(frames)
         eligible = np.fromiter((d[2] is not None for d in devices), dtype=np.bool_, count=len(wmbus))
-        fast, dependent = fast_records(scanned, keys, eligible, first_times, self.signatures, frames)
+        read = fast_records(scanned, keys, eligible, first_times, self.signatures, frames)
+        fast = read.records
         slow = {i: copies.uplink(self.network, wmbus[i]) for i, item in enumerate(fast) if item is None}
-        telegrams = self._slow_telegrams(slow, fast, dependent.tolist())
+        telegrams = self._slow_telegrams(slow, fast, read.dependent.tolist())
         stored = copies.encoded()
+        lorawan = [position for position, row in enumerate(grouped.openers) if row in grouped.decoded]
+        # Per uplink (wireless M-Bus ones by their index in wmbus, then LoRaWAN ones) where the
+        # rows of its reading columns go, and the uplink of every row appended one by one.
+        places: list[UplinkPlace | None] = [None] * (len(wmbus) + len(lorawan))
+        appended: list[int] = []
         for i, position in enumerate(wmbus):
             item = fast[i]
+            before = len(rows.reading_values)
             if item is None:
                 self._store_uplink(rows, *self._wmbus_item(slow[i], telegrams[i]))
             else:
-                self._store_fast(
+                places[i] = self._store_fast(
                     rows,
                     frames[i],
                     first_times[i],
@@ -327,9 +336,15 @@ class Pipeline:
                     item,
                     (stored.first_ms[position], stored.last_ms[position], stored.texts[position]),
                 )
-        for position, row in enumerate(grouped.openers):
-            if row in grouped.decoded:
-                self._store_uplink(rows, *self._lorawan_item(copies.uplink(self.network, position)))
+            appended.extend(itertools.repeat(i, len(rows.reading_values) - before))
+        for i, position in enumerate(lorawan, start=len(wmbus)):
+            before = len(rows.reading_values)
+            self._store_uplink(rows, *self._lorawan_item(copies.uplink(self.network, position)))
+            appended.extend(itertools.repeat(i, len(rows.reading_values) - before))
+        rows.reading_values, read_from_columns = merge_reading_rows(
+            read.columns, read.times, places, rows.reading_values, appended
+        )
+        rows.values_read += read_from_columns
         return PipelineResult(uplinks=(), batch=self._finish(rows, grouped))
 
     def _cached_key(self, address: Address | None) -> OMSKey | None:
@@ -418,10 +433,11 @@ class Pipeline:
         device: tuple[str, DeviceIdentity, object | None],
         item: FastRecords,
         receptions: tuple[int, int, str],
-    ) -> None:
+    ) -> UplinkPlace:
         """The rows of a wireless M-Bus uplink the columnar path read (``received_at``: its
         first copy's time in s since the epoch; ``receptions``: the first and last time of
-        its copies in ms and their stored text). Runs once per uplink: plain dicts and locals."""
+        its copies in ms and their stored text); returns where its reading columns' rows go.
+        Runs once per uplink: plain dicts and locals."""
         device_uid, identity, profile = device
         key = content_key(device_uid, frame)
         rows.uplink_values.append((key, device_uid, len(frame), "ok", "", *receptions))
@@ -463,40 +479,16 @@ class Pipeline:
                 )
             rows.device_rows.add(device_key)
             rows.devices.append(device_row)
+        # A telegram read record by record brings its rows; the rest are in reading columns.
         readings = item.readings
-        rows.values_read += len(readings)
-        # A historic value (storage > 0) comes again in every telegram until the next due
-        # date: within the batch only its smallest uplink key can be stored.
-        historic = rows.historic
-        append = rows.reading_values.append
-        for stamp, quantity, storage, tariff, subunit, function, value, unit, valid in readings:
-            if storage:
-                historic_key = (device_uid, stamp, quantity, storage, tariff, subunit, function)
-                held = historic.get(historic_key)
-                if held is not None and held <= key:
-                    continue
-                historic[historic_key] = key
-            append(
-                (
-                    device_uid,
-                    stamp,
-                    quantity,
-                    storage,
-                    tariff,
-                    subunit,
-                    function,
-                    value,
-                    unit,
-                    valid,
-                    building,
-                    unit_id,
-                    key,
-                )
-            )
+        if readings:
+            rows.values_read += len(readings)
+            rows.reading_values.extend([(device_uid, *row, building, unit_id, key) for row in readings])
         for fault, detail in faults:
             rows.status_events.append(
                 StatusEventRow(device_uid=device_uid, event_time=item.event_time, event=fault, detail=detail)
             )
+        return (device_uid, key, building, unit_id)
 
     def run(self, source: Iterable[Reception], *, batch_size: int = 20_000) -> PipelineStats:
         """Feed a stream of receptions in batches of ``batch_size``; returns the statistics."""
@@ -809,11 +801,9 @@ class _Rows:
         self.devices: list[DeviceRow] = []
         self.uplink_values: list[UplinkValues] = []
         self.late_receptions: list[tuple[str, ReceptionRow]] = []
-        # Fast path: device rows already in the batch, and per historic reading key
-        # (device, time, quantity, storage, tariff, subunit, function) its smallest uplink key.
+        # Fast path: device rows already in the batch.
         self.device_rows: set[tuple[str, str]] = set()  # (device uid, kind)
         self.values_read = 0
-        self.historic: dict[tuple[Any, ...], str] = {}
         self.reading_values: list[ReadingValues] = []
         self.status_events: list[StatusEventRow] = []
         self.rejected: list[RejectedRow] = []

@@ -19,12 +19,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgspec
 import numpy as np
 
-from minolcore._layout_plans import NUMBER, SPECIAL, TIME_QUANTITIES, ei_head, plain_main, read_by_layout
+from minolcore._layout_plans import (
+    NUMBER,
+    SPECIAL,
+    TIME_QUANTITIES,
+    ReadingColumn,
+    ReadingTimes,
+    ei_head,
+    plain_main,
+    read_by_layout,
+)
 from minolcore.devices import ProfileRegistry
 from minolcore.devices.models import DeviceIdentity
 from minolcore.devices.profiles import (
@@ -58,6 +67,7 @@ from minolcore.wmbus.security import STATUS_DECRYPTED, as_key, open_mode7, unsea
 from minolcore.wmbus.vif import CODING_REAL
 
 __all__ = [
+    "FastRead",
     "FastRecords",
     "LayoutLearner",
     "fast_records",
@@ -118,10 +128,12 @@ class FastRecords(msgspec.Struct, gc=False):
     """What the fast path read from one telegram.
 
     ``readings``: (reading time, quantity, storage, tariff, subunit, function, value, unit,
-    valid) per reading row; ``event_time``: the model's reading time as "YYYY-MM-DDTHH:MM";
-    ``status_key``: the inputs of the profile's kind and faults; ``apl``: the plaintext
-    application layer (for building the model of a new status key). A struct, not a class
-    with ``__init__``: one is made per telegram, and the struct's constructor runs in C.
+    valid) per reading row of a telegram read record by record (a telegram read by its
+    layout's plan has its rows in the batch's :class:`ReadingColumn` list);
+    ``event_time``: the model's reading time as "YYYY-MM-DDTHH:MM"; ``status_key``: the
+    inputs of the profile's kind and faults; ``apl``: the plaintext application layer (for
+    building the model of a new status key). A struct, not a class with ``__init__``: one
+    is made per telegram, and the struct's constructor runs in C.
     """
 
     readings: list[tuple[Any, ...]]
@@ -131,6 +143,19 @@ class FastRecords(msgspec.Struct, gc=False):
     apl: bytes
     layout: tuple[str, ...]
     signature: int
+
+
+class FastRead(NamedTuple):
+    """What :func:`fast_records` read of a batch of telegrams."""
+
+    #: Per telegram its :class:`FastRecords`, or None for the object path.
+    records: list[FastRecords | None]
+    #: Which telegrams depend on the format-signature cache as it stands before them.
+    dependent: np.ndarray[Any, np.dtype[np.bool_]]
+    #: The reading rows of the telegrams read by their layout's plan (telegrams by index).
+    columns: list[ReadingColumn]
+    #: The numbers of the reading times in ``columns``.
+    times: ReadingTimes
 
 
 def _stamp(value: str) -> str:
@@ -161,9 +186,8 @@ def fast_records(
     received_at: Sequence[float],
     signatures: FormatSignatureCache,
     frames: Sequence[bytes] | None = None,
-) -> tuple[list[FastRecords | None], np.ndarray[Any, np.dtype[np.bool_]]]:
-    """(per telegram its :class:`FastRecords` or None for the object path, which telegrams
-    depend on the format-signature cache as it stands before them).
+) -> FastRead:
+    """What the columnar path reads of a batch of telegrams (see :class:`FastRead`).
 
     ``eligible``: telegrams whose device the fast path may map (see
     :func:`memoisable_profile`); ``received_at``: first reception time per telegram in s;
@@ -180,7 +204,7 @@ def fast_records(
     dependent |= np.isin(tpl_ci, list(COMPACT_CIS))
     dependent &= info["status"] == FrameStatus.OK
     if not count:
-        return out, dependent
+        return FastRead(out, dependent, [], ReadingTimes())
     decrypted = decrypt_mode5_columns(scanned, keys)
     chosen = (
         eligible
@@ -213,7 +237,7 @@ def fast_records(
                 apls.append(found[0])
                 sts_column.append(found[1])
     if not positions:
-        return out, dependent
+        return FastRead(out, dependent, [], ReadingTimes())
     buffer, apl_offsets, apl_lengths = pack_frames(apls)
     walked = walk(buffer, apl_offsets, apl_lengths)
     ok = walked.info["status"] == WalkStatus.OK
@@ -221,13 +245,25 @@ def fast_records(
     counts = walked.info["record_count"].tolist()
     firsts = walked.info["first_record"].tolist()
     received = [received_at[row] for row in positions]
-    by_layout = read_by_layout(
-        buffer, apl_offsets, walked.rows, firsts, counts, np.flatnonzero(ok).tolist(), received, _minute_of
+    times = ReadingTimes()
+    by_layout, columns = read_by_layout(
+        buffer,
+        apl_offsets,
+        walked.rows,
+        firsts,
+        counts,
+        np.flatnonzero(ok).tolist(),
+        received,
+        _minute_of,
+        times,
     )
-    for position, (readings, event_time, (error_flags, head), layout) in by_layout.items():
+    telegram_of = np.asarray(positions, dtype=np.int64)
+    for column in columns:
+        column.telegrams = telegram_of[column.telegrams]
+    for position, (event_time, (error_flags, head), layout) in by_layout.items():
         sts = sts_column[position]
         out[positions[position]] = FastRecords(
-            readings,
+            [],
             event_time,
             sts,
             (sts, error_flags, head),
@@ -239,7 +275,7 @@ def fast_records(
     rest = ok.copy()
     rest[list(by_layout)] = False
     if not rest.any():
-        return out, dependent
+        return FastRead(out, dependent, columns, times)
     entries = _entries(buffer.tobytes(), apl_offsets, walked.rows, rest[walked.rows["telegram"]])
     for position in np.flatnonzero(rest).tolist():
         first = firsts[position]
@@ -250,7 +286,7 @@ def fast_records(
             sts_column[position],
             walked_signatures[position],
         )
-    return out, dependent
+    return FastRead(out, dependent, columns, times)
 
 
 def _unseal_mode7(raw: bytes, key: Any) -> tuple[bytes, int] | None:

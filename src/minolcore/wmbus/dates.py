@@ -13,7 +13,19 @@ from typing import Any, Final, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["decode_timepoint", "type_f", "type_f_column", "type_g", "type_g_column", "type_i", "type_j"]
+__all__ = [
+    "NO_MINUTE",
+    "decode_timepoint",
+    "minute_text",
+    "type_f",
+    "type_f_column",
+    "type_f_minutes",
+    "type_g",
+    "type_g_column",
+    "type_g_minutes",
+    "type_i",
+    "type_j",
+]
 
 _Ints: TypeAlias = npt.NDArray[np.int64]
 _Bools: TypeAlias = np.ndarray[Any, np.dtype[np.bool_]]
@@ -122,17 +134,15 @@ def _g_columns(lo: _Ints, hi: _Ints) -> tuple[_Ints, _Ints, _Ints]:
     return ((lo & 0xE0) >> 5) | ((hi & 0xF0) >> 1), hi & 0x0F, lo & 0x1F
 
 
-def type_g_column(data: npt.NDArray[np.uint8]) -> list[str | None]:
-    """:func:`type_g` of every row of an (n, 2) byte array."""
+def _type_g_fields(data: npt.NDArray[np.uint8]) -> tuple[_Bools, _Ints, _Ints, _Ints]:
     lo, hi = data[:, 0].astype(np.int64), data[:, 1].astype(np.int64)
     year, month, day = _g_columns(lo, hi)
     year = year + 2000
     valid = _valid_dates(year, month, day) & ~((lo == 0xFF) & (hi == 0xFF))
-    return _format(valid, year, month, day)
+    return valid, year, month, day
 
 
-def type_f_column(data: npt.NDArray[np.uint8]) -> list[str | None]:
-    """:func:`type_f` of every row of an (n, 4) byte array."""
+def _type_f_fields(data: npt.NDArray[np.uint8]) -> tuple[_Bools, _Ints, _Ints, _Ints, _Ints, _Ints]:
     b0, b1, b2, b3 = (data[:, i].astype(np.int64) for i in range(4))
     minute, hour = b0 & 0x3F, b1 & 0x1F
     hundred = (b1 >> 5) & 0x03
@@ -140,7 +150,52 @@ def type_f_column(data: npt.NDArray[np.uint8]) -> list[str | None]:
     year = year + np.where(hundred != 0, 1900 + 100 * hundred, 2000)
     all_set = (b0 == 0xFF) & (b1 == 0xFF) & (b2 == 0xFF) & (b3 == 0xFF)
     valid = ((b0 & 0x80) == 0) & ~all_set & (minute <= 59) & (hour <= 23) & _valid_dates(year, month, day)
-    return _format(valid, year, month, day, hour, minute)
+    return valid, year, month, day, hour, minute
+
+
+def type_g_column(data: npt.NDArray[np.uint8]) -> list[str | None]:
+    """:func:`type_g` of every row of an (n, 2) byte array."""
+    return _format(*_type_g_fields(data))
+
+
+def type_f_column(data: npt.NDArray[np.uint8]) -> list[str | None]:
+    """:func:`type_f` of every row of an (n, 4) byte array."""
+    return _format(*_type_f_fields(data))
+
+
+# A minute as one integer, YYYYMMDDhhmm: "2024-01-31T23:50" is 202401312350.
+NO_MINUTE: Final = -1  # an invalid date
+
+
+def type_g_minutes(data: npt.NDArray[np.uint8]) -> _Ints:
+    """The midnight starting each type G date of an (n, 2) byte array, as YYYYMMDDhhmm
+    integers (``NO_MINUTE`` where :func:`type_g` reads None)."""
+    valid, year, month, day = _type_g_fields(data)
+    minutes: _Ints = np.where(valid, (year * 10000 + month * 100 + day) * 10000, NO_MINUTE)
+    return minutes
+
+
+def type_f_minutes(data: npt.NDArray[np.uint8]) -> _Ints:
+    """Each type F date-time of an (n, 4) byte array as a YYYYMMDDhhmm integer
+    (``NO_MINUTE`` where :func:`type_f` reads None)."""
+    valid, year, month, day, hour, minute = _type_f_fields(data)
+    minutes: _Ints = np.where(
+        valid, (year * 10000 + month * 100 + day) * 10000 + hour * 100 + minute, NO_MINUTE
+    )
+    return minutes
+
+
+_MINUTE_TEXTS: dict[int, str] = {}
+
+
+def minute_text(minute: int) -> str:
+    """ "YYYY-MM-DDThh:mm" of a YYYYMMDDhhmm integer (0 <= minute < 10**12)."""
+    text = _MINUTE_TEXTS.get(minute)
+    if text is None:
+        if len(_MINUTE_TEXTS) >= _DATE_TEXT_LIMIT:
+            _MINUTE_TEXTS.clear()
+        text = _MINUTE_TEXTS[minute] = _date_text(minute // 10000) + _time_text(minute % 10000)
+    return text
 
 
 # Texts of the dates and times of day seen: a date repeats in many telegrams (due dates,

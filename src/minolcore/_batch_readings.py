@@ -1,0 +1,216 @@
+"""The reading rows of one pipeline batch, one per reading key, as the store keeps them.
+
+Of all rows with one reading key (device, time, quantity, storage, tariff, subunit,
+function) the store keeps the first in batch order, with the smallest uplink key of them
+all (see :mod:`minolcore.store.sqlite`). A batch repeats most keys many times: every
+telegram repeats its meter's due-date and month-end values. The rows the layout plans read
+stay columns (:class:`~minolcore._layout_plans.ReadingColumn`) up to here, and
+:func:`merge_reading_rows` settles the repeats of the whole batch with one numpy sort,
+together with the rows the other paths appended, before any row tuple is built.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from minolcore._layout_plans import ReadingColumn, ReadingTimes
+from minolcore.store.base import ReadingValues
+from minolcore.wmbus.dates import NO_MINUTE
+
+__all__ = ["UplinkPlace", "merge_reading_rows"]
+
+# (device uid, uplink key, building id, unit id) of an uplink whose rows are in columns.
+UplinkPlace = tuple[str, str, str | None, str | None]
+
+
+def _ids() -> defaultdict[Any, int]:
+    """A table that numbers each new key it is asked for: 0, 1, 2, ..."""
+    return defaultdict(itertools.count().__next__)
+
+
+def merge_reading_rows(
+    columns: Sequence[ReadingColumn],
+    times: ReadingTimes,
+    places: Sequence[UplinkPlace | None],
+    appended: Sequence[ReadingValues],
+    appended_uplinks: Sequence[int],
+) -> tuple[list[ReadingValues], int]:
+    """(one row per reading key, as the store keeps the batch's rows; how many rows the
+    columns hold).
+
+    ``columns`` name their telegrams by uplink index (their order in the batch) and their
+    reading times by ``times``' numbers; ``places`` gives per uplink index the device, key,
+    building and unit of its rows.
+    ``appended``: rows the other paths built, in batch order, with ``appended_uplinks``
+    their uplink indexes. An uplink's rows are either in the columns or appended, and
+    within an uplink they count in record order."""
+    if not appended and not columns:
+        return [], 0
+    device_ids = _ids()
+    field_ids = _ids()
+    key_ids = _ids()
+    # Uplinks without a place have no column rows: their "" is never read.
+    uplink_device = np.fromiter(
+        map(device_ids.__getitem__, ["" if p is None else p[0] for p in places]),
+        dtype=np.int64,
+        count=len(places),
+    )
+    uplink_key = np.fromiter(
+        map(key_ids.__getitem__, ["" if p is None else p[1] for p in places]),
+        dtype=np.int64,
+        count=len(places),
+    )
+    appended_keys = [key_ids[row[12]] for row in appended]
+    # Key ids in the order of the keys: the smallest id is the smallest key.
+    ranked = sorted(key_ids)
+    key_rank = np.empty(len(ranked), dtype=np.int64)
+    key_rank[[key_ids[key] for key in ranked]] = np.arange(len(ranked))
+
+    # Per candidate row: its key parts, its place in batch order, the smallest uplink key
+    # wins, and where its fields come from (column and row in it, or appended row).
+    uplinks: list[np.ndarray[Any, Any]] = []
+    records: list[np.ndarray[Any, Any]] = []
+    stamps: list[np.ndarray[Any, Any]] = []
+    fields: list[np.ndarray[Any, Any]] = []
+    column_of: list[np.ndarray[Any, Any]] = []
+    values: list[np.ndarray[Any, Any]] = []
+    valid: list[np.ndarray[Any, Any]] = []
+    for number, column in enumerate(columns):
+        size = len(column.stamps)
+        uplinks.append(column.telegrams)
+        records.append(np.full(size, column.record, dtype=np.int64))
+        stamps.append(column.stamps)
+        fields.append(np.full(size, field_ids[column.fields[:5]], dtype=np.int64))
+        column_of.append(np.full(size, number, dtype=np.int64))
+        values.append(column.values)
+        valid.append(column.valid)
+    from_columns = sum(map(len, values))
+    if appended:
+        uplinks.append(np.asarray(appended_uplinks, dtype=np.int64))
+        # Within its uplink an appended row counts by its place among the uplink's rows.
+        starts = np.flatnonzero(np.diff(uplinks[-1], prepend=-1))
+        sizes = np.diff(np.append(starts, len(appended)))
+        records.append(np.arange(len(appended)) - np.repeat(starts, sizes))
+        stamps.append(
+            np.fromiter((times.number(row[1]) for row in appended), dtype=np.int64, count=len(appended))
+        )
+        fields.append(
+            np.fromiter((field_ids[row[2:7]] for row in appended), dtype=np.int64, count=len(appended))
+        )
+        column_of.append(np.full(len(appended), -1, dtype=np.int64))
+    uplink = np.concatenate(uplinks)
+    record = np.concatenate(records)
+    stamp = np.concatenate(stamps)
+    field = np.concatenate(fields)
+    source = np.concatenate(column_of)
+    kept = np.flatnonzero(stamp != NO_MINUTE)
+    read = int(np.count_nonzero(kept < from_columns))
+    uplink, record, stamp, field, source = (a[kept] for a in (uplink, record, stamp, field, source))
+    is_column = source >= 0
+    device = np.where(is_column, uplink_device[uplink], 0)
+    key = np.where(is_column, uplink_key[uplink], 0)
+    appended_at = kept - from_columns
+    if appended:
+        on_appended = ~is_column
+        row_devices = np.fromiter(
+            (device_ids[row[0]] for row in appended), dtype=np.int64, count=len(appended)
+        )
+        device[on_appended] = row_devices[appended_at[on_appended]]
+        key[on_appended] = np.asarray(appended_keys, dtype=np.int64)[appended_at[on_appended]]
+    rank = key_rank[key]
+    if not len(kept):
+        return [], read
+
+    order = np.lexsort((record, uplink, field, stamp, device))
+    # Runs of one reading key, each in batch order: its first row wins.
+    same = np.ones(len(order), dtype=np.bool_)
+    same[0] = False
+    for part in (device[order], stamp[order], field[order]):
+        same[1:] &= part[1:] == part[:-1]
+    starts = np.flatnonzero(~same)
+    winners = order[starts]
+    smallest = np.minimum.reduceat(rank[order], starts)
+    smallest_key = _objects(ranked)[smallest]
+
+    out: list[ReadingValues] = []
+    from_column = is_column[winners]
+    chosen = winners[from_column]
+    if len(chosen):
+        out.extend(
+            _column_rows(
+                columns,
+                places,
+                uplink[chosen],
+                source[chosen],
+                kept[chosen],
+                stamp[chosen],
+                times,
+                np.concatenate(values),
+                np.concatenate(valid),
+                smallest_key[from_column],
+            )
+        )
+    for at, least in zip(
+        appended_at[winners[~from_column]].tolist(), smallest_key[~from_column], strict=True
+    ):
+        row = appended[at]
+        out.append(row if row[12] == least else (*row[:12], least))
+    return out, read
+
+
+def _column_rows(
+    columns: Sequence[ReadingColumn],
+    places: Sequence[UplinkPlace | None],
+    uplink: np.ndarray[Any, Any],
+    column: np.ndarray[Any, Any],
+    at: np.ndarray[Any, Any],
+    stamp: np.ndarray[Any, Any],
+    times: ReadingTimes,
+    values: np.ndarray[Any, np.dtype[np.float64]],
+    valid: np.ndarray[Any, np.dtype[np.bool_]],
+    keys: np.ndarray[Any, Any],
+) -> list[ReadingValues]:
+    """The row tuples of the chosen column rows, built column by column."""
+    text = times.text
+    chosen_valid = valid[at]
+    chosen_values: list[float | None] = values[at].tolist()
+    if not chosen_valid.all():
+        for index in np.flatnonzero(~chosen_valid).tolist():
+            chosen_values[index] = None
+    quantity, storage, tariff, subunit, function, unit = (
+        _objects([c.fields[n] for c in columns])[column].tolist() for n in range(6)
+    )
+    device_uid, building, unit_id = (
+        _objects([None if p is None else p[n] for p in places])[uplink].tolist() for n in (0, 2, 3)
+    )
+    rows: list[ReadingValues] = list(
+        zip(
+            device_uid,
+            list(map(text, stamp.tolist())),
+            quantity,
+            storage,
+            tariff,
+            subunit,
+            function,
+            chosen_values,
+            unit,
+            chosen_valid.tolist(),
+            building,
+            unit_id,
+            keys.tolist(),
+            strict=True,
+        )
+    )
+    return rows
+
+
+def _objects(items: Sequence[Any]) -> np.ndarray[Any, Any]:
+    """A one-dimensional object array of ``items`` (scalars, never split into sequences)."""
+    array = np.empty(len(items), dtype=object)
+    array[:] = items
+    return array
