@@ -176,7 +176,6 @@ def _column_rows(
     keys: np.ndarray[Any, Any],
 ) -> list[ReadingValues]:
     """The row tuples of the chosen column rows, built column by column."""
-    text = times.text
     chosen_valid = valid[at]
     chosen_values: list[float | None] = values[at].tolist()
     if not chosen_valid.all():
@@ -191,7 +190,7 @@ def _column_rows(
     rows: list[ReadingValues] = list(
         zip(
             device_uid,
-            list(map(text, stamp.tolist())),
+            _texts(stamp, times),
             quantity,
             storage,
             tariff,
@@ -207,6 +206,13 @@ def _column_rows(
         )
     )
     return rows
+
+
+def _texts(stamps: np.ndarray[Any, Any], times: ReadingTimes) -> list[str]:
+    """The texts of reading time numbers, each distinct one made once."""
+    distinct, inverse = np.unique(stamps, return_inverse=True)
+    texts: list[str] = _objects(list(map(times.text, distinct.tolist())))[inverse].tolist()
+    return texts
 
 
 def _objects(items: Sequence[Any]) -> np.ndarray[Any, Any]:

@@ -24,7 +24,14 @@ from typing import Any, Final
 import numpy as np
 
 from minolcore.readings import READING_QUANTITIES, iso_minute
-from minolcore.wmbus.dates import NO_MINUTE, decode_timepoint, minute_text, type_f_minutes, type_g_minutes
+from minolcore.wmbus.dates import (
+    NO_MINUTE,
+    decode_timepoint,
+    minute_text,
+    minute_texts,
+    type_f_minutes,
+    type_g_minutes,
+)
 from minolcore.wmbus.record_batch import RecordFlag, _header, _value
 from minolcore.wmbus.vif import (
     CODING_BCD,
@@ -584,8 +591,7 @@ def _read_group(
         texts = decoded[source]
         if texts is None:
             # Type F and G dates read as "YYYY-MM-DD[THH:MM]": their minute is their stamp.
-            minutes = stamps[source].tolist()
-            event = _coalesce(event, [None if m == NO_MINUTE else minute_text(m) for m in minutes])
+            event = _coalesce(event, minute_texts(stamps[source].tolist()))
         else:
             event = _coalesce(event, [minute_of(v) if isinstance(v, str) else None for v in texts])
     for t, moment in enumerate(event):

@@ -300,11 +300,10 @@ class SQLiteStore:
         settled = self._settled
         if len(settled) > _SETTLED_LIMIT:
             settled.clear()
-        for row in readings:
-            if row[3] != 0:
-                key = row[:7]
-                held = settled.get(key)
-                settled[key] = row[12] if held is None else min(held, row[12])
+        for row in [row for row in readings if row[3] != 0]:
+            key = row[:7]
+            held = settled.get(key)
+            settled[key] = row[12] if held is None else min(held, row[12])
         self._settled_version = version
 
     def set_meta(self, key: str, value: str) -> None:
@@ -390,6 +389,9 @@ class SQLiteStore:
 def _merged_uplinks(rows: Sequence[UplinkRow], values_rows: Sequence[UplinkValues]) -> list[UplinkValues]:
     """One row per uplink key with the union of the receptions of the rows given for it (the
     row objects count as coming before the value tuples)."""
+    if not rows and len({row[0] for row in values_rows}) == len(values_rows):
+        # Every key once (the pipeline's own batches): sorted by key, nothing to merge.
+        return sorted(values_rows, key=_UPLINK_KEY)
     first: dict[str, UplinkRow | UplinkValues] = {}
     repeated: dict[str, list[UplinkRow | UplinkValues]] = {}
     both: Iterable[UplinkRow | UplinkValues] = itertools.chain(rows, values_rows)
@@ -442,6 +444,7 @@ def _late_reception_values(rows: Sequence[tuple[str, ReceptionRow]]) -> list[tup
 
 
 _DEVICE_UID = operator.itemgetter(0)
+_UPLINK_KEY = operator.itemgetter(0)
 _RECEPTIONS_DECODER = msgspec.json.Decoder(list[ReceptionRow])
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "NO_MINUTE",
     "decode_timepoint",
     "minute_text",
+    "minute_texts",
     "type_f",
     "type_f_column",
     "type_f_minutes",
@@ -196,6 +197,12 @@ def minute_text(minute: int) -> str:
             _MINUTE_TEXTS.clear()
         text = _MINUTE_TEXTS[minute] = _date_text(minute // 10000) + _time_text(minute % 10000)
     return text
+
+
+def minute_texts(minutes: list[int]) -> list[str | None]:
+    """:func:`minute_text` of each YYYYMMDDhhmm integer, None for ``NO_MINUTE``."""
+    get = _MINUTE_TEXTS.get
+    return [None if m == NO_MINUTE else get(m) or minute_text(m) for m in minutes]
 
 
 # Texts of the dates and times of day seen: a date repeats in many telegrams (due dates,
