@@ -16,6 +16,8 @@ import pytest
 
 from benchmarks.conftest import record_rate
 from minolcore import _native, pipeline_fast
+from minolcore._batch_readings import merge_reading_rows
+from minolcore._layout_plans import ReadingColumn, ReadingTimes, telegram_rows
 from minolcore._reference.receptions import join_receptions_into
 from minolcore.errors import MinolcoreError
 from minolcore.ingest import fewer_collections, ingest_files
@@ -209,3 +211,75 @@ def test_join_receptions(benchmark: Any, copy_columns: tuple[Any, ...], backend:
     written = benchmark.pedantic(native if backend == "C" else reference, rounds=5, iterations=1)
     assert written == out_offsets[-1] > 0
     record_rate(benchmark, "uplinks_per_s", uplinks)
+
+
+BATCH_UPLINKS = 10_000  # a 20,000-line ingest batch holds about this many uplinks
+BATCH_METERS = 500
+
+
+@pytest.fixture(scope="module")
+def reading_columns() -> tuple[Any, ...]:
+    """The reading columns of one batch as the layout plans hand them over: 10,000 uplinks
+    of 500 meters, each with its current value and 15 month-end values (repeated by every
+    uplink of the meter, which is what the merge removes)."""
+    rng = np.random.default_rng(9)
+    telegrams = np.arange(BATCH_UPLINKS, dtype=np.int64)
+    meter = telegrams % BATCH_METERS
+    now = 202405010000 + telegrams // BATCH_METERS * 100 + meter % 60
+    columns = [
+        ReadingColumn(
+            telegrams,
+            0,
+            ("volume", 0, 0, 0, "instantaneous", "m3"),
+            now,
+            rng.uniform(0, 1e3, BATCH_UPLINKS),
+            np.ones(BATCH_UPLINKS, dtype=np.bool_),
+        )
+    ]
+    for month in range(1, 16):
+        month_end = np.full(
+            BATCH_UPLINKS,
+            202300000000 + month * 1000000 if month <= 12 else 202400000000 + (month - 12) * 1000000,
+        )
+        columns.append(
+            ReadingColumn(
+                telegrams,
+                month,
+                ("volume", month, 0, 0, "instantaneous", "m3"),
+                month_end,
+                (meter * 10.0 + month),
+                np.ones(BATCH_UPLINKS, dtype=np.bool_),
+            )
+        )
+    places = [
+        (f"wmbus:QDS:{m:08d}:07:07", f"{rng.integers(2**63):032x}", "B1", f"U{m}") for m in meter.tolist()
+    ]
+    return columns, places
+
+
+@pytest.mark.parametrize("path", ["columns", "one_by_one"])
+def test_batch_reading_rows(benchmark: Any, reading_columns: tuple[Any, ...], path: str) -> None:
+    """One row per reading key from a batch's reading columns: the numpy merge against
+    building every row and merging them one by one in batch order (the store's rule)."""
+    columns, places = reading_columns
+    times = ReadingTimes()
+
+    def merged() -> list[Any]:
+        return merge_reading_rows(columns, times, places, [], [])[0]
+
+    def one_by_one() -> list[Any]:
+        by_telegram = telegram_rows(columns, times)
+        kept: dict[tuple[Any, ...], Any] = {}
+        for index, (device, key, building, unit) in enumerate(places):
+            for row in by_telegram[index]:
+                values = (device, *row, building, unit, key)
+                held = kept.get(values[:7])
+                if held is None:
+                    kept[values[:7]] = values
+                elif key < held[12]:
+                    kept[values[:7]] = (*held[:12], key)
+        return list(kept.values())
+
+    rows = benchmark.pedantic(merged if path == "columns" else one_by_one, rounds=5, iterations=1)
+    assert sorted(rows) == sorted(one_by_one())
+    record_rate(benchmark, "values_per_s", sum(len(c.stamps) for c in columns))
