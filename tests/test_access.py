@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from joserfc import jws, jwt
 
 from minolcore.access import (
@@ -25,6 +27,7 @@ from minolcore.access import (
     TokenError,
     erase_person,
 )
+from minolcore.access.guard import _PLACED_OR_REPORTING
 from minolcore.errors import ConfigError, InputError, KeyStoreError
 from minolcore.keys import KeyStore, MasterKey
 from minolcore.site import SiteRegistry, WMBusAddress
@@ -655,3 +658,22 @@ def test_arguments_of_the_wrong_kind_are_input_errors(layer: AccessLayer) -> Non
     assert layer.billing_report(OWNER, building="B1", period=as_datetimes) == layer.billing_report(  # type: ignore[arg-type]
         OWNER, building="B1", period=year
     )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=6), st.sampled_from(["2024-05-01T10:00", "2024-06-01T10:00"])), max_size=30
+    )
+)
+def test_the_devices_with_status_events_are_found_without_a_scan(events: list[tuple[str, str]]) -> None:
+    store = SQLiteStore(":memory:")
+    store.write(
+        StoreBatch(
+            status_events=[
+                StatusEventRow(device_uid=uid, event_time=when, event="leak") for uid, when in events
+            ]
+        )
+    )
+    found = {row[0] for row in store._db.execute(_PLACED_OR_REPORTING)}
+    assert found == {uid for uid, _ in events}

@@ -181,11 +181,11 @@ def _column_rows(
     if not chosen_valid.all():
         for index in np.flatnonzero(~chosen_valid).tolist():
             chosen_values[index] = None
-    quantity, storage, tariff, subunit, function, unit = (
-        _objects([c.fields[n] for c in columns])[column].tolist() for n in range(6)
-    )
-    device_uid, building, unit_id = (
-        _objects([None if p is None else p[n] for p in places])[uplink].tolist() for n in (0, 2, 3)
+    # Transposed from the chosen rows' (device, key, building, unit) and field tuples.
+    device_uid, _, building, unit_id = zip(*map(places.__getitem__, uplink.tolist()), strict=True)
+    fields = [c.fields for c in columns]
+    quantity, storage, tariff, subunit, function, unit = zip(
+        *map(fields.__getitem__, column.tolist()), strict=True
     )
     rows: list[ReadingValues] = list(
         zip(
@@ -211,7 +211,7 @@ def _column_rows(
 def _texts(stamps: np.ndarray[Any, Any], times: ReadingTimes) -> list[str]:
     """The texts of reading time numbers, each distinct one made once."""
     distinct, inverse = np.unique(stamps, return_inverse=True)
-    texts: list[str] = _objects(list(map(times.text, distinct.tolist())))[inverse].tolist()
+    texts: list[str] = _objects(times.texts(distinct.tolist()))[inverse].tolist()
     return texts
 
 

@@ -19,7 +19,7 @@ give the same rows.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 
@@ -98,6 +98,12 @@ class ReadingTimes:
     def text(self, number: int) -> str:
         """The text of a reading time number."""
         return minute_text(number) if number < _OTHER_TIMES else self._others[number - _OTHER_TIMES]
+
+    def texts(self, numbers: list[int]) -> list[str]:
+        """The texts of reading time numbers (none of them ``NO_MINUTE``)."""
+        if not numbers or max(numbers) < _OTHER_TIMES:
+            return cast(list[str], minute_texts(numbers))
+        return list(map(self.text, numbers))
 
 
 def _minute_number(text: str) -> int | None:
