@@ -186,23 +186,23 @@ def type_f_minutes(data: npt.NDArray[np.uint8]) -> _Ints:
     return minutes
 
 
-_MINUTE_TEXTS: dict[int, str] = {}
-
-
 def minute_text(minute: int) -> str:
     """ "YYYY-MM-DDThh:mm" of a YYYYMMDDhhmm integer (0 <= minute < 10**12)."""
-    text = _MINUTE_TEXTS.get(minute)
-    if text is None:
-        if len(_MINUTE_TEXTS) >= _DATE_TEXT_LIMIT:
-            _MINUTE_TEXTS.clear()
-        text = _MINUTE_TEXTS[minute] = _date_text(minute // 10000) + _time_text(minute % 10000)
-    return text
+    day, clock = divmod(minute, 10000)
+    return (_DATE_TEXTS.get(day) or _date_text(day)) + (_TIME_TEXTS.get(clock) or _time_text(clock))
 
 
 def minute_texts(minutes: list[int]) -> list[str | None]:
     """:func:`minute_text` of each YYYYMMDDhhmm integer, None for ``NO_MINUTE``."""
-    get = _MINUTE_TEXTS.get
-    return [None if m == NO_MINUTE else get(m) or minute_text(m) for m in minutes]
+    # A day's and a clock's texts are cached (a few thousand of each), not whole minutes:
+    # most minutes are seen once, in one telegram.
+    get_date, get_time = _DATE_TEXTS.get, _TIME_TEXTS.get
+    return [
+        None
+        if m == NO_MINUTE
+        else (get_date(m // 10000) or _date_text(m // 10000)) + (get_time(m % 10000) or _time_text(m % 10000))
+        for m in minutes
+    ]
 
 
 # Texts of the dates and times of day seen: a date repeats in many telegrams (due dates,
