@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minolcore.errors import ConfigError, InputError, StoreError
@@ -24,6 +24,7 @@ from minolcore.store import (
     UplinkRow,
     content_key,
 )
+from minolcore.store import sqlite as sqlite_module
 from minolcore.store._reader import StoreReader
 from minolcore.store.base import UplinkValues
 from minolcore.store.receptions import encode_reception_columns
@@ -602,3 +603,47 @@ def test_readings_by_building_and_unit_are_the_rows_placed_there(
                     for row in everything
                     if building in (None, row.building_id) and unit in (None, row.unit_id)
                 ]
+
+
+def _reading_row(n: int) -> tuple[Any, ...]:
+    """Reading values whose keys repeat every 84 rows and whose uplink keys every 7."""
+    key = ("wmbus:A", f"2024-01-{n % 28 + 1:02d}T00:00", "volume", n % 3, 0, 0, "instantaneous")
+    return (*key, float(n), "m3", True, None, None, f"{n % 7:032x}")
+
+
+@given(st.integers(0, 260), st.integers(1, 120))
+@settings(max_examples=25, deadline=None)
+def test_rows_written_many_per_statement_are_the_rows_written_one_by_one(count: int, per: int) -> None:
+    rows = [_reading_row(n) for n in range(count)]
+    one_by_one = SQLiteStore(":memory:")
+    one_by_one._db.execute("BEGIN")
+    one_by_one._db.executemany(sqlite_module._INSERT_READING, rows)
+    one_by_one._db.execute("COMMIT")
+    many = SQLiteStore(":memory:")
+    many._db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 13 * per)
+    many._db.execute("BEGIN")
+    many._insert_rows(sqlite_module._INSERT_READING, rows)
+    many._db.execute("COMMIT")
+    assert many.digest() == one_by_one.digest()
+
+
+def test_a_row_of_the_wrong_width_is_refused_whole() -> None:
+    store = SQLiteStore(":memory:")
+    row = (
+        "wmbus:A",
+        "2024-01-01T00:00",
+        "volume",
+        0,
+        0,
+        0,
+        "instantaneous",
+        1.0,
+        "m3",
+        True,
+        None,
+        None,
+        "0a",
+    )
+    with pytest.raises(InputError, match="13 values"):
+        store.write(StoreBatch(reading_values=[row, (*row[:1], "2024-01-02T00:00", *row[2:12]), row]))
+    assert store.counts()["readings"] == 0
