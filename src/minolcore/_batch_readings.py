@@ -24,7 +24,8 @@ from minolcore.wmbus.dates import NO_MINUTE
 
 __all__ = ["UplinkPlace", "merge_reading_rows"]
 
-# (device uid, uplink key, building id, unit id) of an uplink whose rows are in columns.
+# (device uid, uplink key, building id, unit id) of a wireless M-Bus uplink the columnar
+# path read: the fields of its rows that the reading columns do not hold.
 UplinkPlace = tuple[str, str, str | None, str | None]
 
 
@@ -41,16 +42,19 @@ def merge_reading_rows(
     appended_uplinks: Sequence[int],
 ) -> tuple[list[ReadingValues], int]:
     """(one row per reading key, as the store keeps the batch's rows; how many rows the
-    columns hold).
+    columns give, i.e. their values with a reading time).
 
-    ``columns`` name their telegrams by uplink index (their order in the batch) and their
-    reading times by ``times``' numbers; ``places`` gives per uplink index the device, key,
-    building and unit of its rows.
-    ``appended``: rows the other paths built, in batch order, with ``appended_uplinks``
-    their uplink indexes. An uplink's rows are either in the columns or appended, and
-    within an uplink they count in record order."""
+    ``columns`` name their telegrams by uplink index (the uplink's place in the batch) and
+    their reading times by ``times``' numbers; ``places`` gives per uplink index the
+    device, key, building and unit of its column rows. ``appended``: the rows the other
+    paths built one by one, in batch order, with ``appended_uplinks`` their uplink indexes
+    (never decreasing). An uplink has column rows or appended rows, not both; within an
+    uplink, rows count in record order."""
     if not appended and not columns:
         return [], 0
+    appended_at_uplink = np.asarray(appended_uplinks, dtype=np.int64)
+    if len(appended_at_uplink) != len(appended) or np.any(np.diff(appended_at_uplink) < 0):
+        raise ValueError("appended rows must come with their uplink indexes, in batch order")
     device_ids = _ids()
     field_ids = _ids()
     key_ids = _ids()
@@ -66,55 +70,50 @@ def merge_reading_rows(
         count=len(places),
     )
     appended_keys = [key_ids[row[12]] for row in appended]
-    # Key ids in the order of the keys: the smallest id is the smallest key.
-    ranked = sorted(key_ids)
-    key_rank = np.empty(len(ranked), dtype=np.int64)
-    key_rank[[key_ids[key] for key in ranked]] = np.arange(len(ranked))
 
-    # Per candidate row: its key parts, its place in batch order, the smallest uplink key
-    # wins, and where its fields come from (column and row in it, or appended row).
-    uplinks: list[np.ndarray[Any, Any]] = []
-    records: list[np.ndarray[Any, Any]] = []
-    stamps: list[np.ndarray[Any, Any]] = []
-    fields: list[np.ndarray[Any, Any]] = []
-    column_of: list[np.ndarray[Any, Any]] = []
-    values: list[np.ndarray[Any, Any]] = []
-    valid: list[np.ndarray[Any, Any]] = []
+    # Every row of the batch as a candidate: the column rows first, then the appended
+    # ones. Per candidate its uplink and record (its place in batch order), its reading
+    # time and field numbers (with the device, its reading key), and its source: the
+    # column it came from, or -1 for an appended row.
+    uplink_parts: list[np.ndarray[Any, Any]] = []
+    record_parts: list[np.ndarray[Any, Any]] = []
+    stamp_parts: list[np.ndarray[Any, Any]] = []
+    field_parts: list[np.ndarray[Any, Any]] = []
+    source_parts: list[np.ndarray[Any, Any]] = []
     for number, column in enumerate(columns):
         size = len(column.stamps)
-        uplinks.append(column.telegrams)
-        records.append(np.full(size, column.record, dtype=np.int64))
-        stamps.append(column.stamps)
-        fields.append(np.full(size, field_ids[column.fields[:5]], dtype=np.int64))
-        column_of.append(np.full(size, number, dtype=np.int64))
-        values.append(column.values)
-        valid.append(column.valid)
-    from_columns = sum(map(len, values))
+        uplink_parts.append(column.telegrams)
+        record_parts.append(np.full(size, column.record, dtype=np.int64))
+        stamp_parts.append(column.stamps)
+        field_parts.append(np.full(size, field_ids[column.fields[:5]], dtype=np.int64))
+        source_parts.append(np.full(size, number, dtype=np.int64))
+    from_columns = sum(map(len, stamp_parts))
     if appended:
-        uplinks.append(np.asarray(appended_uplinks, dtype=np.int64))
+        uplink_parts.append(appended_at_uplink)
         # Within its uplink an appended row counts by its place among the uplink's rows.
-        starts = np.flatnonzero(np.diff(uplinks[-1], prepend=-1))
+        starts = np.flatnonzero(np.diff(appended_at_uplink, prepend=-1))
         sizes = np.diff(np.append(starts, len(appended)))
-        records.append(np.arange(len(appended)) - np.repeat(starts, sizes))
-        stamps.append(
+        record_parts.append(np.arange(len(appended)) - np.repeat(starts, sizes))
+        stamp_parts.append(
             np.fromiter((times.number(row[1]) for row in appended), dtype=np.int64, count=len(appended))
         )
-        fields.append(
+        field_parts.append(
             np.fromiter((field_ids[row[2:7]] for row in appended), dtype=np.int64, count=len(appended))
         )
-        column_of.append(np.full(len(appended), -1, dtype=np.int64))
-    uplink = np.concatenate(uplinks)
-    record = np.concatenate(records)
-    stamp = np.concatenate(stamps)
-    field = np.concatenate(fields)
-    source = np.concatenate(column_of)
-    kept = np.flatnonzero(stamp != NO_MINUTE)
+        source_parts.append(np.full(len(appended), -1, dtype=np.int64))
+    # The candidates with a reading time (a historic value without a valid date has no row).
+    kept = np.flatnonzero(np.concatenate(stamp_parts) != NO_MINUTE)
     read = int(np.count_nonzero(kept < from_columns))
-    uplink, record, stamp, field, source = (a[kept] for a in (uplink, record, stamp, field, source))
+    if not len(kept):
+        return [], read
+    uplink, record, stamp, field, source = (
+        np.concatenate(parts)[kept]
+        for parts in (uplink_parts, record_parts, stamp_parts, field_parts, source_parts)
+    )
     is_column = source >= 0
     device = np.where(is_column, uplink_device[uplink], 0)
     key = np.where(is_column, uplink_key[uplink], 0)
-    appended_at = kept - from_columns
+    appended_at = kept - from_columns  # meaningful where not is_column
     if appended:
         on_appended = ~is_column
         row_devices = np.fromiter(
@@ -122,20 +121,22 @@ def merge_reading_rows(
         )
         device[on_appended] = row_devices[appended_at[on_appended]]
         key[on_appended] = np.asarray(appended_keys, dtype=np.int64)[appended_at[on_appended]]
+    # Key numbers in the order of the keys: the smallest rank is the smallest key.
+    ranked = sorted(key_ids)
+    key_rank = np.empty(len(ranked), dtype=np.int64)
+    key_rank[[key_ids[text] for text in ranked]] = np.arange(len(ranked))
     rank = key_rank[key]
-    if not len(kept):
-        return [], read
 
     order = np.lexsort((record, uplink, field, stamp, device))
-    # Runs of one reading key, each in batch order: its first row wins.
+    # Runs of one reading key, each in batch order: its first row wins, with the smallest
+    # uplink key of the run.
     same = np.ones(len(order), dtype=np.bool_)
     same[0] = False
     for part in (device[order], stamp[order], field[order]):
         same[1:] &= part[1:] == part[:-1]
     starts = np.flatnonzero(~same)
     winners = order[starts]
-    smallest = np.minimum.reduceat(rank[order], starts)
-    smallest_key = _objects(ranked)[smallest]
+    smallest_key = _objects(ranked)[np.minimum.reduceat(rank[order], starts)]
 
     out: list[ReadingValues] = []
     from_column = is_column[winners]
@@ -150,8 +151,8 @@ def merge_reading_rows(
                 kept[chosen],
                 stamp[chosen],
                 times,
-                np.concatenate(values),
-                np.concatenate(valid),
+                np.concatenate([c.values for c in columns]),
+                np.concatenate([c.valid for c in columns]),
                 smallest_key[from_column],
             )
         )

@@ -119,7 +119,8 @@ def _minute_number(text: str) -> int | None:
 class ReadingColumn:
     """One reading position of the telegrams of one layout: the row each telegram gives.
 
-    ``telegrams``: the telegrams (as numbered by the caller); ``record``: the position's
+    ``telegrams``: the telegrams (positions in :func:`read_by_layout`'s ``chosen``, which
+    :func:`~minolcore.pipeline_fast.fast_records` renumbers to the batch's); ``record``: the position's
     index among the layout's records (its order within a telegram); ``fields``: (quantity,
     storage, tariff, subunit, function, unit), the same for every telegram; per telegram
     its ``stamps`` (the reading time as a :class:`ReadingTimes` number, ``NO_MINUTE`` where
@@ -146,7 +147,9 @@ class ReadingColumn:
 
     def rows(self, times: ReadingTimes) -> list[tuple[Any, ...] | None]:
         """Per telegram its reading row (time, quantity, storage, tariff, subunit, function,
-        value, unit, valid), or None."""
+        value, unit, valid), or None: what the column means, one telegram at a time (the
+        pipeline builds the rows it keeps in bulk, in ``minolcore._batch_readings``; the
+        tests hold both to the per-record path)."""
         quantity, storage, tariff, subunit, function, unit = self.fields
         return [
             None
@@ -361,7 +364,7 @@ def _make_plan(data: bytes, rows: np.ndarray[Any, Any], first: int, count: int, 
 
 
 def _numbers(
-    p: _Position, rows: Any
+    p: _Position, rows: _Gather
 ) -> tuple[np.ndarray[Any, np.dtype[np.float64]], np.ndarray[Any, np.dtype[np.bool_]]] | None:
     """(value as the reading row holds it, valid) of one reading position for every telegram
     of a group, or None when a number is too large to scale exactly in float64. A value

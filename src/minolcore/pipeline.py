@@ -122,7 +122,11 @@ class StoredUplink(Record):
 
 
 class PipelineResult(Record):
-    """The outcome of one :meth:`Pipeline.feed` call."""
+    """The outcome of one :meth:`Pipeline.feed` call.
+
+    ``batch`` is what was handed to the store. On the columnar path (``models=False``) its
+    reading values are already merged as the store keeps them: one row per reading key,
+    the first in batch order with the smallest uplink key of its repeats."""
 
     uplinks: tuple[StoredUplink, ...]
     batch: StoreBatch

@@ -326,10 +326,11 @@ class SQLiteStore:
         settled = self._settled
         if len(settled) > _SETTLED_LIMIT:
             settled.clear()
-        for row in [row for row in readings if row[3] != 0]:
-            key = row[:7]
-            held = settled.get(key)
-            settled[key] = row[12] if held is None else min(held, row[12])
+        for row in readings:
+            if row[3] != 0:
+                key = row[:7]
+                held = settled.get(key)
+                settled[key] = row[12] if held is None else min(held, row[12])
         self._settled_version = version
 
     def set_meta(self, key: str, value: str) -> None:

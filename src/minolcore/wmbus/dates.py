@@ -188,6 +188,8 @@ def type_f_minutes(data: npt.NDArray[np.uint8]) -> _Ints:
 
 def minute_text(minute: int) -> str:
     """ "YYYY-MM-DDThh:mm" of a YYYYMMDDhhmm integer (0 <= minute < 10**12)."""
+    if not 0 <= minute < 10**12:
+        raise ValueError(f"not a YYYYMMDDhhmm minute: {minute}")
     day, clock = divmod(minute, 10000)
     return (_DATE_TEXTS.get(day) or _date_text(day)) + (_TIME_TEXTS.get(clock) or _time_text(clock))
 

@@ -1,0 +1,89 @@
+"""What SQLite costs for a store's uplink and reading rows, with and without Python's binding.
+
+Replays the uplinks and readings of a store (in arrival order, cut into ten transactions,
+each sorted as the store writes them) into a fresh database of the store's schema twice:
+through ``executemany`` as the store writes them, and with ``INSERT ... SELECT`` from a
+temporary table filled beforehand, which is SQLite's own work without the per-row binding.
+
+    python tools/store_floor.py big.sqlite
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+
+from minolcore.store.sqlite import _INSERT_READING, _INSERT_UPLINK, SQLiteStore
+
+_TRANSACTIONS = 10
+
+
+def main() -> None:
+    source = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+    uplinks = source.execute("SELECT * FROM uplinks ORDER BY first_received_ms").fetchall()
+    readings = source.execute(
+        "SELECT r.* FROM readings r JOIN uplinks u USING (uplink_key) ORDER BY u.first_received_ms"
+    ).fetchall()
+    batches = []
+    for n in range(_TRANSACTIONS):
+        up = sorted(uplinks[n * len(uplinks) // _TRANSACTIONS : (n + 1) * len(uplinks) // _TRANSACTIONS])
+        rd = readings[n * len(readings) // _TRANSACTIONS : (n + 1) * len(readings) // _TRANSACTIONS]
+        batches.append((up, sorted(rd, key=lambda row: row[0])))
+    print(f"{len(uplinks):,} uplinks and {len(readings):,} readings in {_TRANSACTIONS} transactions")
+    for bound in (True, False):
+        with tempfile.TemporaryDirectory() as folder:
+            seconds = _replay(os.path.join(folder, "floor.sqlite"), batches, bound)
+        label = "executemany (the store)" if bound else "INSERT ... SELECT (no binding)"
+        print(
+            f"{label:32s} uplinks {seconds[0]:.2f} s, readings {seconds[1]:.2f} s, commits {seconds[2]:.2f} s"
+        )
+
+
+def _replay(path: str, batches: list[tuple[list[tuple[object, ...]], ...]], bound: bool) -> list[float]:
+    SQLiteStore(path).close()  # the schema and pragmas of a new store
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA cache_size=-65536")
+    # Every key is new here: the merge of an uplink heard again never runs.
+    db.create_function("minolcore_merge_receptions", 2, lambda stored, added: stored, deterministic=True)
+    if not bound:
+        db.execute("CREATE TEMP TABLE u AS SELECT * FROM uplinks WHERE 0")
+        db.execute("CREATE TEMP TABLE r AS SELECT * FROM readings WHERE 0")
+    seconds = [0.0, 0.0, 0.0]
+    for up, rd in batches:
+        if not bound:
+            db.execute("DELETE FROM u")
+            db.execute("DELETE FROM r")
+            db.executemany("INSERT INTO u VALUES (?, ?, ?, ?, ?, ?, ?, ?)", up)
+            db.executemany("INSERT INTO r VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rd)
+        db.execute("BEGIN IMMEDIATE")
+        start = time.perf_counter()
+        if bound:
+            db.executemany(_INSERT_UPLINK, up)
+        else:
+            db.execute(
+                _INSERT_UPLINK.replace("VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "SELECT * FROM u WHERE true")
+            )
+        middle = time.perf_counter()
+        if bound:
+            db.executemany(_INSERT_READING, rd)
+        else:
+            db.execute(
+                _INSERT_READING.replace(
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "SELECT * FROM r WHERE true"
+                )
+            )
+        end = time.perf_counter()
+        db.execute("COMMIT")
+        seconds[0] += middle - start
+        seconds[1] += end - middle
+        seconds[2] += time.perf_counter() - end
+    db.close()
+    return seconds
+
+
+if __name__ == "__main__":
+    main()
