@@ -1,9 +1,10 @@
-"""What SQLite costs for a store's uplink and reading rows, with and without Python's binding.
+"""What SQLite costs for a store's uplink and reading rows, written three ways.
 
 Replays the uplinks and readings of a store (in arrival order, cut into ten transactions,
-each sorted as the store writes them) into a fresh database of the store's schema twice:
-through ``executemany`` as the store writes them, and with ``INSERT ... SELECT`` from a
-temporary table filled beforehand, which is SQLite's own work without the per-row binding.
+each sorted as the store writes them) into a fresh database of the store's schema: one row
+per statement (``executemany``), many rows per statement as the store writes them
+(``SQLiteStore._insert_rows``), and with ``INSERT ... SELECT`` from a temporary table
+filled beforehand, which is SQLite's own work without any per-row binding.
 
     python tools/store_floor.py big.sqlite
 """
@@ -33,43 +34,46 @@ def main() -> None:
         rd = readings[n * len(readings) // _TRANSACTIONS : (n + 1) * len(readings) // _TRANSACTIONS]
         batches.append((up, sorted(rd, key=lambda row: row[0])))
     print(f"{len(uplinks):,} uplinks and {len(readings):,} readings in {_TRANSACTIONS} transactions")
-    for bound in (True, False):
+    for way, label in (
+        ("one", "one row per statement"),
+        ("many", "100 rows per statement (the store)"),
+        ("select", "INSERT ... SELECT (no binding)"),
+    ):
         with tempfile.TemporaryDirectory() as folder:
-            seconds = _replay(os.path.join(folder, "floor.sqlite"), batches, bound)
-        label = "executemany (the store)" if bound else "INSERT ... SELECT (no binding)"
+            seconds = _replay(os.path.join(folder, "floor.sqlite"), batches, way)
         print(
-            f"{label:32s} uplinks {seconds[0]:.2f} s, readings {seconds[1]:.2f} s, commits {seconds[2]:.2f} s"
+            f"{label:36s} uplinks {seconds[0]:.2f} s, readings {seconds[1]:.2f} s, commits {seconds[2]:.2f} s"
         )
 
 
-def _replay(path: str, batches: list[tuple[list[tuple[object, ...]], ...]], bound: bool) -> list[float]:
-    SQLiteStore(path).close()  # the schema and pragmas of a new store
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA cache_size=-65536")
-    # Every key is new here: the merge of an uplink heard again never runs.
-    db.create_function("minolcore_merge_receptions", 2, lambda stored, added: stored, deterministic=True)
-    if not bound:
+def _replay(path: str, batches: list[tuple[list[tuple[object, ...]], ...]], way: str) -> list[float]:
+    store = SQLiteStore(path)  # the schema and pragmas of a new store
+    db = store._db
+    if way == "select":
         db.execute("CREATE TEMP TABLE u AS SELECT * FROM uplinks WHERE 0")
         db.execute("CREATE TEMP TABLE r AS SELECT * FROM readings WHERE 0")
     seconds = [0.0, 0.0, 0.0]
     for up, rd in batches:
-        if not bound:
+        if way == "select":
             db.execute("DELETE FROM u")
             db.execute("DELETE FROM r")
             db.executemany("INSERT INTO u VALUES (?, ?, ?, ?, ?, ?, ?, ?)", up)
             db.executemany("INSERT INTO r VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rd)
         db.execute("BEGIN IMMEDIATE")
         start = time.perf_counter()
-        if bound:
+        if way == "one":
             db.executemany(_INSERT_UPLINK, up)
+        elif way == "many":
+            store._insert_rows(_INSERT_UPLINK, up)
         else:
             db.execute(
                 _INSERT_UPLINK.replace("VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "SELECT * FROM u WHERE true")
             )
         middle = time.perf_counter()
-        if bound:
+        if way == "one":
             db.executemany(_INSERT_READING, rd)
+        elif way == "many":
+            store._insert_rows(_INSERT_READING, rd)
         else:
             db.execute(
                 _INSERT_READING.replace(
@@ -81,7 +85,7 @@ def _replay(path: str, batches: list[tuple[list[tuple[object, ...]], ...]], boun
         seconds[0] += middle - start
         seconds[1] += end - middle
         seconds[2] += time.perf_counter() - end
-    db.close()
+    store.close()
     return seconds
 
 
