@@ -8,6 +8,7 @@ benchmark stores its rate (lines/s, datagrams/s, envelopes/s) in ``extra_info``.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -146,11 +147,16 @@ if __name__ == "__main__":
     _time("str lines", lambda: consume(as_text), len(as_text))
 
 
-def simulator_block(count: int) -> bytes:
-    """``count`` collector lines as the simulator writes them (gateway, Unix time, frame, RSSI, mode)."""
+def simulator_block(count: int, iso_times: bool = False) -> bytes:
+    """``count`` collector lines as the simulator writes them (gateway, Unix time, frame, RSSI,
+    mode); with ``iso_times`` the times as UTC text to the millisecond ("...T12:00:00.337Z")."""
     lines = []
     for i in range(count):
-        line = {"gateway": f"GW-{i % 3 + 1}", "received_at": BASE_TIME + i * 0.731, "frame": FRAME_HEX}
+        when: float | str = BASE_TIME + i * 0.731
+        if iso_times:
+            moment = dt.datetime.fromtimestamp(when, dt.UTC).isoformat(timespec="milliseconds")
+            when = moment.replace("+00:00", "Z")
+        line = {"gateway": f"GW-{i % 3 + 1}", "received_at": when, "frame": FRAME_HEX}
         line.update({"rssi": -60.0 - (i % 400) / 10, "mode": "T1"})
         lines.append(json.dumps(line, separators=(",", ":")))
     return ("\n".join(lines) + "\n").encode()
@@ -191,12 +197,14 @@ def test_collector_block(benchmark: Any, reader: str) -> None:
     record_rate(benchmark, "lines_per_s", count)
 
 
+@pytest.mark.parametrize("times", ["seconds", "iso"])
 @pytest.mark.parametrize("reader", ["batches", "line by line"])
-def test_log_file(benchmark: Any, tmp_path: Path, reader: str) -> None:
+def test_log_file(benchmark: Any, tmp_path: Path, reader: str, times: str) -> None:
     """A log file as the ingest reads it (file reading, the C core, the reception columns
-    with their gateway names and times), against the line reader's receptions."""
+    with their gateway names and times), against the line reader's receptions; times as
+    Unix seconds or as ISO 8601 UTC text."""
     path = tmp_path / "log.jsonl"
-    path.write_bytes(simulator_block(BLOCK_LINES))
+    path.write_bytes(simulator_block(BLOCK_LINES, iso_times=times == "iso"))
 
     def batches() -> int:
         found = iter_log_batches(path, gateway_ids=GATEWAY_IDS, default_gateway="GW-0", default_time=1.0)

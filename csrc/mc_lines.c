@@ -1,9 +1,11 @@
 /* Collector log lines read into columns (the ingest's log reader).
  *
  * Only the common shape is read here: one JSON object per line whose strings are printable
- * ASCII without escapes, whose numbers have no exponent and at most 15 digits, with exactly one of "frame"/"telegram"/"hex" holding an even number of hex
- * digits, at most one of "gateway"/"gateway_id" (not empty), a numeric time inside
- * 1970..9999 and no key given twice. Every other line is marked for the Python reader, which
+ * ASCII without escapes, whose numbers have no exponent and at most 15 digits, with exactly
+ * one of "frame"/"telegram"/"hex" holding an even number of hex digits, at most one of
+ * "gateway"/"gateway_id" (not empty), a time that is a number inside 1970..9999 or a UTC
+ * time text "YYYY-MM-DDThh:mm:ss[.f]" (1 to 6 fraction digits, then "Z", "+00:00" or
+ * nothing) before 2255, and no key given twice. Every other line is marked for the Python reader, which
  * reads it, or names its defect, exactly as before: what is read here is what the Python
  * reader would make of the line, never something else. */
 #include "minolcore.h"
@@ -121,6 +123,70 @@ static double number_value(const field *f)
     return negative && (digits != 0 || fraction >= 0) ? -value : value;
 }
 
+/* The value of the n ASCII digits at p, or -1 when one is not a digit. */
+static int64_t digits_value(const uint8_t *p, int n)
+{
+    int64_t value = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        value = value * 10 + (p[i] - '0');
+    }
+    return value;
+}
+
+/* Days from 1970-01-01 to a date of the proleptic Gregorian calendar. */
+static int64_t days_from_civil(int64_t year, int64_t month, int64_t day)
+{
+    year -= month <= 2;
+    int64_t era = year / 400;
+    int64_t year_of_era = year - era * 400;
+    int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468;
+}
+
+/* Unix seconds of a UTC time text "YYYY-MM-DDThh:mm:ss[.f]" with 1 to 6 fraction digits and
+ * "Z", "+00:00" or no offset, from 1970 to before 2255: the whole microseconds are then
+ * exact in a double, so one division gives what Python's datetime.timestamp() gives (the
+ * microseconds divided as integers, correctly rounded). 0 for any other text. */
+static int iso_seconds(const uint8_t *text, size_t length, double *seconds)
+{
+    static const int DAYS_IN_MONTH[13] = {0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (length < 19 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' || text[16] != ':')
+        return 0;
+    int64_t year = digits_value(text, 4), month = digits_value(text + 5, 2), day = digits_value(text + 8, 2);
+    int64_t hour = digits_value(text + 11, 2), minute = digits_value(text + 14, 2);
+    int64_t second = digits_value(text + 17, 2);
+    if (year < 1970 || month < 1 || month > 12 || day < 1 || day > DAYS_IN_MONTH[month] || hour < 0 || hour > 23 ||
+        minute < 0 || minute > 59 || second < 0 || second > 59)
+        return 0;
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (month == 2 && day == 29 && !leap)
+        return 0;
+    size_t at = 19;
+    int64_t micros = 0;
+    if (at < length && text[at] == '.') {
+        size_t start = ++at;
+        while (at < length && at - start < 7 && text[at] >= '0' && text[at] <= '9')
+            at++;
+        size_t count = at - start;
+        if (count < 1 || count > 6)
+            return 0;
+        micros = digits_value(text + start, (int)count);
+        for (size_t i = count; i < 6; i++)
+            micros *= 10;
+    }
+    size_t rest = length - at;
+    if (!(rest == 0 || (rest == 1 && text[at] == 'Z') || (rest == 6 && memcmp(text + at, "+00:00", 6) == 0)))
+        return 0;
+    int64_t whole = (days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second) * 1000000 + micros;
+    if (whole >= (INT64_C(1) << 53))
+        return 0;
+    *seconds = (double)whole / 1e6;
+    return 1;
+}
+
 static int key_of(const uint8_t *text, size_t length)
 {
     for (int key = 1; key < KEY_COUNT; key++) {
@@ -206,17 +272,14 @@ static int read_line(const uint8_t *line, size_t length, const uint8_t *names, c
     if (c.at != c.end)
         return 0;
     /* Kinds the Python reader would accept or refuse: strings where text belongs, numbers
-     * for the level; times as text (ISO 8601) are Python's to read. */
+     * for the level, numbers or the UTC time texts iso_seconds reads for the time. */
     static const int TEXT_KEYS[] = {KEY_FRAME, KEY_TELEGRAM, KEY_HEX, KEY_GATEWAY, KEY_GATEWAY_ID, KEY_MODE};
     for (size_t i = 0; i < sizeof TEXT_KEYS / sizeof TEXT_KEYS[0]; i++) {
         if (fields[TEXT_KEYS[i]].present && !fields[TEXT_KEYS[i]].is_string)
             return 0;
     }
-    static const int NUMBER_KEYS[] = {KEY_RECEIVED_AT, KEY_TIME, KEY_TS, KEY_RSSI};
-    for (size_t i = 0; i < sizeof NUMBER_KEYS / sizeof NUMBER_KEYS[0]; i++) {
-        if (fields[NUMBER_KEYS[i]].present && fields[NUMBER_KEYS[i]].is_string)
-            return 0;
-    }
+    if (fields[KEY_RSSI].present && fields[KEY_RSSI].is_string)
+        return 0;
     const field *frame = NULL;
     int frames = 0;
     for (int key = KEY_FRAME; key <= KEY_HEX; key++) {
@@ -252,7 +315,13 @@ static int read_line(const uint8_t *line, size_t length, const uint8_t *names, c
                                                     : &fields[KEY_TS];
     row->received_at = NAN;
     if (when->present) {
-        double seconds = number_value(when);
+        double seconds;
+        if (when->is_string) {
+            if (!iso_seconds(when->text, when->length, &seconds))
+                return 0;
+        } else {
+            seconds = number_value(when);
+        }
         if (!(seconds >= 0.0 && seconds < MAX_EVENT_TIME))
             return 0;
         row->received_at = seconds;

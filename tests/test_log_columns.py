@@ -3,6 +3,7 @@ what the line reader gives, and a file read in batches gives what it gives line 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from pathlib import Path
@@ -49,6 +50,41 @@ TEXTS = st.one_of(
     st.text(max_size=8),
     st.binary(max_size=12).map(bytes.hex),
 )
+
+
+def _iso(moment: dt.datetime, digits: int, zone: str, separator: str) -> str:
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S").replace("T", separator)
+    if digits:
+        text += "." + f"{moment.microsecond:06d}"[:digits]
+    return text + zone
+
+
+# Time texts: the UTC forms the bulk reader reads, and their neighbours it leaves to Python.
+TIME_TEXTS = st.one_of(
+    st.builds(
+        _iso,
+        st.datetimes(min_value=dt.datetime(1960, 1, 1), max_value=dt.datetime(2300, 12, 31)),
+        st.integers(0, 7),
+        st.sampled_from(["", "Z", "+00:00", "+01:00", "z", "-00:00", "+0000"]),
+        st.sampled_from(["T", "T", " "]),
+    ),
+    st.sampled_from(
+        [
+            "2024-02-29T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-12-31T23:59:60Z",
+            "2024-12-31T24:00:00Z",
+            "2254-12-31T23:59:59.999999Z",
+            "2255-06-05T23:47:34.740992Z",
+            "1970-01-01T00:00:00Z",
+            "1969-12-31T23:59:59.999999Z",
+            "2024-1-01T00:00:00Z",
+            "2024-01-01T00:00:00.Z",
+            "\u0032024-01-01T00:00:00Z",
+            "1704081572.337",
+        ]
+    ),
+)
 KEYS = st.sampled_from(
     [
         "frame",
@@ -66,7 +102,10 @@ KEYS = st.sampled_from(
     ]
 )
 VALUES = st.one_of(
-    NUMBERS.map(lambda text: text), TEXTS.map(json.dumps), st.sampled_from(["null", "true", "[]", "{}"])
+    NUMBERS.map(lambda text: text),
+    TEXTS.map(json.dumps),
+    TIME_TEXTS.map(json.dumps),
+    st.sampled_from(["null", "true", "[]", "{}"]),
 )
 
 
@@ -101,7 +140,7 @@ def collector_lines(draw: st.DrawFn) -> bytes:
         gateway = draw(st.sampled_from([*GATEWAYS, "GW-3", "gw-1", ""]))
         members.append((draw(st.sampled_from(["gateway", "gateway_id"])), json.dumps(gateway)))
     for key in draw(st.lists(st.sampled_from(["received_at", "time", "ts", "rssi"]), max_size=3)):
-        members.append((key, draw(NUMBERS)))
+        members.append((key, draw(st.one_of(NUMBERS, TIME_TEXTS.map(json.dumps)))))
     if draw(st.booleans()):
         members.append(("mode", json.dumps(draw(st.sampled_from(["T1", "C1", ""])))))
     members = draw(st.permutations(members))
@@ -198,6 +237,32 @@ def test_numbers_the_bulk_reader_reads_and_leaves(number: str, status: int, valu
         assert repr(float(rows["rssi"][0])) == value
         expected = read_numbered_line(line, 1, DEFAULT_GATEWAY, DEFAULT_TIME)
         assert isinstance(expected, Reception) and repr(expected.rssi) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("2026-01-01T12:00:00Z", LINE_READ),
+        ("2026-01-01T12:00:00", LINE_READ),  # no offset: UTC
+        ("2026-01-01T12:00:00.5+00:00", LINE_READ),
+        ("2024-02-29T23:59:59.123456Z", LINE_READ),
+        ("2254-12-31T23:59:59.999999Z", LINE_READ),  # the last microseconds exact in a double
+        ("2026-01-01T12:00:00.1234567Z", LINE_FOR_PYTHON),  # Python drops the 7th digit
+        ("2026-01-01T13:00:00+01:00", LINE_FOR_PYTHON),
+        ("2026-01-01 12:00:00Z", LINE_FOR_PYTHON),
+        ("2300-01-01T00:00:00Z", LINE_FOR_PYTHON),
+        ("2023-02-29T00:00:00Z", LINE_FOR_PYTHON),  # refused by Python, with its reason
+        ("1704081572.337", LINE_FOR_PYTHON),  # seconds as text
+    ],
+)
+def test_time_texts_the_bulk_reader_reads_and_leaves(text: str, status: int) -> None:
+    line = json.dumps({"frame": "00", "received_at": text}).encode()
+    rows, _ = read_collector_block(line, GATEWAYS)
+    assert rows["status"].tolist() == [status]
+    expected = read_numbered_line(line, 1, DEFAULT_GATEWAY, DEFAULT_TIME)
+    if status == LINE_READ:
+        assert isinstance(expected, Reception)
+        assert repr(float(rows["received_at"][0])) == repr(expected.received_at)
 
 
 def write_log(tmp_path: Path, lines: list[bytes], final_newline: bool = True) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
@@ -123,6 +124,51 @@ def _fields(line: bytes) -> dict[str, tuple[bool, int, bytes]]:
     return found
 
 
+_ISO_SEPARATORS = ((4, ord("-")), (7, ord("-")), (10, ord("T")), (13, ord(":")), (16, ord(":")))
+_ISO_FIELDS = ((0, 4), (5, 7), (8, 10), (11, 13), (14, 16), (17, 19))
+_DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_LAST_EXACT = 2**53  # microseconds below this are exact as a double
+_ISO_ZONES = (b"", b"Z", b"+00:00")
+
+
+def _iso_seconds(text: bytes) -> float:
+    """Unix seconds of a UTC time text "YYYY-MM-DDThh:mm:ss[.f]" (1 to 6 fraction digits,
+    then "Z", "+00:00" or nothing) from 1970 to before 2255, as Python's
+    datetime.timestamp() has them; any other text is left to Python."""
+    if len(text) < 19 or any(text[at] != char for at, char in _ISO_SEPARATORS):
+        raise _LeftToPythonError
+    parts = [text[start:end] for start, end in _ISO_FIELDS]
+    if not all(len(part) and all(c in _DIGITS for c in part) for part in parts):
+        raise _LeftToPythonError
+    year, month, day, hour, minute, second = map(int, parts)
+    leap = (year % 4 == 0 and year % 100 != 0) or year % 400 == 0
+    if (
+        year < 1970
+        or not 1 <= month <= 12
+        or not 1 <= day <= _DAYS_IN_MONTH[month]
+        or (month == 2 and day == 29 and not leap)
+        or hour > 23
+        or minute > 59
+        or second > 59
+    ):
+        raise _LeftToPythonError
+    at, micros = 19, 0
+    if text[at : at + 1] == b".":
+        start = at = at + 1
+        while at < len(text) and at - start < 7 and text[at] in _DIGITS:
+            at += 1
+        if not 1 <= at - start <= 6:
+            raise _LeftToPythonError
+        micros = int(text[start:at].ljust(6, b"0"))
+    if text[at:] not in _ISO_ZONES:
+        raise _LeftToPythonError
+    days = (dt.date(year, month, day) - dt.date(1970, 1, 1)).days
+    whole = (days * 86400 + hour * 3600 + minute * 60 + second) * 1_000_000 + micros
+    if whole >= _LAST_EXACT:
+        raise _LeftToPythonError
+    return whole / 1_000_000
+
+
 def _number(text: bytes) -> float:
     """A JSON number as the line reader has it: an integer (even -0) is an int made float."""
     return float(text) if b"." in text else float(int(text))
@@ -133,7 +179,7 @@ def _read_line(line: bytes, names: list[bytes]) -> tuple[bytes, int, int, int, f
     found = _fields(line)
     if any(found[key][0] is False for key in _TEXT_KEYS if key in found):
         raise _LeftToPythonError
-    if any(found[key][0] is True for key in _NUMBER_KEYS if key in found):
+    if "rssi" in found and found["rssi"][0]:
         raise _LeftToPythonError
     frames = [found[key][2] for key in ("frame", "telegram", "hex") if key in found]
     if len(frames) != 1 or not frames[0] or len(frames[0]) % 2 or any(c not in _HEX for c in frames[0]):
@@ -152,7 +198,7 @@ def _read_line(line: bytes, names: list[bytes]) -> tuple[bytes, int, int, int, f
     when = found.get("received_at") or found.get("time") or found.get("ts")
     received_at = math.nan
     if when is not None:
-        received_at = _number(when[2])
+        received_at = _iso_seconds(when[2]) if when[0] else _number(when[2])
         if not 0.0 <= received_at < _MAX_EVENT_TIME:
             raise _LeftToPythonError
     rssi = _number(found["rssi"][2]) if "rssi" in found else math.nan
