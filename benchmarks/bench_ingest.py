@@ -147,13 +147,16 @@ if __name__ == "__main__":
     _time("str lines", lambda: consume(as_text), len(as_text))
 
 
-def simulator_block(count: int, iso_times: bool = False) -> bytes:
+def simulator_block(count: int, times: str = "seconds") -> bytes:
     """``count`` collector lines as the simulator writes them (gateway, Unix time, frame, RSSI,
-    mode); with ``iso_times`` the times as UTC text to the millisecond ("...T12:00:00.337Z")."""
+    mode). ``times``: "seconds" to the millisecond, "precise" to 17 digits as
+    ``json.dumps(time.time())`` writes them, "iso" as UTC text ("...T12:00:00.731Z")."""
     lines = []
     for i in range(count):
         when: float | str = BASE_TIME + i * 0.731
-        if iso_times:
+        if times == "precise":
+            when += 0.0000123
+        elif times == "iso":
             moment = dt.datetime.fromtimestamp(when, dt.UTC).isoformat(timespec="milliseconds")
             when = moment.replace("+00:00", "Z")
         line = {"gateway": f"GW-{i % 3 + 1}", "received_at": when, "frame": FRAME_HEX}
@@ -197,14 +200,14 @@ def test_collector_block(benchmark: Any, reader: str) -> None:
     record_rate(benchmark, "lines_per_s", count)
 
 
-@pytest.mark.parametrize("times", ["seconds", "iso"])
+@pytest.mark.parametrize("times", ["seconds", "precise", "iso"])
 @pytest.mark.parametrize("reader", ["batches", "line by line"])
 def test_log_file(benchmark: Any, tmp_path: Path, reader: str, times: str) -> None:
     """A log file as the ingest reads it (file reading, the C core, the reception columns
     with their gateway names and times), against the line reader's receptions; times as
-    Unix seconds or as ISO 8601 UTC text."""
+    Unix seconds (to the millisecond, or to 17 digits) or as ISO 8601 UTC text."""
     path = tmp_path / "log.jsonl"
-    path.write_bytes(simulator_block(BLOCK_LINES, iso_times=times == "iso"))
+    path.write_bytes(simulator_block(BLOCK_LINES, times))
 
     def batches() -> int:
         found = iter_log_batches(path, gateway_ids=GATEWAY_IDS, default_gateway="GW-0", default_time=1.0)

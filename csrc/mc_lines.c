@@ -1,20 +1,63 @@
 /* Collector log lines read into columns (the ingest's log reader).
  *
  * Only the common shape is read here: one JSON object per line whose strings are printable
- * ASCII without escapes, whose numbers have no exponent and at most 15 digits, with exactly
+ * ASCII without escapes, whose numbers have no exponent and at most 15 digits (40 where the C
+ * library can read them whatever the process's locale, see long_numbers), with exactly
  * one of "frame"/"telegram"/"hex" holding an even number of hex digits, at most one of
  * "gateway"/"gateway_id" (not empty), a time that is a number inside 1970..9999 or a UTC
  * time text "YYYY-MM-DDThh:mm:ss[.f]" (1 to 6 fraction digits, then "Z", "+00:00" or
  * nothing) before 2255, and no key given twice. Every other line is marked for the Python reader, which
  * reads it, or names its defect, exactly as before: what is read here is what the Python
  * reader would make of the line, never something else. */
+/* strtod_l and newlocale (POSIX 2008 and GNU) under -std=c99. */
+#define _GNU_SOURCE
 #include "minolcore.h"
 
+#include <locale.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#if defined(__APPLE__)
+#include <xlocale.h>
+#endif
 
 #define MAX_EVENT_TIME 253402300800.0
 #define MAX_DIGITS 15
+/* Longer numbers are read by strtod_l in the "C" locale: correctly rounded, as Python's
+ * float() is, with '.' as the decimal point whatever the process's locale. 40 digits
+ * without exponent can neither overflow nor reach the subnormal range. */
+#define MAX_LONG_DIGITS 40
+
+#if defined(__GLIBC__) || defined(__APPLE__)
+static locale_t c_numeric = (locale_t)0;
+
+/* Made once when the library is loaded (by the one thread that imports it). */
+__attribute__((constructor)) static void make_c_numeric(void)
+{
+    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+static int long_numbers(void) { return c_numeric != (locale_t)0; }
+
+static double long_number_value(const uint8_t *text, size_t length)
+{
+    char copy[MAX_LONG_DIGITS + 3]; /* sign, point, digits, NUL */
+    memcpy(copy, text, length);
+    copy[length] = '\0';
+    return strtod_l(copy, NULL, c_numeric);
+}
+#else
+static int long_numbers(void) { return 0; }
+
+static double long_number_value(const uint8_t *text, size_t length)
+{
+    (void)text;
+    (void)length;
+    return NAN;
+}
+#endif
+
+int mc_long_numbers(void) { return long_numbers(); }
 
 enum { KEY_OTHER, KEY_FRAME, KEY_TELEGRAM, KEY_HEX, KEY_GATEWAY, KEY_GATEWAY_ID, KEY_RECEIVED_AT, KEY_TIME,
        KEY_TS, KEY_RSSI, KEY_MODE, KEY_COUNT };
@@ -63,9 +106,9 @@ static int read_string(cursor *c, const uint8_t **text, size_t *length)
     return 1;
 }
 
-/* -?(0|[1-9][0-9]*)(\.[0-9]+)? with at most MAX_DIGITS digits in all: such a number is
- * read exactly by number_value (longer ones are Python's, which rounds them correctly and
- * whatever the C locale's decimal point). */
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)? with at most MAX_DIGITS digits in all, or up to
+ * MAX_LONG_DIGITS with a fraction where long_numbers(): number_value reads them as Python's
+ * float() does. Other numbers (longer integers too) are Python's. */
 static int read_number(cursor *c, const uint8_t **text, size_t *length)
 {
     const uint8_t *start = c->at;
@@ -81,7 +124,8 @@ static int read_number(cursor *c, const uint8_t **text, size_t *length)
             c->at++;
     }
     ptrdiff_t count = c->at - digits;
-    if (c->at < c->end && *c->at == '.') {
+    int fraction_given = c->at < c->end && *c->at == '.';
+    if (fraction_given) {
         const uint8_t *fraction = ++c->at;
         while (c->at < c->end && *c->at >= '0' && *c->at <= '9')
             c->at++;
@@ -89,7 +133,7 @@ static int read_number(cursor *c, const uint8_t **text, size_t *length)
             return 0;
         count += c->at - fraction;
     }
-    if (count > MAX_DIGITS)
+    if (count > MAX_DIGITS && !(fraction_given && count <= MAX_LONG_DIGITS && long_numbers()))
         return 0;
     /* An exponent, or a digit after a leading zero, is left to Python. */
     if (c->at < c->end && (*c->at == 'e' || *c->at == 'E' || (*c->at >= '0' && *c->at <= '9')))
@@ -101,6 +145,9 @@ static int read_number(cursor *c, const uint8_t **text, size_t *length)
 
 static double number_value(const field *f)
 {
+    size_t digits_given = f->length - (f->text[0] == '-') - (memchr(f->text, '.', f->length) != NULL);
+    if (digits_given > MAX_DIGITS)
+        return long_number_value(f->text, f->length); /* a fraction: read_number saw to it */
     /* At most 15 digits: they are exact as a double, and so is 10^fraction, so one correctly
      * rounded division gives the nearest double, as Python's float() does. */
     static const double POWERS[MAX_DIGITS + 1] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,

@@ -194,4 +194,8 @@ typedef struct {
 size_t mc_read_collector_lines(const uint8_t *buf, size_t len, const uint8_t *names, const int64_t *name_offsets,
                                size_t n_names, mc_collector_line *rows, size_t max_rows, uint8_t *out);
 
+/* 1 when mc_read_collector_lines reads numbers of 16 to 40 digits with a fraction itself
+ * (the C library reads them in the "C" locale), 0 when it leaves them to Python. */
+int mc_long_numbers(void);
+
 #endif

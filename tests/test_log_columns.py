@@ -6,6 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minolcore import _native
 from minolcore._reference.lines import read_collector_lines_into
 from minolcore.adapters import gateway_log
 from minolcore.adapters.collector import (
@@ -32,6 +37,9 @@ from minolcore.reception import Reception, ReceptionColumns
 from tests.test_gateway_log import FRAME_HEX, NOON, rxpk
 
 GATEWAYS = ("GW-1", "GW-2", "GW-\u00e4")
+# Whether the C reader reads numbers of 16 to 40 digits with a fraction (its twin alone does).
+LONG_NUMBERS = _native.BACKEND != "cffi" or bool(_native.lib.mc_long_numbers())
+LONG_READ = -1  # expected: read where LONG_NUMBERS, else left to Python
 DEFAULT_GATEWAY, DEFAULT_TIME = "file.jsonl", 1_700_000_000.0
 
 # Values a collector line may hold, near the edges of what the bulk reader takes.
@@ -159,7 +167,7 @@ def block_of(lines: list[bytes], final_newline: bool) -> bytes:
 def twin(block: bytes) -> tuple[npt.NDArray[np.void], npt.NDArray[np.uint8]]:
     rows = np.zeros(block.count(b"\n") + 1, dtype=COLLECTOR_LINE_DTYPE)
     out = np.zeros(len(block) // 2, dtype=np.uint8)
-    count = read_collector_lines_into(block, [name.encode() for name in GATEWAYS], rows, out)
+    count = read_collector_lines_into(block, [name.encode() for name in GATEWAYS], rows, out, LONG_NUMBERS)
     return rows[:count], out
 
 
@@ -225,15 +233,22 @@ def test_the_common_line_is_read_in_bulk() -> None:
         ("-0.0", LINE_READ, "-0.0"),
         ("-70.12345678901", LINE_READ, "-70.12345678901"),  # 13 digits: read exactly here
         ("-70.1234567890123", LINE_READ, "-70.1234567890123"),  # 15
-        ("-70.12345678901234", LINE_FOR_PYTHON, None),  # 16: Python rounds it, whatever the locale
-        ("1704081572.3370473", LINE_FOR_PYTHON, None),  # json.dumps(time.time())
+        # 16 and more digits with a fraction: read by the C library in the "C" locale, where
+        # it can, correctly rounded as by Python; longer integers are Python's.
+        ("-70.12345678901234", LONG_READ, "-70.12345678901234"),
+        ("1704081572.3370473", LONG_READ, "1704081572.3370473"),  # json.dumps(time.time())
+        ("-70.00000000000000000000000000000000000001", LONG_READ, "-70.0"),  # 40 digits
+        ("-70.000000000000000000000000000000000000001", LINE_FOR_PYTHON, None),  # 41
+        ("-7012345678901234", LINE_FOR_PYTHON, None),
     ],
 )
 def test_numbers_the_bulk_reader_reads_and_leaves(number: str, status: int, value: str | None) -> None:
+    if status == LONG_READ:
+        status = LINE_READ if LONG_NUMBERS else LINE_FOR_PYTHON
     line = f'{{"frame": "00", "rssi": {number}}}'.encode()
     rows, _ = read_collector_block(line, GATEWAYS)
     assert rows["status"].tolist() == [status]
-    if value is not None:
+    if status == LINE_READ and value is not None:
         assert repr(float(rows["rssi"][0])) == value
         expected = read_numbered_line(line, 1, DEFAULT_GATEWAY, DEFAULT_TIME)
         assert isinstance(expected, Reception) and repr(expected.rssi) == value
@@ -450,3 +465,47 @@ def test_reception_columns_that_describe_no_batch_are_refused(
     ReceptionColumns(**fields)  # type: ignore[arg-type]
     with pytest.raises(InputError, match=message):
         ReceptionColumns(**{**fields, **change})  # type: ignore[arg-type]
+
+
+_COMMA_LOCALE_CHILD = """
+import json, locale, sys
+for name in ("de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "de_DE"):
+    try:
+        locale.setlocale(locale.LC_NUMERIC, name)
+        break
+    except locale.Error:
+        continue
+else:
+    sys.exit(3)
+assert locale.localeconv()["decimal_point"] == ","
+from minolcore.adapters.collector import read_collector_block
+line = b'{"frame": "00", "received_at": 1704081572.3370473, "rssi": -70.12345678901234}'
+rows, _ = read_collector_block(line, ["GW-1"])
+print(json.dumps([int(rows["status"][0]), repr(float(rows["received_at"][0])), repr(float(rows["rssi"][0]))]))
+"""
+
+
+def test_long_numbers_are_read_with_a_point_under_a_comma_locale(tmp_path: Path) -> None:
+    # A locale whose decimal point is a comma: the C library's strtod would stop at the
+    # point there (1704081572.0); the reader's numbers must not depend on it.
+    env = {**os.environ, "LOCPATH": str(tmp_path)}
+    made = (
+        subprocess.run(
+            ["localedef", "-i", "de_DE", "-f", "UTF-8", str(tmp_path / "de_DE.UTF-8")],
+            capture_output=True,
+            check=False,
+        )
+        if shutil.which("localedef")
+        else None
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", _COMMA_LOCALE_CHILD], env=env, capture_output=True, text=True, check=False
+    )
+    if child.returncode == 3:
+        pytest.skip(f"no locale with a decimal comma here (localedef: {made and made.returncode})")
+    assert child.returncode == 0, child.stderr
+    status, when, rssi = json.loads(child.stdout)
+    if LONG_NUMBERS:
+        assert (status, when, rssi) == (LINE_READ, "1704081572.3370473", "-70.12345678901234")
+    else:
+        assert status == LINE_FOR_PYTHON

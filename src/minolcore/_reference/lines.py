@@ -15,6 +15,7 @@ LINE_READ, LINE_FOR_PYTHON = 0, 1
 GATEWAY_UNKNOWN, GATEWAY_DEFAULT = -1, -2
 _MAX_EVENT_TIME = 253_402_300_800.0
 _MAX_DIGITS = 15
+_MAX_LONG_DIGITS = 40  # with a fraction, where the C reader reads long numbers
 _SPACE = b" \t\r\n"
 _DIGITS = b"0123456789"
 _HEX = b"0123456789abcdefABCDEF"
@@ -56,7 +57,7 @@ class _Cursor:
         self.at += 1
         return start, self.line[start : self.at - 1]
 
-    def number(self) -> bytes:
+    def number(self, long_numbers: bool) -> bytes:
         start = self.at
         if self.peek() == ord("-"):
             self.at += 1
@@ -70,7 +71,8 @@ class _Cursor:
             while (byte := self.peek()) is not None and byte in _DIGITS:
                 self.at += 1
         count = self.at - digits
-        if self.peek() == ord("."):
+        fraction_given = self.peek() == ord(".")
+        if fraction_given:
             self.at += 1
             fraction = self.at
             while (byte := self.peek()) is not None and byte in _DIGITS:
@@ -78,7 +80,7 @@ class _Cursor:
             if self.at == fraction:
                 raise _LeftToPythonError
             count += self.at - fraction
-        if count > _MAX_DIGITS:
+        if count > _MAX_DIGITS and not (fraction_given and count <= _MAX_LONG_DIGITS and long_numbers):
             raise _LeftToPythonError
         after = self.peek()
         if after is not None and (after in b"eE" or after in _DIGITS):
@@ -86,7 +88,7 @@ class _Cursor:
         return self.line[start : self.at]
 
 
-def _fields(line: bytes) -> dict[str, tuple[bool, int, bytes]]:
+def _fields(line: bytes, long_numbers: bool) -> dict[str, tuple[bool, int, bytes]]:
     """Known keys: (is a string, offset of a string's contents, text)."""
     cursor = _Cursor(line)
     cursor.skip_space()
@@ -106,7 +108,7 @@ def _fields(line: bytes) -> dict[str, tuple[bool, int, bytes]]:
                 offset, text = cursor.string()
                 value = (True, offset, text)
             else:
-                value = (False, 0, cursor.number())
+                value = (False, 0, cursor.number(long_numbers))
             name = key.decode("ascii")
             if name in _KEYS:
                 if name in found:
@@ -174,9 +176,11 @@ def _number(text: bytes) -> float:
     return float(text) if b"." in text else float(int(text))
 
 
-def _read_line(line: bytes, names: list[bytes]) -> tuple[bytes, int, int, int, float, float]:
+def _read_line(
+    line: bytes, names: list[bytes], long_numbers: bool
+) -> tuple[bytes, int, int, int, float, float]:
     """(payload, gateway, gateway offset, gateway length, received_at, rssi) of a line."""
-    found = _fields(line)
+    found = _fields(line, long_numbers)
     if any(found[key][0] is False for key in _TEXT_KEYS if key in found):
         raise _LeftToPythonError
     if "rssi" in found and found["rssi"][0]:
@@ -206,10 +210,16 @@ def _read_line(line: bytes, names: list[bytes]) -> tuple[bytes, int, int, int, f
 
 
 def read_collector_lines_into(
-    buf: bytes, names: list[bytes], rows: npt.NDArray[Any], out: npt.NDArray[np.uint8]
+    buf: bytes,
+    names: list[bytes],
+    rows: npt.NDArray[Any],
+    out: npt.NDArray[np.uint8],
+    long_numbers: bool = True,
 ) -> int:
     """Fill ``rows`` and ``out`` exactly as ``mc_read_collector_lines`` does (``rows`` holds
-    at most as many lines as it has rows); returns the lines done."""
+    at most as many lines as it has rows); returns the lines done. ``long_numbers``: read
+    numbers of 16 to 40 digits with a fraction, as the C reader does where its C library
+    can (``mc_long_numbers``)."""
     count = used = at = 0
     while at < len(buf) and count < len(rows):
         newline = buf.find(b"\n", at)
@@ -218,7 +228,9 @@ def read_collector_lines_into(
         row = rows[count]
         row["line_offset"], row["line_length"], row["payload_offset"] = at, end - at, used
         try:
-            payload, gateway, gateway_offset, gateway_length, received_at, rssi = _read_line(text, names)
+            payload, gateway, gateway_offset, gateway_length, received_at, rssi = _read_line(
+                text, names, long_numbers
+            )
         except _LeftToPythonError:
             row["status"], row["payload_length"] = LINE_FOR_PYTHON, 0
             row["received_at"] = row["rssi"] = math.nan
