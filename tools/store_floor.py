@@ -12,6 +12,7 @@ filled beforehand, which is SQLite's own work without any per-row binding.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import sys
 import tempfile
@@ -61,25 +62,9 @@ def _replay(path: str, batches: list[tuple[list[tuple[object, ...]], ...]], way:
             db.executemany("INSERT INTO r VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rd)
         db.execute("BEGIN IMMEDIATE")
         start = time.perf_counter()
-        if way == "one":
-            db.executemany(_INSERT_UPLINK, up)
-        elif way == "many":
-            store._insert_rows(_INSERT_UPLINK, up)
-        else:
-            db.execute(
-                _INSERT_UPLINK.replace("VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "SELECT * FROM u WHERE true")
-            )
+        _insert(store, way, _INSERT_UPLINK, up, "u")
         middle = time.perf_counter()
-        if way == "one":
-            db.executemany(_INSERT_READING, rd)
-        elif way == "many":
-            store._insert_rows(_INSERT_READING, rd)
-        else:
-            db.execute(
-                _INSERT_READING.replace(
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "SELECT * FROM r WHERE true"
-                )
-            )
+        _insert(store, way, _INSERT_READING, rd, "r")
         end = time.perf_counter()
         db.execute("COMMIT")
         seconds[0] += middle - start
@@ -87,6 +72,18 @@ def _replay(path: str, batches: list[tuple[list[tuple[object, ...]], ...]], way:
         seconds[2] += time.perf_counter() - end
     store.close()
     return seconds
+
+
+def _insert(
+    store: SQLiteStore, way: str, statement: str, rows: list[tuple[object, ...]], staged: str
+) -> None:
+    """Write ``rows`` with ``statement`` one way; "select" copies the temporary table ``staged``."""
+    if way == "one":
+        store._db.executemany(statement, rows)
+    elif way == "many":
+        store._insert_rows(statement, rows)
+    else:
+        store._db.execute(re.sub(r"VALUES \([?, ]+\)", f"SELECT * FROM {staged} WHERE true", statement))
 
 
 if __name__ == "__main__":
