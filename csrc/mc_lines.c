@@ -1,14 +1,15 @@
 /* Collector log lines read into columns (the ingest's log reader).
  *
  * Only the common shape is read here: one JSON object per line whose strings are printable
- * ASCII without escapes, whose numbers have no exponent and at most 15 digits (40 where the C
- * library can read them whatever the process's locale, see long_numbers), with exactly
- * one of "frame"/"telegram"/"hex" holding an even number of hex digits, at most one of
- * "gateway"/"gateway_id" (not empty), a time that is a number inside 1970..9999 or a UTC
- * time text "YYYY-MM-DDThh:mm:ss[.f]" (1 to 6 fraction digits, then "Z", "+00:00" or
- * nothing) before 2255, and no key given twice. Every other line is marked for the Python reader, which
- * reads it, or names its defect, exactly as before: what is read here is what the Python
- * reader would make of the line, never something else. */
+ * ASCII without escapes, whose numbers have no exponent and at most 15 digits (40 with a
+ * fraction where the C library reads them whatever the process's locale, see
+ * long_numbers), with exactly one of "frame"/"telegram"/"hex" holding an even number of hex
+ * digits, at most one of "gateway"/"gateway_id" (not empty), a time that is a number inside
+ * 1970..9999 or a UTC time text "YYYY-MM-DDThh:mm:ss[.f]" (1 to 6 fraction digits, then
+ * "Z", "+00:00" or nothing) before 2255, and no key given twice. Every other line is
+ * marked for the Python reader, which reads it, or names its defect, exactly as before:
+ * what is read here is what the Python reader would make of the line, never something
+ * else. */
 /* strtod_l and newlocale (POSIX 2008 and GNU) under -std=c99. */
 #define _GNU_SOURCE
 #include "minolcore.h"

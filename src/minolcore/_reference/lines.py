@@ -140,7 +140,7 @@ def _iso_seconds(text: bytes) -> float:
     if len(text) < 19 or any(text[at] != char for at, char in _ISO_SEPARATORS):
         raise _LeftToPythonError
     parts = [text[start:end] for start, end in _ISO_FIELDS]
-    if not all(len(part) and all(c in _DIGITS for c in part) for part in parts):
+    if not all(c in _DIGITS for part in parts for c in part):
         raise _LeftToPythonError
     year, month, day, hour, minute, second = map(int, parts)
     leap = (year % 4 == 0 and year % 100 != 0) or year % 400 == 0
