@@ -647,3 +647,20 @@ def test_a_row_of_the_wrong_width_is_refused_whole() -> None:
     with pytest.raises(InputError, match="13 values"):
         store.write(StoreBatch(reading_values=[row, (*row[:1], "2024-01-02T00:00", *row[2:12]), row]))
     assert store.counts()["readings"] == 0
+
+
+@pytest.mark.parametrize("value", [[1.0], {"m3": 1}, object()])
+def test_a_value_of_a_type_sqlite_cannot_hold_is_an_input_error(value: object) -> None:
+    store = SQLiteStore(":memory:")
+    good = _reading_row(1)
+    bad = (*_reading_row(2)[:7], value, *_reading_row(2)[8:])
+    with pytest.raises(InputError, match="cannot hold"):
+        store.write(StoreBatch(reading_values=[good, bad]))
+    assert store.counts()["readings"] == 0
+
+
+def test_writing_to_a_closed_store_is_a_store_error() -> None:
+    store = SQLiteStore(":memory:")
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.write(StoreBatch(reading_values=[_reading_row(1)]))

@@ -235,7 +235,9 @@ class SQLiteStore:
         Raises :class:`StoreError` when the database refuses the write (still locked by
         another writer after ``BUSY_TIMEOUT_S`` seconds, read-only, full) and
         :class:`InputError` for a row it cannot hold (integers beyond 64 bits, text that is
-        not Unicode, a missing key); either way nothing of the batch is written."""
+        not Unicode, a value of a type SQLite has no column type for, a missing key, a row
+        of the wrong width); either way nothing of the batch is written. A closed store
+        raises :class:`StoreError`."""
         try:
             self._write(batch)
         except sqlite3.OperationalError as error:
@@ -246,6 +248,11 @@ class SQLiteStore:
                     f"{self.path}: an uplink's receptions are not stored reception text"
                 ) from None
             raise StoreError(f"{self.path}: {error}") from None
+        except sqlite3.ProgrammingError as error:
+            if "closed" in str(error):
+                raise StoreError(f"{self.path}: the store is closed") from None
+            # A value of a type SQLite cannot hold (a list, a date object, ...).
+            raise InputError(f"a row {self.path} cannot hold: {error}") from None
         except (sqlite3.IntegrityError, OverflowError, TypeError, IndexError, UnicodeEncodeError) as error:
             raise InputError(f"a row {self.path} cannot hold: {error}") from None
 
