@@ -666,7 +666,9 @@ def test_arguments_of_the_wrong_kind_are_input_errors(layer: AccessLayer) -> Non
         st.tuples(st.text(max_size=6), st.sampled_from(["2024-05-01T10:00", "2024-06-01T10:00"])), max_size=30
     )
 )
-def test_the_devices_with_status_events_are_found_without_a_scan(events: list[tuple[str, str]]) -> None:
+def test_the_device_by_device_seek_finds_every_device_with_status_events(
+    events: list[tuple[str, str]],
+) -> None:
     store = SQLiteStore(":memory:")
     store.write(
         StoreBatch(
