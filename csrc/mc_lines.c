@@ -32,10 +32,12 @@
 #if defined(__GLIBC__) || defined(__APPLE__)
 static locale_t c_numeric = (locale_t)0;
 
-/* Made once when the library is loaded (by the one thread that imports it). */
+/* Made once when the library is loaded (by the one thread that imports it), then only
+ * read. Every category "C": with no base locale, macOS fills the others from the current
+ * locale, glibc from "C". */
 __attribute__((constructor)) static void make_c_numeric(void)
 {
-    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    c_numeric = newlocale(LC_ALL_MASK, "C", (locale_t)0);
 }
 
 static int long_numbers(void) { return c_numeric != (locale_t)0; }
