@@ -25,7 +25,7 @@ from minolcore.pipeline import Pipeline
 from minolcore.simulator import Simulation, simulate, write_collector_log
 from minolcore.store import SQLiteStore
 from minolcore.store.base import ReceptionRow
-from minolcore.store.receptions import encode_reception_columns, encode_receptions
+from minolcore.store.receptions import encode_reception_columns, encode_receptions, join_receptions_native
 from minolcore.wmbus.frame import parse_frame
 
 
@@ -181,34 +181,14 @@ def test_join_receptions(benchmark: Any, copy_columns: tuple[Any, ...], backend:
     out_offsets = np.empty(uplinks + 1, dtype=np.int64)
     joined = b"".join(pieces)
 
-    def native() -> int:
-        ffi, lib = _native.ffi, _native.lib
-        return int(
-            lib.mc_join_receptions(
-                ffi.from_buffer("int64_t[]", starts),
-                uplinks,
-                copies,
-                ffi.from_buffer("int32_t[]", gateway_piece),
-                ffi.from_buffer("int64_t[]", ms),
-                ffi.from_buffer("int32_t[]", level),
-                ffi.from_buffer("int32_t[]", null),
-                joined,
-                ffi.from_buffer("int64_t[]", piece_offsets),
-                len(pieces),
-                ffi.from_buffer("uint8_t[]", out),
-                len(out),
-                ffi.from_buffer("int64_t[]", out_offsets),
-            )
-        )
+    join = join_receptions_native if backend == "C" else join_receptions_into
 
-    def reference() -> int:
-        return join_receptions_into(
-            starts, gateway_piece, ms, level, null, joined, piece_offsets, out, out_offsets
-        )
+    def run() -> int:
+        return join(starts, gateway_piece, ms, level, null, joined, piece_offsets, out, out_offsets)
 
     if backend == "C" and _native.BACKEND != "cffi":
         pytest.fail("the C join's benchmark needs the C core")
-    written = benchmark.pedantic(native if backend == "C" else reference, rounds=5, iterations=1)
+    written = benchmark.pedantic(run, rounds=5, iterations=1)
     assert written == out_offsets[-1] > 0
     record_rate(benchmark, "uplinks_per_s", uplinks)
 

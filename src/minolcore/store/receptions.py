@@ -179,28 +179,12 @@ def _join(
     out = np.empty(capacity, dtype=np.uint8)
     out_offsets = np.empty(len(starts), dtype=np.int64)
     if _native.BACKEND == "cffi":
-        ffi, lib = _native.ffi, _native.lib
-        written = lib.mc_join_receptions(
-            ffi.from_buffer("int64_t[]", starts),
-            len(starts) - 1,
-            len(times),
-            ffi.from_buffer("int32_t[]", gateway_piece),
-            ffi.from_buffer("int64_t[]", times),
-            ffi.from_buffer("int32_t[]", rssi_piece),
-            ffi.from_buffer("int32_t[]", snr_piece),
-            joined,
-            ffi.from_buffer("int64_t[]", piece_offsets),
-            len(pieces),
-            ffi.from_buffer("uint8_t[]", out),
-            capacity,
-            ffi.from_buffer("int64_t[]", out_offsets),
-        )
+        join = join_receptions_native
     else:
-        from minolcore._reference.receptions import join_receptions_into  # noqa: PLC0415
-
-        written = join_receptions_into(
-            starts, gateway_piece, times, rssi_piece, snr_piece, joined, piece_offsets, out, out_offsets
-        )
+        from minolcore._reference.receptions import join_receptions_into as join  # noqa: PLC0415
+    written = join(
+        starts, gateway_piece, times, rssi_piece, snr_piece, joined, piece_offsets, out, out_offsets
+    )
     if written < 0:  # the bounds above make this unreachable; never read a partial buffer
         raise AssertionError("mc_join_receptions refused columns its caller checked")
     data = out[:written].tobytes()
@@ -210,6 +194,40 @@ def _join(
         text = data.decode("ascii")
         return [text[a:b] for a, b in itertools.pairwise(bounds)]
     return [data[a:b].decode() for a, b in itertools.pairwise(bounds)]
+
+
+def join_receptions_native(
+    group_starts: npt.NDArray[np.int64],
+    gateway_piece: npt.NDArray[np.int32],
+    received_ms: npt.NDArray[np.int64],
+    rssi_piece: npt.NDArray[np.int32],
+    snr_piece: npt.NDArray[np.int32],
+    pieces: bytes,
+    piece_offsets: npt.NDArray[np.int64],
+    out: npt.NDArray[np.uint8],
+    out_offsets: npt.NDArray[np.int64],
+) -> int:
+    """``mc_join_receptions`` of the C core, called as its twin
+    :func:`minolcore._reference.receptions.join_receptions_into` is (the C core must be
+    built): the bytes written to ``out``, or -1 when they would not fit."""
+    ffi, lib = _native.ffi, _native.lib
+    return int(
+        lib.mc_join_receptions(
+            ffi.from_buffer("int64_t[]", group_starts),
+            len(group_starts) - 1,
+            len(received_ms),
+            ffi.from_buffer("int32_t[]", gateway_piece),
+            ffi.from_buffer("int64_t[]", received_ms),
+            ffi.from_buffer("int32_t[]", rssi_piece),
+            ffi.from_buffer("int32_t[]", snr_piece),
+            pieces,
+            ffi.from_buffer("int64_t[]", piece_offsets),
+            len(piece_offsets) - 1,
+            ffi.from_buffer("uint8_t[]", out),
+            len(out),
+            ffi.from_buffer("int64_t[]", out_offsets),
+        )
+    )
 
 
 # -- the same from row objects ---------------------------------------------------------------
