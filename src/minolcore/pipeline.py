@@ -19,7 +19,7 @@ import datetime as dt
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import msgspec
 import numpy as np
@@ -326,21 +326,18 @@ class Pipeline:
         # rows of its reading columns go, and the uplink of every row appended one by one.
         places: list[UplinkPlace | None] = [None] * (len(wmbus) + len(lorawan))
         appended: list[int] = []
-        for i, position in enumerate(wmbus):
-            item = fast[i]
+        read_batch = _FastBatch(frames, first_times, devices, fast, stored, wmbus)
+        run: list[int] = []  # consecutive uplinks the columnar path read
+        for i, item in enumerate(fast):
+            if item is not None:
+                run.append(i)
+                continue
+            self._store_fast_run(rows, run, read_batch, places, appended)
+            run = []
             before = len(rows.reading_values)
-            if item is None:
-                self._store_uplink(rows, *self._wmbus_item(slow[i], telegrams[i]))
-            else:
-                places[i] = self._store_fast(
-                    rows,
-                    frames[i],
-                    first_times[i],
-                    devices[i],
-                    item,
-                    (stored.first_ms[position], stored.last_ms[position], stored.texts[position]),
-                )
+            self._store_uplink(rows, *self._wmbus_item(slow[i], telegrams[i]))
             appended.extend(itertools.repeat(i, len(rows.reading_values) - before))
+        self._store_fast_run(rows, run, read_batch, places, appended)
         for i, position in enumerate(lorawan, start=len(wmbus)):
             before = len(rows.reading_values)
             self._store_uplink(rows, *self._lorawan_item(copies.uplink(self.network, position)))
@@ -429,70 +426,134 @@ class Pipeline:
             pass
         self.signatures.learn(DecodedRecords(records=telegram.records, signature=telegram.signature))
 
-    def _store_fast(
+    def _store_fast_run(
         self,
         rows: _Rows,
-        frame: bytes,
-        received_at: float,
-        device: tuple[str, DeviceIdentity, object | None],
-        item: FastRecords,
-        receptions: tuple[int, int, str],
-    ) -> UplinkPlace:
-        """The rows of a wireless M-Bus uplink the columnar path read (``received_at``: its
-        first copy's time in s since the epoch; ``receptions``: the first and last time of
-        its copies in ms and their stored text); returns where its reading columns' rows go.
-        Runs once per uplink: plain dicts and locals."""
-        device_uid, identity, profile = device
-        key = content_key(device_uid, frame)
-        rows.uplink_values.append((key, device_uid, len(frame), "ok", "", *receptions))
-        status = self._fast_status.get((profile, item.status_key))
-        if status is None:
-            model = model_from_records(
-                identity,
-                decode_records(item.apl).records,
-                item.sts,
-                _utc(received_at).isoformat(),
-                registry=self.profiles,
+        run: list[int],
+        batch: _FastBatch,
+        places: list[UplinkPlace | None],
+        appended: list[int],
+    ) -> None:
+        """The rows of the consecutive wireless M-Bus uplinks ``run`` (indexes into
+        ``batch``'s lists and ``places``) that the columnar path read, field by field over
+        the whole run: per uplink its key, its uplink row, its status events and where its
+        reading columns' rows go (into ``places``); record-by-record rows are appended with
+        their uplink in ``appended``. The rows keep batch order, as the store's merge needs."""
+        if not run:
+            return
+        frames, received_at, devices, fast, stored, positions = batch
+        items = [cast(FastRecords, fast[i]) for i in run]
+        uids = [devices[i][0] for i in run]
+        run_frames = [frames[i] for i in run]
+        keys = list(map(content_key, uids, run_frames))
+        at = [positions[i] for i in run]
+        rows.uplink_values.extend(
+            zip(
+                keys,
+                uids,
+                map(len, run_frames),
+                itertools.repeat("ok"),
+                itertools.repeat(""),
+                [stored.first_ms[p] for p in at],
+                [stored.last_ms[p] for p in at],
+                [stored.texts[p] for p in at],
             )
-            faults = tuple((event.event, event.detail) for event in _status_events(device_uid, model))
-            status = self._fast_status[(profile, item.status_key)] = (model.kind, faults)
-        kind, faults = status
-        assignment = self._assign_wmbus(received_at, device_uid, identity)
-        if assignment is None:
-            rows.unassigned += 1
-            building = unit_id = None
-        else:
-            building = assignment.building.id
-            unit_id = assignment.unit.id if assignment.unit is not None else None
-        rows.decoded += 1
-        kinds = rows.kinds
-        kinds[kind] = kinds.get(kind, 0) + 1
-        device_key = (device_uid, kind)
-        if device_key not in rows.device_rows:
-            device_row = self._fast_device_rows.get(device_key)
-            if device_row is None:
-                # Every uplink repeats its meter's row: built once per meter and kind (frozen).
-                device_row = self._fast_device_rows[device_key] = DeviceRow(
-                    device_uid=device_uid,
-                    radio="wmbus",
-                    manufacturer=identity.manufacturer,
-                    meter_id=identity.id,
-                    version=identity.version,
-                    device_type=identity.device_type,
-                    kind=kind,
+        )
+        known = self._fast_status
+        # A (kind, faults) pair is never empty: a miss alone builds the model.
+        statuses = [
+            known.get((devices[i][2], item.status_key))
+            or self._fast_status_of(devices[i], item, received_at[i])
+            for i, item in zip(run, items, strict=True)
+        ]
+        kinds = [status[0] for status in statuses]
+        assignments = self._assign_run(run, received_at, devices)
+        places_of: list[UplinkPlace] = [
+            (uid, key, None, None)
+            if a is None
+            else (uid, key, a.building.id, None if a.unit is None else a.unit.id)
+            for uid, key, a in zip(uids, keys, assignments, strict=True)
+        ]
+        for i, place in zip(run, places_of, strict=True):
+            places[i] = place
+        rows.unassigned += assignments.count(None)
+        rows.decoded += len(run)
+        counts = rows.kinds
+        for kind, n in collections.Counter(kinds).items():
+            counts[kind] = counts.get(kind, 0) + n
+        seen = rows.device_rows
+        for n, device_key in enumerate(zip(uids, kinds, strict=True)):
+            if device_key not in seen:
+                seen.add(device_key)
+                rows.devices.append(self._fast_device_row(device_key, devices[run[n]][1]))
+        for n, item in enumerate(items):
+            # A telegram read record by record brings its rows; the rest are in reading columns.
+            if item.readings:
+                _, _, building, unit_id = places_of[n]
+                rows.values_read += len(item.readings)
+                rows.reading_values.extend(
+                    [(uids[n], *row, building, unit_id, keys[n]) for row in item.readings]
                 )
-            rows.device_rows.add(device_key)
-            rows.devices.append(device_row)
-        # A telegram read record by record brings its rows; the rest are in reading columns.
-        readings = item.readings
-        if readings:
-            rows.values_read += len(readings)
-            rows.reading_values.extend([(device_uid, *row, building, unit_id, key) for row in readings])
-        for fault, detail in faults:
-            rows.status_events.append(
-                StatusEventRow(device_uid=device_uid, event_time=item.event_time, event=fault, detail=detail)
+                appended.extend(itertools.repeat(run[n], len(item.readings)))
+            for fault, detail in statuses[n][1]:
+                rows.status_events.append(
+                    StatusEventRow(device_uid=uids[n], event_time=item.event_time, event=fault, detail=detail)
+                )
+
+    def _fast_status_of(
+        self, device: tuple[str, DeviceIdentity, object | None], item: FastRecords, received_at: float
+    ) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """The kind and faults (event, detail) of the model the status inputs of ``item``
+        give for its device's profile, built once per profile and inputs."""
+        device_uid, identity, profile = device
+        model = model_from_records(
+            identity,
+            decode_records(item.apl).records,
+            item.sts,
+            _utc(received_at).isoformat(),
+            registry=self.profiles,
+        )
+        faults = tuple((event.event, event.detail) for event in _status_events(device_uid, model))
+        status = self._fast_status[(profile, item.status_key)] = (model.kind, faults)
+        return status
+
+    def _fast_device_row(self, device_key: tuple[str, str], identity: DeviceIdentity) -> DeviceRow:
+        """The device row of a meter and kind: every uplink repeats it, so it is built once
+        (frozen)."""
+        found = self._fast_device_rows.get(device_key)
+        if found is None:
+            device_uid, kind = device_key
+            found = self._fast_device_rows[device_key] = DeviceRow(
+                device_uid=device_uid,
+                radio="wmbus",
+                manufacturer=identity.manufacturer,
+                meter_id=identity.id,
+                version=identity.version,
+                device_type=identity.device_type,
+                kind=kind,
             )
-        return (device_uid, key, building, unit_id)
+        return found
+
+    def _assign_run(
+        self,
+        run: list[int],
+        received_at: Sequence[float],
+        devices: Sequence[tuple[str, DeviceIdentity, object | None]],
+    ) -> list[Assignment | None]:
+        """:meth:`_assign_wmbus` of the uplinks ``run``: most fall in their meter's
+        remembered span, which is checked here without a call."""
+        spans = self._assignment_spans
+        site = self.site
+        revision = site.revision
+        out: list[Assignment | None] = []
+        for i in run:
+            when = received_at[i]
+            held = spans.get(devices[i][0])
+            if held is not None and held[0] is site and held[1] == revision and held[2] <= when < held[3]:
+                out.append(held[4])
+            else:
+                out.append(self._assign_wmbus(when, devices[i][0], devices[i][1]))
+        return out
 
     def run(self, source: Iterable[Reception], *, batch_size: int = 20_000) -> PipelineStats:
         """Feed a stream of receptions in batches of ``batch_size``; returns the statistics."""
@@ -748,6 +809,21 @@ class Pipeline:
             readings=stats.readings + update["readings"],
             devices_by_kind=dict(sorted(kinds.items())),
         )
+
+
+class _FastBatch(NamedTuple):
+    """The wireless M-Bus uplinks of a batch as the columnar path hands them on, each list
+    by uplink index."""
+
+    frames: list[bytes]
+    #: First copy's reception time, s since the epoch.
+    received_at: list[float]
+    devices: list[tuple[str, DeviceIdentity, object | None]]
+    fast: list[FastRecords | None]
+    #: The receptions of the batch's uplinks in their stored form, by batch position.
+    stored: EncodedReceptions
+    #: Each uplink's batch position.
+    positions: list[int]
 
 
 class _Copies:
