@@ -306,7 +306,7 @@ def _records_view(read: FastRead) -> list[tuple[Any, ...] | None]:
         if item is None
         else (
             item.readings or by_columns.get(telegram, []),
-            item.event_time,
+            read.times.text(item.event_minute),
             item.sts,
             item.status_key,
             item.apl,

@@ -106,7 +106,10 @@ def both_paths(apls: list[bytes], received: list[float]) -> tuple[dict[int, Any]
         buffer, offsets, walked.rows, firsts, counts, chosen, received, _minute_of, times
     )
     found = telegram_rows(columns, times)
-    planned = {position: (found.get(position, []), *rest) for position, rest in read.items()}
+    planned = {
+        position: (found.get(position, []), times.text(moment), *rest)
+        for position, (moment, *rest) in read.items()
+    }
     entries = _entries(buffer.tobytes(), offsets, walked.rows, ok[walked.rows["telegram"]])
     expected = {}
     for position in chosen:
@@ -116,8 +119,14 @@ def both_paths(apls: list[bytes], received: list[float]) -> tuple[dict[int, Any]
             received[position],
             0,
             0,
+            times,
         )
-        expected[position] = (found.readings, found.event_time, found.status_key[1:], found.layout)
+        expected[position] = (
+            found.readings,
+            times.text(found.event_minute),
+            found.status_key[1:],
+            found.layout,
+        )
     return planned, expected
 
 

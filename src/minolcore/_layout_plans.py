@@ -63,8 +63,9 @@ _NEUTRAL: Final = frozenset(("standard_conform_data_content", "forward_flow", "v
 _EXACT: Final = float(2**53)  # integers below this convert to float exactly
 _PLAN_LIMIT: Final = 4096
 
-# (the model's time "YYYY-MM-DDTHH:MM", (error flags, EI head value), layout entries)
-LayoutRead = tuple[str, tuple[int | None, int | None], tuple[str, ...]]
+# (the model's time "YYYY-MM-DDTHH:MM" as a ReadingTimes number, (error flags, EI head
+# value), layout entries)
+LayoutRead = tuple[int, tuple[int | None, int | None], tuple[str, ...]]
 
 
 # Reading times that are not "YYYY-MM-DDThh:mm" are numbered from here on (a YYYYMMDDhhmm
@@ -592,20 +593,25 @@ def _read_group(
                 valid,
             )
         )
-    # The model's time: the main date-time record, else the main date, else the reception.
-    event: list[str | None] = [None] * count
+    # The model's time: the main date-time record, else the main date, else the reception,
+    # as reading time numbers (most are never needed as text: only status events show it).
+    event = np.full(count, NO_MINUTE, dtype=np.int64)
     for source in (plan.datetime_at, plan.date_at):
         if source is None:
             continue
         texts = decoded[source]
         if texts is None:
             # Type F and G dates read as "YYYY-MM-DD[THH:MM]": their minute is their stamp.
-            event = _coalesce(event, minute_texts(stamps[source].tolist()))
+            moments = stamps[source]
         else:
-            event = _coalesce(event, [minute_of(v) if isinstance(v, str) else None for v in texts])
-    for t, moment in enumerate(event):
-        if moment is None:
-            event[t] = iso_minute(received_at[members[t]])
+            moments = np.fromiter(
+                (times.number(minute_of(v)) if isinstance(v, str) else NO_MINUTE for v in texts),
+                dtype=np.int64,
+                count=count,
+            )
+        event = np.where(event == NO_MINUTE, moments, event)
+    for t in np.flatnonzero(event == NO_MINUTE).tolist():
+        event[t] = times.number(iso_minute(received_at[members[t]]))
     errors: list[Any] = [None] * count
     if plan.error_at is not None:
         selected = column(plan.error_at)
@@ -621,5 +627,5 @@ def _read_group(
         ]
         heads = _coalesce(heads, candidates)
     layout = plan.layout
-    for position, moment, error_flags, head in zip(members, event, errors, heads, strict=True):
-        out[position] = (moment, (error_flags, head), layout)  # type: ignore[assignment]  # moment is set
+    for position, moment, error_flags, head in zip(members, event.tolist(), errors, heads, strict=True):
+        out[position] = (moment, (error_flags, head), layout)

@@ -25,6 +25,7 @@ import msgspec
 import numpy as np
 
 from minolcore._batch_readings import UplinkPlace, merge_reading_rows
+from minolcore._layout_plans import ReadingTimes
 from minolcore._model import Record
 from minolcore.devices import DeviceReading, ProfileRegistry, model_from_records
 from minolcore.devices.models import DeviceIdentity
@@ -326,7 +327,7 @@ class Pipeline:
         # rows of its reading columns go, and the uplink of every row appended one by one.
         places: list[UplinkPlace | None] = [None] * (len(wmbus) + len(lorawan))
         appended: list[int] = []
-        read_batch = _FastBatch(frames, first_times, devices, fast, stored, wmbus)
+        read_batch = _FastBatch(frames, first_times, devices, fast, stored, wmbus, read.times)
         run: list[int] = []  # consecutive uplinks the columnar path read
         for i, item in enumerate(fast):
             if item is not None:
@@ -441,7 +442,7 @@ class Pipeline:
         their uplink in ``appended``. The rows keep batch order, as the store's merge needs."""
         if not run:
             return
-        frames, received_at, devices, fast, stored, positions = batch
+        frames, received_at, devices, fast, stored, positions, times = batch
         items = [cast(FastRecords, fast[i]) for i in run]
         uids = [devices[i][0] for i in run]
         run_frames = [frames[i] for i in run]
@@ -495,9 +496,14 @@ class Pipeline:
                     [(uids[n], *row, building, unit_id, keys[n]) for row in item.readings]
                 )
                 appended.extend(itertools.repeat(run[n], len(item.readings)))
-            for fault, detail in statuses[n][1]:
-                rows.status_events.append(
-                    StatusEventRow(device_uid=uids[n], event_time=item.event_time, event=fault, detail=detail)
+            faults = statuses[n][1]
+            if faults:
+                when = times.text(item.event_minute)
+                rows.status_events.extend(
+                    [
+                        StatusEventRow(device_uid=uids[n], event_time=when, event=fault, detail=detail)
+                        for fault, detail in faults
+                    ]
                 )
 
     def _fast_status_of(
@@ -824,6 +830,8 @@ class _FastBatch(NamedTuple):
     stored: EncodedReceptions
     #: Each uplink's batch position.
     positions: list[int]
+    #: The numbers of the batch's reading times (:attr:`FastRecords.event_minute`).
+    times: ReadingTimes
 
 
 class _Copies:

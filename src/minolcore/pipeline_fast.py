@@ -130,14 +130,15 @@ class FastRecords(msgspec.Struct, gc=False):
     ``readings``: (reading time, quantity, storage, tariff, subunit, function, value, unit,
     valid) per reading row of a telegram read record by record (a telegram read by its
     layout's plan has its rows in the batch's :class:`ReadingColumn` list);
-    ``event_time``: the model's reading time as "YYYY-MM-DDTHH:MM"; ``status_key``: the
+    ``event_minute``: the model's reading time "YYYY-MM-DDTHH:MM" as a number of the batch's
+    :class:`ReadingTimes` (:attr:`FastRead.times`); ``status_key``: the
     inputs of the profile's kind and faults; ``apl``: the plaintext application layer (for
     building the model of a new status key). A struct, not a class with ``__init__``: one
     is made per telegram, and the struct's constructor runs in C.
     """
 
     readings: list[tuple[Any, ...]]
-    event_time: str
+    event_minute: int
     sts: int
     status_key: tuple[Any, ...]
     apl: bytes
@@ -260,11 +261,11 @@ def fast_records(
     telegram_of = np.asarray(positions, dtype=np.int64)
     for column in columns:
         column.telegrams = telegram_of[column.telegrams]
-    for position, (event_time, (error_flags, head), layout) in by_layout.items():
+    for position, (event_minute, (error_flags, head), layout) in by_layout.items():
         sts = sts_column[position]
         out[positions[position]] = FastRecords(
             [],
-            event_time,
+            event_minute,
             sts,
             (sts, error_flags, head),
             apls[position],
@@ -285,6 +286,7 @@ def fast_records(
             received[position],
             sts_column[position],
             walked_signatures[position],
+            times,
         )
     return FastRead(out, dependent, columns, times)
 
@@ -491,10 +493,13 @@ def _entries(
     return out
 
 
-def _read(apl: bytes, entries: list[_Entry], received_at: float, sts: int, signature: int) -> FastRecords:
+def _read(
+    apl: bytes, entries: list[_Entry], received_at: float, sts: int, signature: int, times: ReadingTimes
+) -> FastRecords:
     """The reading rows and status inputs of one application layer, as the object path
     derives them from its record objects (readings.reading_rows, profiles._reading_time,
-    profiles.standard_status and the EI Electronics head)."""
+    profiles.standard_status and the EI Electronics head); its model time is numbered by
+    ``times``."""
     layout = [entry[0] for entry in entries]
     now: str | None = None
     dates: dict[tuple[int, int, int], str] = {}
@@ -547,7 +552,9 @@ def _read(apl: bytes, entries: list[_Entry], received_at: float, sts: int, signa
         event_time = _minute_of(date_rec)
     else:
         event_time = iso_minute(received_at)
-    return FastRecords(readings, event_time, sts, (sts, error_flags, head), apl, tuple(layout), signature)
+    return FastRecords(
+        readings, times.number(event_time), sts, (sts, error_flags, head), apl, tuple(layout), signature
+    )
 
 
 class LayoutLearner:
