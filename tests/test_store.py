@@ -664,3 +664,69 @@ def test_writing_to_a_closed_store_is_a_store_error() -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.write(StoreBatch(reading_values=[_reading_row(1)]))
+
+
+def _copied_into_the_database(store: SQLiteStore) -> bool:
+    """Whether every page of the store is in the database file itself (checkpointed), not
+    only in its write-ahead log."""
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    size = store._db.execute("PRAGMA page_size").fetchone()[0]
+    return Path(store.path).stat().st_size >= pages * size
+
+
+def test_background_checkpoints_store_what_commit_time_checkpoints_store(tmp_path: Path) -> None:
+    # Enough rows to grow the database beyond its first pages, too few for SQLite's own
+    # checkpoint, which waits for a log of 1000 pages.
+    batches = [
+        StoreBatch(reading_values=[(f"wmbus:{n}", *_reading_row(n)[1:]) for n in range(start, start + 200)])
+        for start in range(0, 2000, 200)
+    ]
+    background = SQLiteStore(tmp_path / "background.sqlite", checkpoint_in_background=True)
+    inline = SQLiteStore(tmp_path / "inline.sqlite")
+    assert background._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    for batch in batches:
+        background.write(batch)
+        inline.write(batch)
+    checkpoints = background._checkpoints
+    assert checkpoints is not None and checkpoints.wait(timeout_s=60)
+    # The thread copied everything committed into the database, a commit nothing.
+    assert _copied_into_the_database(background)
+    assert not _copied_into_the_database(inline)
+    assert background.digest() == inline.digest()
+    background.close()
+    assert not checkpoints._thread.is_alive()
+    inline_digest = inline.digest()
+    inline.close()
+    with SQLiteStore(tmp_path / "background.sqlite") as reopened:
+        assert reopened.digest() == inline_digest
+
+
+def test_a_failed_background_checkpoint_is_logged_and_the_writes_go_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SQLiteStore(tmp_path / "store.sqlite", checkpoint_in_background=True)
+    checkpoints = store._checkpoints
+    assert checkpoints is not None
+
+    class Refusing:
+        def execute(self, statement: str) -> Any:
+            raise sqlite3.OperationalError("database is locked")
+
+        def close(self) -> None:
+            pass
+
+    real, checkpoints._db = checkpoints._db, Refusing()  # type: ignore[assignment]
+    store.write(sample_batch(1))
+    assert checkpoints.wait(timeout_s=60)
+    assert "background checkpoint failed: database is locked" in caplog.text
+    checkpoints._db = real
+    store.write(sample_batch(2))
+    assert checkpoints.wait(timeout_s=60)
+    assert store.counts()["readings"] == 2
+    store.close()
+
+
+def test_an_in_memory_store_has_no_background_checkpoints() -> None:
+    with SQLiteStore(":memory:", checkpoint_in_background=True) as store:
+        assert store._checkpoints is None
+        store.write(sample_batch())

@@ -159,7 +159,8 @@ def _run_ingest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise ConfigError("no such file", path)
     if args.db in ("", ":memory:") or args.db.startswith("file:"):
         raise ConfigError("name a database file: an in-memory database would be lost at exit", "--db")
-    store = SQLiteStore(args.db)
+    # A bulk load: the writer does not wait for the disk at checkpoints.
+    store = SQLiteStore(args.db, checkpoint_in_background=True)
     store.set_meta("site_toml", site.to_toml())
     pipeline = Pipeline(site=site, keys=keys, store=store, gateways=gateways)
     bar = None

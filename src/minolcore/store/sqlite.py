@@ -20,6 +20,7 @@ from typing import Any, cast
 import msgspec
 
 from minolcore.errors import ConfigError, InputError, StoreError
+from minolcore.store._checkpoints import BackgroundCheckpoints
 from minolcore.store.base import (
     DeviceRow,
     ReadingRow,
@@ -149,8 +150,15 @@ class SQLiteStore:
     Those are personal data, read only through :class:`minolcore.access.AccessLayer`, which
     uses the internal reader of :mod:`minolcore.store._reader`."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, checkpoint_in_background: bool = False) -> None:
+        """Open (or create) the store at ``path``.
+
+        ``checkpoint_in_background``: copy the write-ahead log into the database on a
+        thread of its own after each batch, instead of inside the batch's commit once the
+        log is large (see :mod:`minolcore.store._checkpoints`): for bulk ingest, whose
+        writer then does not wait for the disk. Ignored for ``":memory:"``."""
         self.path = str(path)
+        self._checkpoints: BackgroundCheckpoints | None = None
         try:
             # Another writer (an ingest, retention) may hold the lock for a large batch's commit.
             self._db = sqlite3.connect(
@@ -176,6 +184,9 @@ class SQLiteStore:
             self._db.execute("PRAGMA cache_size=-65536")
             self._db.execute("PRAGMA temp_store=MEMORY")
             self._db.create_function("minolcore_merge_receptions", 2, merge_receptions, deterministic=True)
+            if checkpoint_in_background and self.path not in ("", ":memory:"):
+                self._db.execute("PRAGMA wal_autocheckpoint=0")
+                self._checkpoints = BackgroundCheckpoints(self.path, BUSY_TIMEOUT_S)
         except sqlite3.DatabaseError as error:
             self._db.close()
             raise ConfigError(f"not a minolcore database: {error}", where=self.path) from None
@@ -285,6 +296,8 @@ class SQLiteStore:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        if self._checkpoints is not None:
+            self._checkpoints.request()
         self._settle(readings, version)
 
     def _insert_rows(self, statement: str, rows: Sequence[Sequence[object]]) -> None:
@@ -403,7 +416,10 @@ class SQLiteStore:
         return result
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (and stop the background checkpoints, if any)."""
+        if self._checkpoints is not None:
+            self._checkpoints.close()
+            self._checkpoints = None
         self._db.close()
 
     def __enter__(self) -> SQLiteStore:
