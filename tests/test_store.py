@@ -730,3 +730,16 @@ def test_an_in_memory_store_has_no_background_checkpoints() -> None:
     with SQLiteStore(":memory:", checkpoint_in_background=True) as store:
         assert store._checkpoints is None
         store.write(sample_batch())
+
+
+def test_a_new_store_has_16_kb_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "new.sqlite") as store:
+        assert store._db.execute("PRAGMA page_size").fetchone()[0] == 16384
+    older = tmp_path / "older.sqlite"
+    with sqlite3.connect(older) as db:
+        db.execute("PRAGMA page_size=4096")
+        db.execute("CREATE TABLE access_log (x)")  # a table of the access layer, made first
+    with SQLiteStore(older) as store:
+        assert store._db.execute("PRAGMA page_size").fetchone()[0] == 4096
+        store.write(sample_batch())
+        assert store.counts()["readings"] == 1

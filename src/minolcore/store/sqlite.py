@@ -122,6 +122,9 @@ _FROM_VERSION_2 = (
 _INSERT_STATUS = "INSERT INTO status_events VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 _INSERT_REJECTED = "INSERT INTO rejected VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 
+# Bytes per database page of a new store.
+_PAGE_SIZE = 16384
+
 # Rows per INSERT statement (and fewer where SQLite allows fewer parameters per statement).
 _ROWS_PER_STATEMENT = 100
 
@@ -212,6 +215,12 @@ class SQLiteStore:
             )
         version = self.get_meta("schema_version") if "meta" in tables else None
         if version is None:
+            if not tables:
+                # An empty file: pages of 16 KB rather than 4 KB. A bulk load's commits then
+                # write a quarter as many log frames: 0.86-0.94 s against 1.19-1.22 s of
+                # commits for the million lines' rows (tools/store_floor.py, two runs each).
+                # A page's size is fixed once the first table is created.
+                db.execute(f"PRAGMA page_size={_PAGE_SIZE}")
             # A new database, or one whose creation was interrupted: one transaction.
             db.executescript(
                 f"BEGIN IMMEDIATE;{_SCHEMA}"
