@@ -69,16 +69,20 @@ def collector_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Simulation,
     return simulation, path, lines
 
 
+@pytest.mark.parametrize("checkpoints", ["background", "at_commit"])
 def test_ingest_collector_log_into_sqlite(
-    benchmark: Any, collector_log: tuple[Simulation, Path, int], tmp_path: Path
+    benchmark: Any, collector_log: tuple[Simulation, Path, int], tmp_path: Path, checkpoints: str
 ) -> None:
     # What `minolcore ingest` does per file: the columnar path, pooled store transactions,
-    # the garbage collector's young generation raised for the run.
+    # the garbage collector's young generation raised for the run, WAL checkpoints on their
+    # own thread ("at_commit": SQLite's own, inside the commits, for comparison).
     simulation, path, lines = collector_log
     runs = iter(range(1_000))
 
     def run() -> int:
-        store = SQLiteStore(tmp_path / f"ingest-{next(runs)}.sqlite")
+        store = SQLiteStore(
+            tmp_path / f"ingest-{next(runs)}.sqlite", checkpoint_in_background=checkpoints == "background"
+        )
         pipeline = Pipeline(
             site=simulation.site, keys=simulation.keys, store=store, gateways=simulation.gateways
         )
