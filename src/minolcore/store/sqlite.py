@@ -551,39 +551,22 @@ def _merged_devices(rows: Iterable[DeviceRow]) -> list[tuple[object, ...]]:
 def _merged_readings(
     rows: Iterable[ReadingRow], values_rows: Iterable[ReadingValues]
 ) -> list[tuple[object, ...]]:
-    """The reading rows to insert, grouped by device, with one row per historic reading key
-    (storage > 0) as the upsert leaves it: the first row, with the smallest uplink key of
-    them all (SQLite's min() on text compares as Python's on str does); the row objects
-    count as coming before the value tuples.
-
-    Historic values repeat in every telegram until the next due date, so merging them here
-    spares SQLite most of its work. A current value's key repeats only when a meter sends
-    twice within a minute: those rows go to SQLite in batch order, whose upsert merges them
-    the same way, for less than looking up every current row here would cost."""
-    historic: dict[tuple[object, ...], tuple[Any, ...]] = {}
-    out: list[tuple[Any, ...]] = []
-    keep = out.append
-    places: list[int] = []  # where each historic key came first, in the order of historic
+    """One row per reading key as the upsert leaves it: the first row, with the smallest
+    uplink key of them all (SQLite's min() on text compares as Python's on str does); the
+    row objects count as coming before the value tuples."""
+    merged: dict[tuple[object, ...], tuple[Any, ...]] = {}
     # ReadingRow's fields are the table's columns in order (tests/test_store.py checks it).
     astuple = cast(Callable[[ReadingRow], tuple[Any, ...]], msgspec.structs.astuple)
     for values in itertools.chain(map(astuple, rows), values_rows):
-        if values[3] == 0:
-            keep(values)
-            continue
         key = values[:7]
-        held = historic.get(key)
+        held = merged.get(key)
         if held is None:
-            historic[key] = values
-            places.append(len(out))
-            keep(values)
+            merged[key] = values
         elif values[12] < held[12]:
-            historic[key] = (*held[:12], values[12])
-    for place, merged in zip(places, historic.values(), strict=True):
-        out[place] = merged
+            merged[key] = (*held[:12], values[12])
     # Grouped by device, not sorted by the whole key: a device's rows come in time order
     # already, so the inserts stay as local in the B-tree at a quarter of the sorting cost.
-    # The sort is stable: rows of one key keep batch order.
-    return sorted(out, key=_DEVICE_UID)
+    return sorted(merged.values(), key=_DEVICE_UID)
 
 
 def _placements(readings: Iterable[tuple[Any, ...]]) -> list[tuple[str, str, str]]:
