@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -743,3 +745,89 @@ def test_a_new_store_has_16_kb_pages_and_an_existing_one_keeps_its_own(tmp_path:
         assert store._db.execute("PRAGMA page_size").fetchone()[0] == 4096
         store.write(sample_batch())
         assert store.counts()["readings"] == 1
+
+
+def test_each_write_waits_for_the_last_checkpoint_so_the_log_starts_over(tmp_path: Path) -> None:
+    # SQLite starts the write-ahead log over only when a write begins after a checkpoint
+    # copied all of it: back-to-back writes must not outrun the thread and grow the log.
+    store = SQLiteStore(tmp_path / "store.sqlite", checkpoint_in_background=True)
+    checkpoints = store._checkpoints
+    assert checkpoints is not None
+
+    class SlowDisk:
+        """The thread's connection on a disk slower than the writer."""
+
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def execute(self, statement: str) -> Any:
+            time.sleep(0.05)
+            return self.db.execute(statement)
+
+        def close(self) -> None:
+            self.db.close()
+
+    checkpoints._db = SlowDisk(checkpoints._db)  # type: ignore[assignment]
+    wal = Path(f"{store.path}-wal")
+    sizes = []
+    for start in range(0, 40_000, 2_000):
+        rows = [(f"wmbus:{n}", *_reading_row(n)[1:]) for n in range(start, start + 2_000)]
+        store.write(StoreBatch(reading_values=rows))
+        sizes.append(wal.stat().st_size)
+    # A batch's pages and the one before it, never the whole history (about 20 batches).
+    assert max(sizes) < 3 * max(sizes[:3])
+    store.close()
+
+
+def test_writes_go_on_with_commit_checkpoints_when_the_thread_has_stopped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SQLiteStore(tmp_path / "store.sqlite", checkpoint_in_background=True)
+    checkpoints = store._checkpoints
+    assert checkpoints is not None
+
+    class Broken:
+        def execute(self, statement: str) -> Any:
+            raise RuntimeError("not SQLite's")
+
+        def close(self) -> None:
+            pass
+
+    checkpoints._db = Broken()  # type: ignore[assignment]
+    store.write(sample_batch(1))
+    assert not checkpoints.wait(timeout_s=60) and not checkpoints.running
+    store.write(sample_batch(2))
+    assert store._checkpoints is None
+    assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    assert "background checkpoints stopped" in caplog.text
+    assert store.counts()["readings"] == 2
+    store.close()
+
+
+def test_a_store_dropped_unclosed_stops_its_checkpoint_thread(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "store.sqlite", checkpoint_in_background=True)
+    checkpoints = store._checkpoints
+    assert checkpoints is not None
+    store.write(sample_batch())
+    del store
+    gc.collect()
+    assert checkpoints._thread.join(timeout=60) is None and not checkpoints._thread.is_alive()
+
+
+def test_a_second_connection_that_cannot_be_opened_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "store.sqlite"
+    SQLiteStore(path).close()
+    real = sqlite3.connect
+    opened = []
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        opened.append(args[0])
+        if len(opened) > 1:
+            raise sqlite3.OperationalError("unable to open database file")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    with pytest.raises(ConfigError, match="second connection for background checkpoints"):
+        SQLiteStore(path, checkpoint_in_background=True)

@@ -161,14 +161,14 @@ def _run_ingest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise ConfigError("name a database file: an in-memory database would be lost at exit", "--db")
     # A bulk load: the writer does not wait for the disk at checkpoints.
     store = SQLiteStore(args.db, checkpoint_in_background=True)
-    store.set_meta("site_toml", site.to_toml())
-    pipeline = Pipeline(site=site, keys=keys, store=store, gateways=gateways)
     bar = None
-    if err.isatty():
-        from tqdm import tqdm  # noqa: PLC0415
-
-        bar = tqdm(unit=" lines", unit_scale=True, file=err)
     try:
+        store.set_meta("site_toml", site.to_toml())
+        pipeline = Pipeline(site=site, keys=keys, store=store, gateways=gateways)
+        if err.isatty():
+            from tqdm import tqdm  # noqa: PLC0415
+
+            bar = tqdm(unit=" lines", unit_scale=True, file=err)
         with fewer_collections():
             summary = ingest_files(args.files, pipeline, progress=None if bar is None else bar.update)
     finally:

@@ -509,8 +509,9 @@ class Pipeline:
     def _fast_status_of(
         self, device: tuple[str, DeviceIdentity, object | None], item: FastRecords, received_at: float
     ) -> tuple[str, tuple[tuple[str, str], ...]]:
-        """The kind and faults (event, detail) of the model the status inputs of ``item``
-        give for its device's profile, built once per profile and inputs."""
+        """The kind and faults (event, detail) of the model that the status inputs of
+        ``item`` give for its device's profile, built from its records and remembered for
+        the profile and inputs (the caller looks there first)."""
         device_uid, identity, profile = device
         model = model_from_records(
             identity,
@@ -546,8 +547,9 @@ class Pipeline:
         received_at: Sequence[float],
         devices: Sequence[tuple[str, DeviceIdentity, object | None]],
     ) -> list[Assignment | None]:
-        """:meth:`_assign_wmbus` of the uplinks ``run``: most fall in their meter's
-        remembered span, which is checked here without a call."""
+        """The assignments of the wireless M-Bus uplinks ``run`` (first heard at
+        ``received_at``, s since the epoch): most fall in their meter's remembered span,
+        checked here without a call; the others are looked up and their span remembered."""
         spans = self._assignment_spans
         site = self.site
         revision = site.revision
@@ -558,7 +560,7 @@ class Pipeline:
             if held is not None and held[0] is site and held[1] == revision and held[2] <= when < held[3]:
                 out.append(held[4])
             else:
-                out.append(self._assign_wmbus(when, devices[i][0], devices[i][1]))
+                out.append(self._assign_remembering_span(when, devices[i][0], devices[i][1]))
         return out
 
     def run(self, source: Iterable[Reception], *, batch_size: int = 20_000) -> PipelineStats:
@@ -658,15 +660,15 @@ class Pipeline:
         except MinolcoreError:
             return None
 
-    def _assign_wmbus(self, when: float, device_uid: str, identity: DeviceIdentity) -> Assignment | None:
+    def _assign_remembering_span(
+        self, when: float, device_uid: str, identity: DeviceIdentity
+    ) -> Assignment | None:
         """:meth:`_assign` of a wireless M-Bus uplink of meter ``device_uid`` first heard at
-        ``when`` (s since the epoch), remembered per meter over the span of time in which the
-        site's answer stays the same (a meter sends for years between swaps)."""
-        held = self._assignment_spans.get(device_uid)
+        ``when`` (s since the epoch), remembering for the meter the span of time in which
+        the site's answer stays the same (a meter sends for years between swaps), which
+        :meth:`_assign_run` checks first."""
         site = self.site
         revision = site.revision
-        if held is not None and held[0] is site and held[1] == revision and held[2] <= when < held[3]:
-            return held[4]
         assignment = self._assign(Radio.WMBUS, when, identity)
         address = self._site_addresses.get(identity)
         if address is None:

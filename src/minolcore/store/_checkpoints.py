@@ -10,7 +10,12 @@ waiting for the disk, not on the CPU.
 
 The guarantees stay those of WAL mode: a checkpoint copies only committed transactions,
 and whatever has not been copied when the process dies is in the log, which the next
-connection reads (and checkpoints).
+connection reads (and checkpoints). The log stays bounded as with SQLite's own checkpoints
+because the writer waits (:meth:`BackgroundCheckpoints.wait`) for the checkpoint of its
+last batch before it begins the next: SQLite starts the log over only when a write begins
+after a checkpoint has copied all of it. Between batches that wait is normally over
+before it begins (a checkpoint takes a fraction of the time the pipeline spends on the
+next batch); on a slow disk it is the wait SQLite's own checkpoint would have made.
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ class BackgroundCheckpoints:
     """A thread that runs a passive WAL checkpoint of the database at ``path`` each time
     :meth:`request` is called (requests made while one runs are served by one more run).
 
-    The writer's own connection should have ``PRAGMA wal_autocheckpoint=0``. A checkpoint
-    that fails is logged and the next request tries again; nothing is raised into the
-    writer. :meth:`close` stops the thread."""
+    The writer's own connection should have ``PRAGMA wal_autocheckpoint=0`` and call
+    :meth:`wait` before each write transaction. A checkpoint that fails is logged and the
+    next request tries again; nothing is raised into the writer. :meth:`close` stops the
+    thread. Raises :class:`sqlite3.Error` when the second connection cannot be opened."""
 
     def __init__(self, path: str, busy_timeout_s: float) -> None:
         # Opened here, not in the thread: a file that cannot be opened fails the caller.
@@ -55,9 +61,15 @@ class BackgroundCheckpoints:
             self._requested += 1
             self._wanted.notify_all()
 
+    @property
+    def running(self) -> bool:
+        """Whether the thread still serves requests (it stops at :meth:`close`, or after
+        an error that is not SQLite's, which is logged)."""
+        return not self._stopped
+
     def wait(self, timeout_s: float | None = None) -> bool:
         """Wait until the checkpoints requested so far have run (or failed); False if
-        ``timeout_s`` seconds passed first or the thread was stopped before."""
+        ``timeout_s`` seconds passed first or the thread stopped before."""
         with self._wanted:
             wanted = self._requested
             return (
@@ -66,8 +78,9 @@ class BackgroundCheckpoints:
             )
 
     def close(self) -> None:
-        """Stop the thread (after the checkpoint it is running, if any) and close its
-        connection. The writer's connection, closed last, checkpoints what remains."""
+        """Stop the thread (after the checkpoint it is running, if any; a request not yet
+        started is dropped) and close its connection. The writer's connection, closed
+        last, checkpoints what remains."""
         with self._wanted:
             self._closing = True
             self._wanted.notify_all()
@@ -87,6 +100,10 @@ class BackgroundCheckpoints:
                     self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as error:
                     logger.warning("%s: background checkpoint failed: %s", self._path, error)
+                except Exception:
+                    # Not SQLite's: the thread cannot go on; the writer sees it stopped.
+                    logger.exception("%s: background checkpoints stopped", self._path)
+                    return
                 with self._wanted:
                     self._served = serving
                     self._wanted.notify_all()

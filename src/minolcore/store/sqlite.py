@@ -13,6 +13,7 @@ import itertools
 import logging
 import operator
 import sqlite3
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -157,9 +158,12 @@ class SQLiteStore:
         """Open (or create) the store at ``path``.
 
         ``checkpoint_in_background``: copy the write-ahead log into the database on a
-        thread of its own after each batch, instead of inside the batch's commit once the
-        log is large (see :mod:`minolcore.store._checkpoints`): for bulk ingest, whose
-        writer then does not wait for the disk. Ignored for ``":memory:"``."""
+        thread of its own after each batch, instead of inside a batch's commit once the log
+        is large (see :mod:`minolcore.store._checkpoints`): for bulk ingest, whose writer
+        then does not wait for the disk. Ignored for an in-memory database (``""`` or
+        ``":memory:"``). The thread ends at :meth:`close` (or when the store is garbage
+        collected). Raises :class:`ConfigError` when the database cannot be opened or is
+        not a minolcore database."""
         self.path = str(path)
         self._checkpoints: BackgroundCheckpoints | None = None
         try:
@@ -188,16 +192,32 @@ class SQLiteStore:
             self._db.execute("PRAGMA temp_store=MEMORY")
             self._db.create_function("minolcore_merge_receptions", 2, merge_receptions, deterministic=True)
             if checkpoint_in_background and self.path not in ("", ":memory:"):
-                self._db.execute("PRAGMA wal_autocheckpoint=0")
-                self._checkpoints = BackgroundCheckpoints(self.path, BUSY_TIMEOUT_S)
+                self._start_checkpoints()
         except sqlite3.DatabaseError as error:
-            self._db.close()
+            self.close()
             raise ConfigError(f"not a minolcore database: {error}", where=self.path) from None
         except ConfigError:
-            self._db.close()
+            self.close()
             raise
         self._settled: dict[tuple[Any, ...], str] = {}
         self._settled_version: tuple[int, int] = (-1, -1)
+
+    def _start_checkpoints(self) -> None:
+        try:
+            checkpoints = BackgroundCheckpoints(self.path, BUSY_TIMEOUT_S)
+        except sqlite3.Error as error:
+            raise ConfigError(
+                f"cannot open a second connection for background checkpoints: {error}", where=self.path
+            ) from None
+        self._checkpoints = checkpoints
+        # The thread holds the checkpoints, not the store: a store dropped unclosed stops it.
+        self._stop_checkpoints = weakref.finalize(self, checkpoints.close)
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+
+    def _close_checkpoints(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints = None
+            self._stop_checkpoints()
 
     def _open_schema(self) -> str | None:
         """The schema version of the database, creating the tables in a new (empty) one.
@@ -278,6 +298,8 @@ class SQLiteStore:
 
     def _write(self, batch: StoreBatch) -> None:
         db = self._db
+        if self._checkpoints is not None:
+            self._await_checkpoint(self._checkpoints)
         db.execute("BEGIN IMMEDIATE")
         try:
             # Holding the write lock, nobody else can change the database until COMMIT: what
@@ -308,6 +330,16 @@ class SQLiteStore:
         if self._checkpoints is not None:
             self._checkpoints.request()
         self._settle(readings, version)
+
+    def _await_checkpoint(self, checkpoints: BackgroundCheckpoints) -> None:
+        """Wait for the checkpoint of the last batch, so that SQLite can start the log over
+        when this write begins (it does only after a checkpoint copied all of it). If the
+        thread has stopped, SQLite checkpoints at commits again, as without it."""
+        if checkpoints.wait():
+            return
+        logger.warning("%s: background checkpoints stopped; checkpoints run at commits again", self.path)
+        self._db.execute("PRAGMA wal_autocheckpoint=1000")
+        self._close_checkpoints()
 
     def _insert_rows(self, statement: str, rows: Sequence[Sequence[object]]) -> None:
         """Run an ``INSERT ... VALUES (?, ...)`` statement (with its upsert clause) for every
@@ -426,9 +458,7 @@ class SQLiteStore:
 
     def close(self) -> None:
         """Close the connection (and stop the background checkpoints, if any)."""
-        if self._checkpoints is not None:
-            self._checkpoints.close()
-            self._checkpoints = None
+        self._close_checkpoints()
         self._db.close()
 
     def __enter__(self) -> SQLiteStore:
@@ -441,9 +471,10 @@ class SQLiteStore:
         return f"<SQLiteStore {self.path}>"
 
 
-# What ON CONFLICT DO NOTHING keeps of rows inserted in the given order is the first row
-# per key: a dict filled from the last row to the first ends holding it, and only the kept
-# rows become value tuples. They are inserted in key order (readings grouped by device).
+# The merges below leave what the statements would leave of rows inserted in the given
+# order: the first row per key (updated as the upsert updates it), kept in a dict as it
+# comes; only the kept rows become value tuples. They are inserted in key order (readings
+# grouped by device).
 
 
 def _merged_uplinks(rows: Sequence[UplinkRow], values_rows: Sequence[UplinkValues]) -> list[UplinkValues]:
