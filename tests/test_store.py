@@ -27,6 +27,7 @@ from minolcore.store import (
     content_key,
 )
 from minolcore.store import sqlite as sqlite_module
+from minolcore.store._checkpoints import BackgroundCheckpoints
 from minolcore.store._reader import StoreReader
 from minolcore.store.base import UplinkValues
 from minolcore.store.receptions import encode_reception_columns
@@ -668,6 +669,25 @@ def test_writing_to_a_closed_store_is_a_store_error() -> None:
         store.write(StoreBatch(reading_values=[_reading_row(1)]))
 
 
+def _checkpointed_store(tmp_path: Path) -> tuple[SQLiteStore, BackgroundCheckpoints]:
+    store = SQLiteStore(tmp_path / "store.sqlite", checkpoint_in_background=True)
+    assert store._checkpoints is not None
+    return store, store._checkpoints
+
+
+class _Raising:
+    """A checkpoint connection whose every statement raises ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def execute(self, statement: str) -> Any:
+        raise self.error
+
+    def close(self) -> None:
+        pass
+
+
 def _copied_into_the_database(store: SQLiteStore) -> bool:
     """Whether every page of the store is in the database file itself (checkpointed), not
     only in its write-ahead log."""
@@ -706,18 +726,8 @@ def test_background_checkpoints_store_what_commit_time_checkpoints_store(tmp_pat
 def test_a_failed_background_checkpoint_is_logged_and_the_writes_go_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = SQLiteStore(tmp_path / "store.sqlite", checkpoint_in_background=True)
-    checkpoints = store._checkpoints
-    assert checkpoints is not None
-
-    class Refusing:
-        def execute(self, statement: str) -> Any:
-            raise sqlite3.OperationalError("database is locked")
-
-        def close(self) -> None:
-            pass
-
-    real, checkpoints._db = checkpoints._db, Refusing()  # type: ignore[assignment]
+    store, checkpoints = _checkpointed_store(tmp_path)
+    real, checkpoints._db = checkpoints._db, _Raising(sqlite3.OperationalError("database is locked"))  # type: ignore[assignment]
     store.write(sample_batch(1))
     assert checkpoints.wait(timeout_s=60)
     assert "background checkpoint failed: database is locked" in caplog.text
@@ -750,9 +760,7 @@ def test_a_new_store_has_16_kb_pages_and_an_existing_one_keeps_its_own(tmp_path:
 def test_each_write_waits_for_the_last_checkpoint_so_the_log_starts_over(tmp_path: Path) -> None:
     # SQLite starts the write-ahead log over only when a write begins after a checkpoint
     # copied all of it: back-to-back writes must not outrun the thread and grow the log.
-    store = SQLiteStore(tmp_path / "store.sqlite", checkpoint_in_background=True)
-    checkpoints = store._checkpoints
-    assert checkpoints is not None
+    store, checkpoints = _checkpointed_store(tmp_path)
 
     class SlowDisk:
         """The thread's connection on a disk slower than the writer."""
@@ -782,18 +790,8 @@ def test_each_write_waits_for_the_last_checkpoint_so_the_log_starts_over(tmp_pat
 def test_writes_go_on_with_commit_checkpoints_when_the_thread_has_stopped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = SQLiteStore(tmp_path / "store.sqlite", checkpoint_in_background=True)
-    checkpoints = store._checkpoints
-    assert checkpoints is not None
-
-    class Broken:
-        def execute(self, statement: str) -> Any:
-            raise RuntimeError("not SQLite's")
-
-        def close(self) -> None:
-            pass
-
-    checkpoints._db = Broken()  # type: ignore[assignment]
+    store, checkpoints = _checkpointed_store(tmp_path)
+    checkpoints._db = _Raising(RuntimeError("not SQLite's"))  # type: ignore[assignment]
     store.write(sample_batch(1))
     assert not checkpoints.wait(timeout_s=60) and not checkpoints.running
     store.write(sample_batch(2))
@@ -805,9 +803,7 @@ def test_writes_go_on_with_commit_checkpoints_when_the_thread_has_stopped(
 
 
 def test_a_store_dropped_unclosed_stops_its_checkpoint_thread(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "store.sqlite", checkpoint_in_background=True)
-    checkpoints = store._checkpoints
-    assert checkpoints is not None
+    store, checkpoints = _checkpointed_store(tmp_path)
     store.write(sample_batch())
     del store
     gc.collect()
