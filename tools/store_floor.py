@@ -37,7 +37,7 @@ def main() -> None:
     print(f"{len(uplinks):,} uplinks and {len(readings):,} readings in {_TRANSACTIONS} transactions")
     for way, label in (
         ("one", "one row per statement"),
-        ("many", "100 rows per statement (the store)"),
+        ("many", "many rows per statement (the store)"),
         ("select", "INSERT ... SELECT (no binding)"),
     ):
         with tempfile.TemporaryDirectory() as folder:
