@@ -482,29 +482,28 @@ class Pipeline:
         counts = rows.kinds
         for kind, n in collections.Counter(kinds).items():
             counts[kind] = counts.get(kind, 0) + n
+        # Each meter and kind once, in the order they first come (an uplink of the meter
+        # gives its identity: they all have the same).
         seen = rows.device_rows
-        for n, device_key in enumerate(zip(uids, kinds, strict=True)):
+        for device_key, i in dict(zip(zip(uids, kinds, strict=True), run, strict=True)).items():
             if device_key not in seen:
                 seen.add(device_key)
-                rows.devices.append(self._fast_device_row(device_key, devices[run[n]][1]))
-        for n, item in enumerate(items):
-            # A telegram read record by record brings its rows; the rest are in reading columns.
-            if item.readings:
-                _, _, building, unit_id = places_of[n]
-                rows.values_read += len(item.readings)
-                rows.reading_values.extend(
-                    [(uids[n], *row, building, unit_id, keys[n]) for row in item.readings]
-                )
-                appended.extend(itertools.repeat(run[n], len(item.readings)))
-            faults = statuses[n][1]
-            if faults:
-                when = times.text(item.event_minute)
-                rows.status_events.extend(
-                    [
-                        StatusEventRow(device_uid=uids[n], event_time=when, event=fault, detail=detail)
-                        for fault, detail in faults
-                    ]
-                )
+                rows.devices.append(self._fast_device_row(device_key, devices[i][1]))
+        # A telegram read record by record brings its rows; the rest are in reading columns.
+        for n in [n for n, item in enumerate(items) if item.readings]:
+            readings = items[n].readings
+            _, _, building, unit_id = places_of[n]
+            rows.values_read += len(readings)
+            rows.reading_values.extend([(uids[n], *row, building, unit_id, keys[n]) for row in readings])
+            appended.extend(itertools.repeat(run[n], len(readings)))
+        for n in [n for n, status in enumerate(statuses) if status[1]]:
+            when = times.text(items[n].event_minute)
+            rows.status_events.extend(
+                [
+                    StatusEventRow(device_uid=uids[n], event_time=when, event=fault, detail=detail)
+                    for fault, detail in statuses[n][1]
+                ]
+            )
 
     def _fast_status_of(
         self, device: tuple[str, DeviceIdentity, object | None], item: FastRecords, received_at: float
