@@ -190,6 +190,20 @@ def test_c_reader_equals_its_twin_on_any_lines(lines: list[bytes], final_newline
         assert out[start:end].tobytes() == expected_out[start:end].tobytes()
 
 
+def test_a_block_of_lines_shorter_than_usual_has_a_row_for_every_line() -> None:
+    # More lines than the first guess of rows (one per 96 bytes) makes room for: read again.
+    good = b'{"gateway":"GW-1","received_at":1.5,"frame":"0102"}'
+    block = b"\n".join([b"", b"x", good] * 700) + b"\nlast"
+    rows, out = read_collector_block(block, GATEWAYS)
+    assert len(rows) == 2101
+    assert rows["line_offset"][-1] + rows["line_length"][-1] == len(block)
+    read = rows[rows["status"] == LINE_READ]
+    assert len(read) == 700
+    assert out[read["payload_offset"][-1] : read["payload_offset"][-1] + 2].tobytes() == b"\x01\x02"
+    expected, _ = twin(block)
+    same_rows(rows, expected)
+
+
 @settings(max_examples=500)
 @given(st.one_of(collector_lines(), json_lines()))
 def test_a_line_read_in_bulk_gives_the_line_readers_reception(line: bytes) -> None:

@@ -138,7 +138,7 @@ def _load_keys(path: str) -> object:
 
 
 def _run_ingest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from minolcore.ingest import fewer_collections, ingest_files  # noqa: PLC0415
+    from minolcore.ingest import fewer_collections, ingest_files, print_stats  # noqa: PLC0415
     from minolcore.keys import KeyStore  # noqa: PLC0415
     from minolcore.pipeline import Pipeline  # noqa: PLC0415
     from minolcore.site import SiteRegistry  # noqa: PLC0415
@@ -182,7 +182,6 @@ def _run_ingest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     for reason, count in summary.bad_lines.items():
         print(f"  bad lines: {reason:<12} {count:>8,}", file=out)
-    from minolcore.demo import print_stats  # noqa: PLC0415
 
     print_stats(summary.pipeline, out)
     return 0

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TextIO
 
 from minolcore.access import AUDIT_KEY_ENV, AUDIT_KEY_FILE_ENV, AccessLayer, Principal, Role, audit_key_for
-from minolcore.pipeline import Pipeline, PipelineStats
+from minolcore.ingest import print_stats
+from minolcore.pipeline import Pipeline
 from minolcore.reports import MonthlyReport
 from minolcore.simulator import simulate, write_collector_log, write_packet_forwarder_log
 from minolcore.store import SQLiteStore
@@ -24,27 +25,6 @@ from minolcore.store import SQLiteStore
 __all__ = ["DEMO_START", "print_monthly", "print_stats", "run_demo"]
 
 DEMO_START = dt.date(2025, 1, 1)
-
-
-def print_stats(stats: PipelineStats, out: TextIO) -> None:
-    """The pipeline's counts, one per line, for a person."""
-    print(f"receptions received      {stats.received:>10,}", file=out)
-    print(f"uplinks (transmissions)  {stats.uplinks:>10,}", file=out)
-    print(
-        f"  copies merged          {stats.duplicates_merged:>10,}  (late: {stats.late_receptions:,})",
-        file=out,
-    )
-    rejected = sum(stats.rejected.values())
-    print(f"rejected                 {rejected:>10,}", file=out)
-    for reason, count in stats.rejected.items():
-        print(f"  {reason:<22} {count:>10,}", file=out)
-    print(f"decoded uplinks          {stats.decoded:>10,}", file=out)
-    for reason, count in stats.not_decoded.items():
-        print(f"  not decoded: {reason:<9} {count:>10,}", file=out)
-    print(f"reading values read      {stats.readings:>10,}", file=out)
-    print("decoded uplinks per device kind:", file=out)
-    for kind, count in stats.devices_by_kind.items():
-        print(f"  {kind:<22} {count:>10,}", file=out)
 
 
 def print_monthly(report: MonthlyReport, out: TextIO) -> None:

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from minolcore._model import Record
 from minolcore.adapters.collector import RejectedLine
@@ -24,7 +25,7 @@ from minolcore.pipeline import Pipeline, PipelineStats
 from minolcore.reception import ReceptionColumns
 from minolcore.store.base import RejectedRow, Store, StoreBatch
 
-__all__ = ["IngestSummary", "fewer_collections", "ingest_files"]
+__all__ = ["IngestSummary", "fewer_collections", "ingest_files", "print_stats"]
 
 DEFAULT_BATCH = 20_000
 # Rows (uplinks, late copies and rejected lines) the store gets per transaction. Uplink
@@ -204,3 +205,24 @@ def ingest_files(
         pipeline=pipeline.stats(),
         seconds=time.perf_counter() - started,
     )
+
+
+def print_stats(stats: PipelineStats, out: TextIO) -> None:
+    """The pipeline's counts, one per line, for a person."""
+    print(f"receptions received      {stats.received:>10,}", file=out)
+    print(f"uplinks (transmissions)  {stats.uplinks:>10,}", file=out)
+    print(
+        f"  copies merged          {stats.duplicates_merged:>10,}  (late: {stats.late_receptions:,})",
+        file=out,
+    )
+    rejected = sum(stats.rejected.values())
+    print(f"rejected                 {rejected:>10,}", file=out)
+    for reason, count in stats.rejected.items():
+        print(f"  {reason:<22} {count:>10,}", file=out)
+    print(f"decoded uplinks          {stats.decoded:>10,}", file=out)
+    for reason, count in stats.not_decoded.items():
+        print(f"  not decoded: {reason:<9} {count:>10,}", file=out)
+    print(f"reading values read      {stats.readings:>10,}", file=out)
+    print("decoded uplinks per device kind:", file=out)
+    for kind, count in stats.devices_by_kind.items():
+        print(f"  {kind:<22} {count:>10,}", file=out)

@@ -291,9 +291,29 @@ def read_collector_block(
     name_offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(name) for name in encoded], out=name_offsets[1:])
     names = b"".join(encoded)
-    capacity = block.count(b"\n") + 1
-    rows = np.zeros(capacity, dtype=COLLECTOR_LINE_DTYPE)
     out = np.empty(len(block) // 2, dtype=np.uint8)
+    # Rows for lines of the usual length at least; a block of shorter lines is read again
+    # with a row for each of its lines (counting them costs a third of reading them).
+    rows, count = _read_lines(block, names, name_offsets, encoded, len(block) // _USUAL_LINE_BYTES + 1, out)
+    if count and rows["line_offset"][count - 1] + rows["line_length"][count - 1] < len(block):
+        rows, count = _read_lines(block, names, name_offsets, encoded, block.count(b"\n") + 1, out)
+    return rows[:count], out
+
+
+# Bytes of a short collector line (a 20-byte frame with gateway, time and level).
+_USUAL_LINE_BYTES = 96
+
+
+def _read_lines(
+    block: bytes,
+    names: bytes,
+    name_offsets: npt.NDArray[np.int64],
+    encoded: list[bytes],
+    capacity: int,
+    out: npt.NDArray[np.uint8],
+) -> tuple[npt.NDArray[Any], int]:
+    """(rows of the first ``capacity`` lines of ``block``, how many lines were read)."""
+    rows = np.zeros(capacity, dtype=COLLECTOR_LINE_DTYPE)
     if _native.BACKEND == "cffi":
         ffi, lib = _native.ffi, _native.lib
         count = lib.mc_read_collector_lines(
@@ -310,4 +330,4 @@ def read_collector_block(
         from minolcore._reference.lines import read_collector_lines_into  # noqa: PLC0415
 
         count = read_collector_lines_into(block, encoded, rows, out)
-    return rows[:count], out
+    return rows, int(count)
