@@ -157,26 +157,14 @@ def _batches(
     index = {name: i for i, name in enumerate(table)}
     line_no = 0
     with open(path, "rb") as handle:
-        rest = b""
         while True:
-            data = handle.read(_BLOCK_BYTES)
-            if data:
-                cut = data.rfind(b"\n") + 1
-                if not cut:
-                    # No line ends in this block: gather the blocks of the long line first
-                    # (adding each to the last would copy it over and over).
-                    pieces = [rest, data]
-                    while data and not cut:
-                        data = handle.read(_BLOCK_BYTES)
-                        cut = data.rfind(b"\n") + 1
-                        pieces.append(data[:cut] if cut else data)
-                    block, rest = b"".join(pieces), data[cut:] if cut else b""
-                else:
-                    block, rest = rest + data[:cut], data[cut:]
-            else:
-                block, rest = rest, b""
-                if not block:
-                    return
+            block = handle.read(_BLOCK_BYTES)
+            if not block:
+                return
+            if not block.endswith(b"\n"):
+                # The block ends inside a line: the rest of it comes along, however long
+                # (one copy of the block, rather than cutting and joining).
+                block += handle.readline()
             rows, out = read_collector_block(block, table)
             for first in range(0, len(rows), batch_lines):
                 part = rows[first : first + batch_lines]
