@@ -395,11 +395,11 @@ class SQLiteStore:
         settled = self._settled
         if len(settled) > _SETTLED_LIMIT:
             settled.clear()
-        for row in readings:
-            if row[3] != 0:
-                key = row[:7]
-                held = settled.get(key)
-                settled[key] = row[12] if held is None else min(held, row[12])
+        # Historic rows are a few in ten: picked out without a Python loop over them all.
+        for row in itertools.compress(readings, map(_STORAGE_FIELD, readings)):
+            key = row[:7]
+            held = settled.get(key)
+            settled[key] = row[12] if held is None else min(held, row[12])
         self._settled_version = version
 
     def set_meta(self, key: str, value: str) -> None:
@@ -556,6 +556,8 @@ def _many_rows(head: str, width: int, tail: str, rows: int) -> str:
 
 
 _DEVICE_UID = operator.itemgetter(0)
+_STORAGE_FIELD = operator.itemgetter(3)
+_PLACE_FIELDS = operator.itemgetter(10, 11, 0)
 _UPLINK_KEY = operator.itemgetter(0)
 _RECEPTIONS_DECODER = msgspec.json.Decoder(list[ReceptionRow])
 
@@ -597,10 +599,8 @@ def _merged_readings(
     astuple = cast(Callable[[ReadingRow], tuple[Any, ...]], msgspec.structs.astuple)
     for values in itertools.chain(map(astuple, rows), values_rows):
         key = values[:7]
-        held = merged.get(key)
-        if held is None:
-            merged[key] = values
-        elif values[12] < held[12]:
+        held = merged.setdefault(key, values)
+        if held is not values and values[12] < held[12]:
             merged[key] = (*held[:12], values[12])
     # Grouped by device, not sorted by the whole key: a device's rows come in time order
     # already, so the inserts stay as local in the B-tree at a quarter of the sorting cost.
@@ -610,9 +610,9 @@ def _merged_readings(
 def _placements(readings: Iterable[tuple[Any, ...]]) -> list[tuple[str, str, str]]:
     """(building or '', unit or '', device) of every reading assigned to a building or unit."""
     found = {
-        (row[10] or "", row[11] or "", row[0])
-        for row in readings
-        if row[10] is not None or row[11] is not None
+        (building or "", unit or "", device)
+        for building, unit, device in set(map(_PLACE_FIELDS, readings))
+        if building is not None or unit is not None
     }
     return sorted(found)
 
