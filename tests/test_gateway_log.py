@@ -11,14 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from minolcore import ingest
 from minolcore.adapters import semtech
 from minolcore.adapters.collector import RejectedLine, RejectReason
 from minolcore.adapters.gateway_log import iter_gateway_log_file
-from minolcore.ingest import BULK_GC_THRESHOLD, fewer_collections, ingest_files
+from minolcore.ingest import fewer_collections, ingest_files
 from minolcore.pipeline import Pipeline
 from minolcore.reception import Radio, Reception
 from minolcore.simulator import simulate, write_collector_log
-from minolcore.store import SQLiteStore
+from minolcore.store import SQLiteStore, StoreBatch
 from tests.test_semtech import rxpk_json
 
 FRAME_HEX = "2E4493157856341233037A2A0000002F2F0C1427048502046D32371F1502FD1700002F2F2F2F2F2F2F2F"
@@ -187,21 +188,57 @@ def test_arbitrary_packet_forwarder_lines_never_raise(
     assert numbered == sorted(numbered) and all(1 <= n <= len(lines) for n in numbered)
 
 
-def test_fewer_collections_raises_the_young_generation_and_restores_it() -> None:
+def test_fewer_collections_switches_automatic_collection_off_and_restores_it() -> None:
     before = gc.get_threshold()
     try:
-        gc.set_threshold(700, 10, 10)
         with fewer_collections():
-            assert gc.get_threshold() == (BULK_GC_THRESHOLD, 10, 10)
-        assert gc.get_threshold() == (700, 10, 10)
+            assert not gc.isenabled()
+        assert gc.isenabled()
         with pytest.raises(RuntimeError), fewer_collections():
             raise RuntimeError("a failing ingest")
-        assert gc.get_threshold() == (700, 10, 10)
-        gc.set_threshold(500_000, 5, 5)  # a process that already collects less is left alone
+        assert gc.isenabled()
+        gc.disable()  # a process that switched automatic collection off is left so
         with fewer_collections():
-            assert gc.get_threshold() == (500_000, 5, 5)
-        gc.set_threshold(0, 5, 5)  # and so is one that switched automatic collection off
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+        gc.enable()
+        gc.set_threshold(0, 5, 5)  # and so is one that did it with a threshold of 0
         with fewer_collections():
-            assert gc.get_threshold() == (0, 5, 5)
+            assert gc.isenabled() and gc.get_threshold() == (0, 5, 5)
     finally:
+        gc.enable()
         gc.set_threshold(*before)
+
+
+def test_ingest_inside_fewer_collections_collects_after_each_store_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "STORE_BATCH", 50)  # several store writes
+    simulation = simulate(start=dt.date(2025, 1, 1), days=20, seed=2, units=2)
+    path = tmp_path / "log.jsonl"
+    write_collector_log(path, simulation.receptions)
+    writes: list[int] = []
+    collections: list[tuple[int, int]] = []  # (generation, store writes before it)
+
+    class CountingStore(SQLiteStore):
+        def write(self, batch: StoreBatch) -> None:
+            super().write(batch)
+            writes.append(len(batch.uplink_values))
+
+    def on_collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append((info["generation"], len(writes)))
+
+    store = CountingStore(":memory:")
+    pipeline = Pipeline(site=simulation.site, keys=simulation.keys, store=store, gateways=simulation.gateways)
+    gc.callbacks.append(on_collection)
+    try:
+        with fewer_collections():
+            ingest_files([path], pipeline, batch_size=50)
+            written = len(writes)
+    finally:
+        gc.callbacks.remove(on_collection)
+    assert written >= 2
+    # Only the young generations, once right after each write: never in between.
+    assert collections == [(1, n) for n in range(1, written + 1)]
+    assert store.counts()["uplinks"] == sum(writes)
