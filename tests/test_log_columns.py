@@ -190,18 +190,23 @@ def test_c_reader_equals_its_twin_on_any_lines(lines: list[bytes], final_newline
         assert out[start:end].tobytes() == expected_out[start:end].tobytes()
 
 
-def test_a_block_of_lines_shorter_than_usual_has_a_row_for_every_line() -> None:
-    # More lines than the first guess of rows (one per 96 bytes) makes room for: read again.
-    good = b'{"gateway":"GW-1","received_at":1.5,"frame":"0102"}'
-    block = b"\n".join([b"", b"x", good] * 700) + b"\nlast"
+def test_a_block_whose_later_lines_are_shorter_has_a_row_for_every_line() -> None:
+    # 90 KB of long lines, then many short ones: far more lines than the first 64 KB promise.
+    long_line = b'{"gateway":"GW-2","received_at":2.5,"frame":"' + b"AB" * 200 + b'"}'
+    short_line = b'{"gateway":"GW-1","received_at":1.5,"frame":"0102"}'
+    lines = [long_line] * 200 + [b"", b"x", short_line] * 3000
+    block = b"\n".join(lines) + b"\nlast"
     rows, out = read_collector_block(block, GATEWAYS)
-    assert len(rows) == 2101
+    assert len(rows) == len(lines) + 1
     assert rows["line_offset"][-1] + rows["line_length"][-1] == len(block)
     read = rows[rows["status"] == LINE_READ]
-    assert len(read) == 700
+    assert len(read) == 3200
+    assert out[read["payload_offset"][0] : read["payload_offset"][0] + 200].tobytes() == b"\xab" * 200
     assert out[read["payload_offset"][-1] : read["payload_offset"][-1] + 2].tobytes() == b"\x01\x02"
-    expected, _ = twin(block)
+    expected, expected_out = twin(block)
     same_rows(rows, expected)
+    end = read["payload_offset"][-1] + 2
+    assert out[:end].tobytes() == expected_out[:end].tobytes()
 
 
 @settings(max_examples=500)

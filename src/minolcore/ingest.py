@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import gc
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -57,15 +58,17 @@ def fewer_collections() -> Iterator[None]:
     embedding the library chooses its own. A process that switched automatic collection off
     (``gc.disable()`` or a first threshold of 0) is left so.
     """
-    was_enabled, was_collecting = gc.isenabled(), _Collections.after_writes
-    if was_enabled and gc.get_threshold()[0]:
+    # Only the block that switched collection off switches it on again (a nested block, or
+    # one in another thread, finds it off and leaves everything as it was).
+    owner = gc.isenabled() and gc.get_threshold()[0] > 0
+    if owner:
         gc.disable()
         _Collections.after_writes = True
     try:
         yield
     finally:
-        _Collections.after_writes = was_collecting
-        if was_enabled:
+        if owner:
+            _Collections.after_writes = False
             gc.enable()
 
 
@@ -88,10 +91,11 @@ _BATCH_FIELDS = tuple(StoreBatch.__annotations__)
 
 
 class _PooledStore:
-    """Batches for ``store`` pooled and written as one batch once they hold ``rows`` uplinks,
-    late copies and rejected lines. Batches written in turn leave what their concatenation written at once
-    leaves (the store merges rows within a batch as its statements would), so the stored result
-    is the same; a crash loses at most the pooled batches, which a new run writes again."""
+    """Batches for ``store`` pooled and written as one batch of at most ``rows`` uplinks,
+    late copies and rejected lines (a larger batch alone). Batches written in turn leave
+    what their concatenation written at once leaves (the store merges rows within a batch
+    as its statements would), so the stored result is the same; a crash loses at most the
+    pooled batches, which a new run writes again."""
 
     def __init__(self, store: Store, rows: int) -> None:
         self.store = store
@@ -100,12 +104,14 @@ class _PooledStore:
         self._count = 0
 
     def write(self, batch: StoreBatch) -> None:
-        self._held.append(batch)
-        self._count += (
-            len(batch.uplinks) + len(batch.uplink_values) + len(batch.late_receptions) + len(batch.rejected)
-        )
-        if self._count >= self.rows:
+        uplinks = len(batch.uplinks) + len(batch.uplink_values)
+        rows = uplinks + len(batch.late_receptions) + len(batch.rejected)
+        # The batches held so far are written before this one joins them: only the pool
+        # holds them, so they are freed before the collection that follows the write.
+        if self._held and self._count + rows > self.rows:
             self.flush()
+        self._held.append(batch)
+        self._count += rows
 
     def flush(self) -> None:
         held = self._held
@@ -116,7 +122,10 @@ class _PooledStore:
         else:
             # Field by field, whatever fields a batch has: each the rows of every batch in turn.
             merged = StoreBatch(
-                **{name: [row for batch in held for row in getattr(batch, name)] for name in _BATCH_FIELDS}
+                **{
+                    name: list(itertools.chain.from_iterable(getattr(batch, name) for batch in held))
+                    for name in _BATCH_FIELDS
+                }
             )
         self._held = []
         self._count = 0

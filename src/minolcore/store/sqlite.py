@@ -396,7 +396,8 @@ class SQLiteStore:
         if len(settled) > _SETTLED_LIMIT:
             settled.clear()
         # Historic rows are a few in ten: picked out without a Python loop over them all.
-        for row in itertools.compress(readings, map(_STORAGE_FIELD, readings)):
+        historic = map(operator.ne, map(_STORAGE_FIELD, readings), itertools.repeat(0))
+        for row in itertools.compress(readings, historic):
             key = row[:7]
             held = settled.get(key)
             settled[key] = row[12] if held is None else min(held, row[12])
@@ -609,9 +610,11 @@ def _merged_readings(
 
 def _placements(readings: Iterable[tuple[Any, ...]]) -> list[tuple[str, str, str]]:
     """(building or '', unit or '', device) of every reading assigned to a building or unit."""
+    # Distinct in the order they come (a dict, not a set): of equal ids of different types
+    # (1 and 1.0) the first is kept.
     found = {
         (building or "", unit or "", device)
-        for building, unit, device in set(map(_PLACE_FIELDS, readings))
+        for building, unit, device in dict.fromkeys(map(_PLACE_FIELDS, readings))
         if building is not None or unit is not None
     }
     return sorted(found)
