@@ -18,8 +18,9 @@ give the same rows.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
-from typing import Any, Final, cast
+from typing import Any, Final, TypeGuard, cast
 
 import numpy as np
 
@@ -412,28 +413,29 @@ def _stamps(
     return np.asarray(minutes, dtype=np.int64), decoded
 
 
-def _scalar(p: _Position, raw: bytes, rows: np.ndarray[Any, Any], starts: np.ndarray[Any, Any]) -> list[Any]:
-    """The decoded value of a status position for every telegram (the per-record reader)."""
-    numbers = rows["real"] if p.coding == CODING_REAL else rows["value"]
+def _status_numbers(
+    p: _Position, raw: bytes, rows: _Gather, starts: np.ndarray[Any, Any]
+) -> list[int | None]:
+    """The decoded value of a status position for every telegram where it is an integer,
+    else None (the per-record reader's value, then the status inputs' test)."""
+    numbers = (rows["real"] if p.coding == CODING_REAL else rows["value"]).tolist()
     has_numbers = ((rows["flags"] & NUMBER) != 0).tolist()
     if p.kind == KIND_TIMEPOINT:
-        return [
+        values = [
             _value(p.header, p.coding, raw[start : start + p.length], has_number, number)[0]
-            for start, has_number, number in zip(starts.tolist(), has_numbers, numbers.tolist(), strict=True)
+            for start, has_number, number in zip(starts.tolist(), has_numbers, numbers, strict=True)
         ]
-    # Other kinds read only the number (and the data length): status values repeat.
+        return [v if _integer(v) else None for v in values]
+    # Other kinds read only the number (and the data length): status values repeat, so
+    # each distinct one is decoded once and the telegrams map onto them in C-level passes.
     filler = bytes(p.length)
-    seen: dict[tuple[bool, Any], Any] = {}
-    out = []
-    for has_number, number in zip(has_numbers, numbers.tolist(), strict=True):
-        key = (has_number, number)
-        if key not in seen:
-            seen[key] = _value(p.header, p.coding, filler, has_number, number)[0]
-        out.append(seen[key])
-    return out
+    keys = list(zip(has_numbers, numbers, strict=True))
+    decoded = {key: _value(p.header, p.coding, filler, *key)[0] for key in set(keys)}
+    found = {key: v if _integer(v) else None for key, v in decoded.items()}
+    return list(map(found.__getitem__, keys))
 
 
-def _integer(value: object) -> bool:
+def _integer(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -612,20 +614,13 @@ def _read_group(
         event = np.where(event == NO_MINUTE, moments, event)
     for t in np.flatnonzero(event == NO_MINUTE).tolist():
         event[t] = times.number(iso_minute(received_at[members[t]]))
-    errors: list[Any] = [None] * count
+    errors: list[int | None] = [None] * count
     if plan.error_at is not None:
         selected = column(plan.error_at)
-        errors = [
-            v if _integer(v) else None
-            for v in _scalar(positions[plan.error_at], data, selected, data_starts(selected))
-        ]
-    heads: list[Any] = [None] * count
+        errors = _status_numbers(positions[plan.error_at], data, selected, data_starts(selected))
+    heads: list[int | None] = [None] * count
     for j in plan.heads:
         selected = column(j)
-        candidates = [
-            v if _integer(v) else None for v in _scalar(positions[j], data, selected, data_starts(selected))
-        ]
-        heads = _coalesce(heads, candidates)
-    layout = plan.layout
-    for position, moment, error_flags, head in zip(members, event.tolist(), errors, heads, strict=True):
-        out[position] = (moment, (error_flags, head), layout)
+        heads = _coalesce(heads, _status_numbers(positions[j], data, selected, data_starts(selected)))
+    statuses = zip(errors, heads, strict=True)
+    out.update(zip(members, zip(event.tolist(), statuses, itertools.repeat(plan.layout)), strict=True))
