@@ -199,7 +199,7 @@ def _column_rows(
             function,
             chosen_values,
             unit,
-            chosen_valid.tolist(),
+            chosen_valid.view(np.uint8).tolist(),  # 1 or 0: see ReadingValues
             building,
             unit_id,
             keys.tolist(),

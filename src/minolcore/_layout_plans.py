@@ -149,7 +149,7 @@ class ReadingColumn:
 
     def rows(self, times: ReadingTimes) -> list[tuple[Any, ...] | None]:
         """Per telegram its reading row (time, quantity, storage, tariff, subunit, function,
-        value, unit, valid), or None: what the column means, one telegram at a time (the
+        value, unit, valid as 1 or 0), or None: what the column means, one telegram at a time (the
         pipeline builds the rows it keeps in bulk, in ``minolcore._batch_readings``; the
         tests hold both to the per-record path)."""
         quantity, storage, tariff, subunit, function, unit = self.fields
@@ -168,7 +168,7 @@ class ReadingColumn:
                 ok,
             )
             for stamp, value, ok in zip(
-                self.stamps.tolist(), self.values.tolist(), self.valid.tolist(), strict=True
+                self.stamps.tolist(), self.values.tolist(), self.valid.view(np.uint8).tolist(), strict=True
             )
         ]
 

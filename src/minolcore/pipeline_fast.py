@@ -435,7 +435,7 @@ def _record(
             function,
             float(decoded) if isinstance(decoded, int | float) else None,
             header[3],
-            valid,
+            int(valid),  # 1 or 0: see ReadingValues
         )
         reading = (storage, tariff, subunit, row)
     entry = (header[0] + header[1], kind, data, reading)

@@ -112,8 +112,10 @@ class ReadingRow(Record):
 
 # A reading as the readings table holds it, in column order: (device_uid, reading_time,
 # quantity, storage, tariff, subunit, function, value, unit, valid, building_id, unit_id,
-# uplink_key), the fields of :class:`ReadingRow`.
-ReadingValues = tuple[str, str, str, int, int, int, str, float | None, str, bool, str | None, str | None, str]
+# uplink_key), the fields of :class:`ReadingRow`. ``valid`` is 1 or 0 as the pipeline makes
+# it (True and False store the same, but Python's sqlite3 binds a bool at several times
+# the cost of an int).
+ReadingValues = tuple[str, str, str, int, int, int, str, float | None, str, int, str | None, str | None, str]
 
 
 class StatusEventRow(Record):
