@@ -350,7 +350,7 @@ class SQLiteStore:
         for the million lines' uplinks and readings than ``executemany`` with one row per
         statement, 5-28 % over five runs of ``tools/store_floor.py``)."""
         head, width, tail = _values_clause(statement)
-        if any(len(row) != width for row in rows):
+        if set(map(len, rows)) - {width}:
             raise InputError(f"a row of {width} values expected for: {head.split('(')[0].strip()}")
         per = max(
             1, min(_ROWS_PER_STATEMENT, self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
@@ -488,7 +488,7 @@ class SQLiteStore:
 def _merged_uplinks(rows: Sequence[UplinkRow], values_rows: Sequence[UplinkValues]) -> list[UplinkValues]:
     """One row per uplink key with the union of the receptions of the rows given for it (the
     row objects count as coming before the value tuples)."""
-    if not rows and len({row[0] for row in values_rows}) == len(values_rows):
+    if not rows and len(set(map(_UPLINK_KEY, values_rows))) == len(values_rows):
         # Every key once (the pipeline's own batches): sorted by key, nothing to merge.
         return sorted(values_rows, key=_UPLINK_KEY)
     first: dict[str, UplinkRow | UplinkValues] = {}
