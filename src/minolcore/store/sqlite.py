@@ -360,7 +360,7 @@ class SQLiteStore:
         if whole:
             self._db.executemany(
                 _many_rows(head, width, tail, per),
-                [tuple(flat(rows[i : i + per])) for i in range(0, whole, per)],
+                (tuple(flat(rows[i : i + per])) for i in range(0, whole, per)),
             )
         # The rest in pieces of a power of two rows each: a few statement shapes per
         # statement, so the cached statement texts stay few (not one per remainder).
