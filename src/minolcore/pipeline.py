@@ -302,27 +302,33 @@ class Pipeline:
     def _feed_columns(self, receptions: Sequence[Reception]) -> PipelineResult:
         grouped = self.network.feed_grouped(receptions)
         copies = _Copies(grouped, self.network.gateway_ids)
-        wmbus = [p for p, row in enumerate(grouped.openers) if row not in grouped.decoded]
+        decoded = grouped.decoded  # the LoRaWAN uplinks, by opening reception
+        if decoded:
+            wmbus = [p for p, row in enumerate(grouped.openers) if row not in decoded]
+            lorawan = [p for p, row in enumerate(grouped.openers) if row in decoded]
+        else:
+            wmbus, lorawan = list(range(len(grouped.openers))), []
         rows = _Rows()
         openers = list(map(grouped.openers.__getitem__, wmbus))
         frames = list(map(grouped.frames.__getitem__, openers))
         meters = list(map(grouped.devices.__getitem__, openers))
         # Per meter once: its key and its device (a batch holds a few uplinks of each meter).
         per_meter = {}
+        mappable = {}
         for meter in set(meters):
             address = self.network.meter(meter)[1]
             per_meter[meter] = (self._cached_key(address), self._fast_device(address))
+            mappable[meter] = per_meter[meter][1][2] is not None
         keys = [per_meter[meter][0] for meter in meters]
         devices = [per_meter[meter][1] for meter in meters]
         first_times = copies.first_received_at[wmbus].tolist()
         scanned = scan_uplink_frames(frames)
-        eligible = np.fromiter((d[2] is not None for d in devices), dtype=np.bool_, count=len(wmbus))
+        eligible = np.fromiter(map(mappable.__getitem__, meters), dtype=np.bool_, count=len(wmbus))
         read = fast_records(scanned, keys, eligible, first_times, self.signatures, frames)
         fast = read.records
         slow = {i: copies.uplink(self.network, wmbus[i]) for i, item in enumerate(fast) if item is None}
         telegrams = self._slow_telegrams(slow, fast, read.dependent.tolist())
         stored = copies.encoded()
-        lorawan = [position for position, row in enumerate(grouped.openers) if row in grouped.decoded]
         # Per uplink (wireless M-Bus ones by their index in wmbus, then LoRaWAN ones) where the
         # rows of its reading columns go, and the uplink of every row appended one by one.
         places: list[UplinkPlace | None] = [None] * (len(wmbus) + len(lorawan))
