@@ -10,7 +10,10 @@ gateway bytes to record columns.
 from __future__ import annotations
 
 import enum
+import itertools
+import operator
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -100,25 +103,34 @@ def decrypt_mode5_columns(result: ScanResult, keys: Sequence[AesKey | None]) -> 
     status = np.full(count, Mode5Status.NOT_MODE5, dtype=np.uint8)
     status[candidate & (size > apl_length)] = Mode5Status.TRUNCATED
     candidate &= size <= apl_length
-    groups: dict[AesKey, list[int]] = {}
-    for row in np.flatnonzero(candidate).tolist():
-        key = keys[row]
-        if key is None:
-            status[row] = Mode5Status.NO_KEY
-        else:
-            groups.setdefault(key, []).append(row)
-    if groups:
+    chosen = np.flatnonzero(candidate)
+    chosen_keys = list(map(keys.__getitem__, chosen.tolist()))
+    has_key = np.fromiter(
+        map(operator.is_not, chosen_keys, itertools.repeat(None)), dtype=np.bool_, count=len(chosen)
+    )
+    status[chosen[~has_key]] = Mode5Status.NO_KEY
+    if has_key.any():
         # All frames at once, each key's frames side by side: one ECB call per key is all
         # that is done key by key (a meter has its own key, so a batch has hundreds).
-        rows = np.array([row for members in groups.values() for row in members], dtype=np.intp)
+        # Frames are grouped by key object (the pipeline holds one per meter), without a
+        # Python loop or a hash of the key per frame; equal keys in two objects would just
+        # take two calls.
+        keyed = np.flatnonzero(has_key)
+        objects = np.fromiter(
+            map(id, map(chosen_keys.__getitem__, keyed.tolist())), dtype=np.uint64, count=len(keyed)
+        )
+        _, first_of_group, group_of = np.unique(objects, return_index=True, return_inverse=True)
+        order = np.argsort(group_of, kind="stable")
+        rows = chosen[keyed[order]]
         sizes = size[rows]
         cipher_index = ranges(apl_offset[rows], sizes)
         cipher = plain[cipher_index]
         ciphertext = cipher.tobytes()
-        byte_ends = np.cumsum(sizes)[np.cumsum([len(members) for members in groups.values()]) - 1].tolist()
+        byte_ends = np.cumsum(sizes)[np.cumsum(np.bincount(group_of)) - 1].tolist()
         pieces = []
         start = 0
-        for key, end in zip(groups, byte_ends, strict=True):
+        for first, end in zip(keyed[first_of_group].tolist(), byte_ends, strict=True):
+            key = cast(AesKey, chosen_keys[first])
             pieces.append(key.ecb_decrypt(ciphertext[start:end]))
             start = end
         decrypted = np.frombuffer(b"".join(pieces), dtype=np.uint8)
