@@ -74,8 +74,8 @@ def test_ingest_collector_log_into_sqlite(
     benchmark: Any, collector_log: tuple[Simulation, Path, int], tmp_path: Path, checkpoints: str
 ) -> None:
     # What `minolcore ingest` does per file: the columnar path, pooled store transactions,
-    # the garbage collector's young generation raised for the run, WAL checkpoints on their
-    # own thread ("at_commit": SQLite's own, inside the commits, for comparison).
+    # garbage collected after each store write rather than by allocation count, WAL
+    # checkpoints on their own thread ("at_commit": SQLite's own, inside the commits).
     simulation, path, lines = collector_log
     runs = iter(range(1_000))
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from typing import Any, Final, TypeGuard, cast
+from typing import Any, Final, cast
 
 import numpy as np
 
@@ -421,22 +421,20 @@ def _status_numbers(
     numbers = (rows["real"] if p.coding == CODING_REAL else rows["value"]).tolist()
     has_numbers = ((rows["flags"] & NUMBER) != 0).tolist()
     if p.kind == KIND_TIMEPOINT:
-        values = [
-            _value(p.header, p.coding, raw[start : start + p.length], has_number, number)[0]
+        return [
+            _integer_or_none(_value(p.header, p.coding, raw[start : start + p.length], has_number, number)[0])
             for start, has_number, number in zip(starts.tolist(), has_numbers, numbers, strict=True)
         ]
-        return [v if _integer(v) else None for v in values]
     # Other kinds read only the number (and the data length): status values repeat, so
     # each distinct one is decoded once and the telegrams map onto them in C-level passes.
     filler = bytes(p.length)
     keys = list(zip(has_numbers, numbers, strict=True))
-    decoded = {key: _value(p.header, p.coding, filler, *key)[0] for key in set(keys)}
-    found = {key: v if _integer(v) else None for key, v in decoded.items()}
+    found = {key: _integer_or_none(_value(p.header, p.coding, filler, *key)[0]) for key in set(keys)}
     return list(map(found.__getitem__, keys))
 
 
-def _integer(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _integer_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def read_by_layout(
