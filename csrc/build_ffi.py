@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+import sys
 
 from cffi import FFI
 
@@ -33,8 +34,10 @@ def _cdef() -> str:
 
 SOURCES = sorted(str(path.relative_to(ROOT)) for path in HERE.glob("mc_*.c"))
 
-compile_args = ["-std=c99", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+compile_args = ["-std=c11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 link_args: list[str] = []
+# dlopen and dlsym (mc_sqlite.c) are in libdl before glibc 2.34; elsewhere in the C library.
+libraries = ["dl"] if sys.platform.startswith("linux") else []
 if os.environ.get("MINOLCORE_SANITIZE") == "1":
     sanitize = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
     compile_args = [*compile_args[:1], "-O1", "-g", *sanitize]
@@ -50,6 +53,7 @@ ffibuilder.set_source(
     define_macros=[("MC_VERSION_STAMP", f'"{_stamp()}"')],
     extra_compile_args=compile_args,
     extra_link_args=link_args,
+    libraries=libraries,
     optional=True,
 )
 

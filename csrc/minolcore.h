@@ -1,6 +1,7 @@
 /* minolcore C core: the hot loops of the frame layer and the dedupe table.
  *
- * C99, libc only. Every function here has a pure-Python twin in
+ * C11 (for one thread-local), libc only; mc_sqlite.c calls the SQLite library that
+ * Python's sqlite3 module loaded. Every function here has a pure-Python twin in
  * src/minolcore/_reference/, and the equivalence tests prove them equal.
  * The cdef part of build_ffi.py repeats these declarations for cffi.
  */
@@ -197,5 +198,34 @@ size_t mc_read_collector_lines(const uint8_t *buf, size_t len, const uint8_t *na
 /* 1 when mc_read_collector_lines reads numbers of 16 to 40 digits with a fraction itself
  * (the C library reads them in the "C" locale), 0 when it leaves them to Python. */
 int mc_long_numbers(void);
+
+/* Rows bound from C onto a connection of Python's sqlite3 module (mc_sqlite.c). */
+enum { MC_SQL_NULL = 0, MC_SQL_INT64 = 1, MC_SQL_DOUBLE = 2, MC_SQL_TEXT = 3 };
+
+typedef struct {
+    int kind;              /* MC_SQL_*: every row of the column binds this type, or NULL */
+    const void *values;    /* int64_t[rows] or double[rows]; for MC_SQL_TEXT the UTF-8 text of
+                              each row that is not null, followed by a NUL byte */
+    const uint8_t *nulls;  /* NULL, or 1 for each row that binds NULL */
+} mc_sql_column;
+
+/* Look SQLite's functions up in the already loaded module at module_path (the sqlite3
+ * module's extension, which uses the library). 1 when all are found, else 0: the caller
+ * binds through Python's sqlite3 instead. */
+int mc_sql_bind_library(const char *module_path);
+/* Have SQLite note every connection it opens from now on (its auto-extension hook);
+ * returns SQLite's result code. */
+int mc_sql_watch_opens(void);
+/* The connection this thread opened last since the previous call, or NULL. */
+void *mc_sql_take_opened(void);
+/* sqlite3_prepare_v2 and sqlite3_finalize on a connection from mc_sql_take_opened. */
+int mc_sql_prepare(void *db, const char *sql, void **statement);
+void mc_sql_finalize(void *statement);
+/* Run an INSERT for `rows` rows of `width` columns: `many` (NULL or a statement of
+ * rows_per_many rows) as often as whole chunks fit, then `one` (a one-row statement) for each
+ * row left. Returns SQLite's result code (0 when every row ran) with SQLite's message in
+ * error; rows run before a failing one stay in the open transaction, as with executemany. */
+int mc_sql_insert(void *db, void *many, int64_t rows_per_many, void *one, const mc_sql_column *columns,
+                  int width, int64_t rows, char *error, size_t error_size);
 
 #endif

@@ -21,7 +21,9 @@ from typing import Any, cast
 import msgspec
 
 from minolcore.errors import ConfigError, InputError, StoreError
+from minolcore.store import _native_rows
 from minolcore.store._checkpoints import BackgroundCheckpoints
+from minolcore.store._columns import pack_columns
 from minolcore.store.base import (
     DeviceRow,
     ReadingRow,
@@ -170,11 +172,18 @@ class SQLiteStore:
         self._checkpoints: BackgroundCheckpoints | None = None
         try:
             # Another writer (an ingest, retention) may hold the lock for a large batch's commit.
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
+            self._db, self._native_rows = _native_rows.connect(
+                lambda: sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
+                )
             )
         except sqlite3.Error as error:
             raise ConfigError(f"cannot open the database: {error}", where=self.path) from None
+        # Statements prepared on the connection are finalized before it closes, also when the
+        # store is dropped unclosed.
+        self._close_native_rows = weakref.finalize(
+            self, self._native_rows.close if self._native_rows is not None else _nothing
+        )
         try:
             # The schema first: a file that is not ours is refused before anything changes it.
             version = self._open_schema()
@@ -355,6 +364,12 @@ class SQLiteStore:
         per = max(
             1, min(_ROWS_PER_STATEMENT, self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
         )
+        if self._native_rows is not None and rows:
+            packed = pack_columns(rows, width)
+            if packed is not None:
+                many = _many_rows(head, width, tail, per) if len(rows) >= per else None
+                self._native_rows.insert(many, per, _many_rows(head, width, tail, 1), packed)
+                return
         whole = len(rows) - len(rows) % per
         flat = itertools.chain.from_iterable
         if whole:
@@ -467,6 +482,7 @@ class SQLiteStore:
     def close(self) -> None:
         """Close the connection (and stop the background checkpoints, if any)."""
         self._close_checkpoints()
+        self._close_native_rows()
         self._db.close()
 
     def __enter__(self) -> SQLiteStore:
@@ -543,6 +559,10 @@ def _late_reception_values(rows: Sequence[tuple[str, ReceptionRow]]) -> list[tup
 
 
 @functools.cache
+def _nothing() -> None:
+    pass
+
+
 def _values_clause(statement: str) -> tuple[str, int, str]:
     """(what comes before VALUES, the number of values per row, what follows the row)."""
     head, _, rest = statement.partition("VALUES (")

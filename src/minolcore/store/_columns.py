@@ -1,0 +1,144 @@
+"""Rows of an INSERT packed into typed columns, for binding them from C (``mc_sql_insert``).
+
+Python's ``sqlite3`` binds one value at a time: a type test through Python's C API and a
+copy of every text. Packed, a statement's rows become a few buffers: per column an array of
+64-bit integers or doubles, or its texts one after another, each ended by a NUL byte. The C
+core binds them in place (see csrc/mc_sqlite.c). The common columns (all texts, all
+integers) pack in C-level passes that check their values' types as they go (``str.join``
+and ``array('q')`` take nothing else); only a column with ``None`` or floats in it is first
+tested value by value (``set(map(type, ...))``).
+
+A column packs where binding it from C gives what Python's ``sqlite3`` binds: every value a
+``str`` (with no NUL inside, encodable), every value an integer within 64 bits (``bool``
+included), or every value a ``float``, each kind with or without ``None``. Anything else
+(bytes, integers and floats mixed in one column, integers beyond 64 bits, a lone surrogate)
+leaves the statement's rows to Python's ``sqlite3``, which binds them or refuses them as it
+always did. One widening: an integer column whose first value is an ``int`` also takes what
+``array('q')`` takes as an integer (numpy's integers, say), which Python's ``sqlite3`` refuses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+__all__ = ["DOUBLE", "INT64", "NULL", "TEXT", "PackedColumns", "pack_columns", "unpack_rows"]
+
+# Column kinds; the numbers match MC_SQL_* in csrc/minolcore.h.
+NULL = 0
+INT64 = 1
+DOUBLE = 2
+TEXT = 3
+
+_NONE = type(None)
+_INTEGERS = frozenset((int, bool))
+_NUL = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PackedColumns:
+    """A statement's rows as columns: ``kinds[c]`` is one of NULL, INT64, DOUBLE, TEXT;
+    ``values[c]`` an ``array('q')`` or ``array('d')`` of a value per row (any value for a null
+    row), the UTF-8 texts of the rows that are not null each ended by a NUL byte, or None
+    for an all-NULL column; ``nulls[c]`` None or one byte per row, 1 where the row
+    binds NULL."""
+
+    rows: int
+    kinds: tuple[int, ...]
+    values: tuple[array[int] | array[float] | bytes | None, ...]
+    nulls: tuple[bytes | None, ...]
+
+
+def pack_columns(rows: Sequence[Sequence[object]], width: int) -> PackedColumns | None:
+    """Pack ``rows`` (each of ``width`` values), or None where a column does not pack (see
+    the module's docstring): such rows are bound by Python's ``sqlite3``."""
+    count = len(rows)
+    if not count:
+        return PackedColumns(0, (NULL,) * width, (None,) * width, (None,) * width)
+    columns: list[Sequence[object]] = list(zip(*rows, strict=True))
+    if len(columns) != width:
+        return None
+    kinds: list[int] = []
+    values: list[array[int] | array[float] | bytes | None] = []
+    nulls: list[bytes | None] = []
+    for column in columns:
+        packed = _pack_column(column, count)
+        if packed is None:
+            return None
+        kinds.append(packed[0])
+        values.append(packed[1])
+        nulls.append(packed[2])
+    return PackedColumns(count, tuple(kinds), tuple(values), tuple(nulls))
+
+
+_Packed = tuple[int, "array[int] | array[float] | bytes | None", "bytes | None"]
+
+
+def _pack_column(column: Sequence[object], count: int) -> _Packed | None:
+    """One column, packed; the common columns (all texts, or all integers) without a type
+    test per value, since ``str.join`` and ``array('q')`` refuse anything else."""
+    first = type(column[0])
+    try:
+        if first is str:
+            return TEXT, _texts(column, count), None
+        if first is int or first is bool:
+            return INT64, array("q", cast(Sequence[int], column)), None
+    except TypeError:
+        pass  # a None (or another type) further on
+    except (ValueError, OverflowError):
+        return None  # a NUL or a lone surrogate in a text, an integer beyond 64 bits
+    types = set(map(type, column))
+    if not types <= {str, int, bool, float, _NONE}:
+        return None
+    present = list(map(operator.is_not, column, itertools.repeat(None)))
+    mask = None if all(present) else bytes(map(operator.not_, present))
+    given = list(itertools.compress(column, present))
+    types.discard(_NONE)
+    if not types:
+        return NULL, None, mask
+    try:
+        if types == {str}:
+            return TEXT, _texts(given, len(given)), mask
+        if types <= _INTEGERS:
+            return INT64, array("q", [0 if value is None else cast(int, value) for value in column]), mask
+    except (ValueError, OverflowError):
+        return None
+    if types == {float}:
+        return DOUBLE, array("d", [0.0 if value is None else cast(float, value) for value in column]), mask
+    return None  # integers and floats mixed: Python's sqlite3 binds each as its own type
+
+
+def _texts(texts: Sequence[object], count: int) -> bytes:
+    """The texts in UTF-8, each followed by a NUL byte. TypeError for a value that is not a
+    ``str``, ValueError for a text that holds a NUL (or cannot be encoded)."""
+    if not count:
+        return b""
+    packed = ("\0".join(texts) + "\0").encode()  # type: ignore[arg-type]  # join checks each value
+    if packed.count(_NUL) != count:
+        raise ValueError("a text holds a NUL")
+    return packed
+
+
+def unpack_rows(packed: PackedColumns) -> list[tuple[object, ...]]:
+    """The rows that ``packed`` holds, as Python's ``sqlite3`` would bind them (the inverse of
+    :func:`pack_columns`)."""
+    columns: list[list[object]] = []
+    for kind, values, mask in zip(packed.kinds, packed.values, packed.nulls, strict=True):
+        column: list[object]
+        if kind == NULL:
+            column = [None] * packed.rows
+        elif kind == TEXT:
+            assert isinstance(values, bytes)
+            texts = iter(values.decode().split("\0"))
+            column = [None if mask is not None and mask[row] else next(texts) for row in range(packed.rows)]
+        else:
+            assert isinstance(values, array)
+            column = list(values)
+        if mask is not None:
+            column = [None if null else value for value, null in zip(column, mask, strict=True)]
+        columns.append(column)
+    return list(zip(*columns, strict=True)) if columns else []
