@@ -33,6 +33,7 @@ int mc_sql_insert(void *db, void *many, int64_t rows_per_many, void *one, const 
 #define SQLITE_NOMEM 7
 #define SQLITE_ERROR 1
 #define SQLITE_MISUSE 21
+#define SQLITE_RANGE 25
 #define SQLITE_DONE 101
 #define SQLITE_UTF8 1
 
@@ -179,6 +180,12 @@ static int bind_row(sqlite3_stmt *statement, int first, const mc_sql_column *col
             rc = sql.bind_int64(statement, index, ((const int64_t *)column->values)[row]);
         } else if (column->kind == MC_SQL_DOUBLE) {
             rc = sql.bind_double(statement, index, ((const double *)column->values)[row]);
+        } else if (column->kind == MC_SQL_TABLE) {
+            /* Entries and offsets were checked by mc_sql_insert. */
+            int64_t entry = ((const int64_t *)column->values)[row];
+            int64_t start = column->offsets[entry], end = column->offsets[entry + 1];
+            rc = sql.bind_text64(statement, index, column->table + start, (sqlite3_uint64)(end - start),
+                                 NULL /* SQLITE_STATIC */, SQLITE_UTF8);
         } else if (column->kind == MC_SQL_TEXT) {
             /* The texts of the rows that are not null, each followed by a NUL byte. */
             const char *text = texts[c];
@@ -226,6 +233,26 @@ int mc_sql_insert(void *db, void *many, int64_t rows_per_many, void *one, const 
         (many_rows != NULL && sql.bind_parameter_count(many_rows) != rows_per_many * width)) {
         copy_message("statement and columns do not match", error, error_size);
         return SQLITE_MISUSE;
+    }
+    /* Table entries are checked before any row runs, so that a bad one changes nothing. */
+    for (int c = 0; c < width; c++) {
+        const mc_sql_column *column = &columns[c];
+        if (column->kind != MC_SQL_TABLE)
+            continue;
+        for (int64_t e = 0; e < column->entries; e++) {
+            if (column->offsets[e] < 0 || column->offsets[e + 1] < column->offsets[e] ||
+                column->offsets[e + 1] > column->table_bytes) {
+                copy_message("a table's offsets are out of order", error, error_size);
+                return SQLITE_RANGE;
+            }
+        }
+        for (int64_t row = 0; row < rows; row++) {
+            int64_t entry = ((const int64_t *)column->values)[row];
+            if ((column->nulls == NULL || !column->nulls[row]) && (entry < 0 || entry >= column->entries)) {
+                copy_message("a row's table entry is out of range", error, error_size);
+                return SQLITE_RANGE;
+            }
+        }
     }
     const char **texts = malloc((size_t)width * sizeof *texts);
     if (texts == NULL) {

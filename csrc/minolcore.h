@@ -200,13 +200,18 @@ size_t mc_read_collector_lines(const uint8_t *buf, size_t len, const uint8_t *na
 int mc_long_numbers(void);
 
 /* Rows bound from C onto a connection of Python's sqlite3 module (mc_sqlite.c). */
-enum { MC_SQL_NULL = 0, MC_SQL_INT64 = 1, MC_SQL_DOUBLE = 2, MC_SQL_TEXT = 3 };
+enum { MC_SQL_NULL = 0, MC_SQL_INT64 = 1, MC_SQL_DOUBLE = 2, MC_SQL_TEXT = 3, MC_SQL_TABLE = 4 };
 
 typedef struct {
     int kind;              /* MC_SQL_*: every row of the column binds this type, or NULL */
     const void *values;    /* int64_t[rows] or double[rows]; for MC_SQL_TEXT the UTF-8 text of
-                              each row that is not null, followed by a NUL byte */
+                              each row that is not null, followed by a NUL byte; for
+                              MC_SQL_TABLE int64_t[rows], each row's entry of the table */
     const uint8_t *nulls;  /* NULL, or 1 for each row that binds NULL */
+    const char *table;     /* MC_SQL_TABLE: entry e is the UTF-8 text table[offsets[e]:offsets[e+1]] */
+    const int64_t *offsets; /* entries + 1 of them, from 0 up to table_bytes */
+    int64_t entries;
+    int64_t table_bytes;
 } mc_sql_column;
 
 /* Look SQLite's functions up in the already loaded module at module_path (the sqlite3
@@ -221,7 +226,8 @@ void *mc_sql_take_opened(void);
 /* sqlite3_prepare_v2 and sqlite3_finalize on a connection from mc_sql_take_opened. */
 int mc_sql_prepare(void *db, const char *sql, void **statement);
 void mc_sql_finalize(void *statement);
-/* Run an INSERT for `rows` rows of `width` columns: `many` (NULL or a statement of
+/* Run an INSERT for `rows` rows of `width` columns (a row's table entry out of range, or a
+ * table's offsets out of order, refuse it whole with SQLITE_RANGE before any row runs): `many` (NULL or a statement of
  * rows_per_many rows) as often as whole chunks fit, then `one` (a one-row statement) for each
  * row left. Returns SQLite's result code (0 when every row ran) with SQLite's message in
  * error; rows run before a failing one stay in the open transaction, as with executemany. */

@@ -122,10 +122,18 @@ def test_merged_rows_are_the_batch_order_merge(
     columns, places, appended, uplinks = batch
     times = ReadingTimes()
     expected_rows, expected_read = merged_in_batch_order(columns, times, places, appended, uplinks)
-    rows, read = merge_reading_rows(columns, times, places, appended, uplinks)
+    block, read = merge_reading_rows(columns, times, places, appended, uplinks)
+    rows = block.rows()
     assert read == expected_read
-    assert sorted(map(repr, rows)) == sorted(map(repr, expected_rows))
+    assert sorted(map(repr, rows)) == sorted(map(repr, map(as_stored, expected_rows)))
     assert len({row[:7] for row in rows}) == len(rows)
+
+
+def as_stored(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row as the block gives it: the value a float (or None), valid 1 or 0, which SQLite
+    stores alike."""
+    value = None if row[7] is None else float(row[7])
+    return (*row[:7], value, row[8], int(row[9]), *row[10:])
 
 
 def test_reading_times_number_equal_texts_equally() -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import gc
 import sqlite3
 import threading
+from array import array
 from typing import Any
 
 import msgspec
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,7 +22,17 @@ from hypothesis import strategies as st
 from minolcore import _native
 from minolcore._reference.sql_rows import insert_packed
 from minolcore.store import SQLiteStore
-from minolcore.store._columns import DOUBLE, INT64, NULL, TEXT, PackedColumns, pack_columns, unpack_rows
+from minolcore.store._columns import (
+    DOUBLE,
+    INT64,
+    NULL,
+    TABLE,
+    TEXT,
+    PackedColumns,
+    pack_columns,
+    text_table,
+    unpack_rows,
+)
 from minolcore.store._native_rows import NativeRows
 from minolcore.store.base import StoreBatch
 
@@ -28,7 +40,7 @@ from .test_store import repeating_batch, sample_batch
 
 # A key, then a column of each declared type and one without a type: a column without type
 # affinity keeps exactly the type it was bound with, so a float bound for an int shows.
-TABLE = "CREATE TABLE t (k INTEGER PRIMARY KEY, a TEXT NOT NULL, b TEXT, c INTEGER, d REAL, e)"
+SCHEMA = "CREATE TABLE t (k INTEGER PRIMARY KEY, a TEXT NOT NULL, b TEXT, c INTEGER, d REAL, e)"
 INSERT = "INSERT INTO t VALUES {rows} ON CONFLICT (k) DO UPDATE SET a = excluded.a || '+'"
 ONE = "(?, ?, ?, ?, ?, ?)"
 
@@ -65,7 +77,7 @@ def table_rows(draw: st.DrawFn, awkward: bool = False) -> list[tuple[object, ...
 
 def new_table() -> sqlite3.Connection:
     db = sqlite3.connect(":memory:", isolation_level=None)
-    db.execute(TABLE)
+    db.execute(SCHEMA)
     db.execute("BEGIN")
     return db
 
@@ -90,7 +102,7 @@ def run_native(
         return run_twin(packed, per)
     store = SQLiteStore(":memory:")
     assert store._native_rows is not None, "the C core binds rows wherever it is built (Linux)"
-    store._db.execute(TABLE)
+    store._db.execute(SCHEMA)
     store._db.execute("BEGIN")
     error: type[BaseException] | None = None
     try:
@@ -144,7 +156,7 @@ def test_columns_unpack_to_the_rows_they_were_packed_from(rows: list[tuple[objec
     packed = pack_columns(rows, 6)
     if packed is not None:
         assert list(map(exact, unpack_rows(packed))) == list(map(exact, rows))
-        assert all(kind in (NULL, INT64, DOUBLE, TEXT) for kind in packed.kinds)
+        assert all(kind in (NULL, INT64, DOUBLE, TEXT) for kind in packed.kinds)  # TABLE: blocks only
 
 
 def exact(row: tuple[object, ...]) -> tuple[object, ...]:
@@ -287,3 +299,74 @@ def test_a_store_dropped_unclosed_finalizes_its_statements() -> None:
     if native is not None:
         assert native._statements == {}
         assert native._handle is None
+
+
+@st.composite
+def table_columns(draw: st.DrawFn) -> tuple[list[tuple[object, ...]], PackedColumns]:
+    """Rows for TABLE whose two text columns a and b come from tables: entries, each row's
+    entry number (b's may be null), and sometimes an entry number out of range."""
+    entries = [draw(TEXTS) for _ in range(draw(st.integers(1, 4)))]
+    table = text_table(entries)
+    assert table is not None
+    count = draw(st.integers(0, 12))
+    bound = len(entries) + (1 if draw(st.booleans()) else 0)  # one past the end: refused
+    a = [draw(st.integers(0, bound - 1)) for _ in range(count)]
+    b = [draw(st.integers(0, len(entries) - 1)) for _ in range(count)]
+    b_null = [draw(st.booleans()) for _ in range(count)]
+    keys = [draw(st.integers(0, 9)) for _ in range(count)]
+    packed = PackedColumns(
+        count,
+        (INT64, TABLE, TABLE, NULL, NULL, NULL),
+        (array("q", keys), np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64), None, None, None),
+        (None, None, bytes(b_null) if any(b_null) else None, None, None, None),
+        (None, table, table, None, None, None),
+    )
+    rows = [
+        (k, entries[x] if x < len(entries) else None, None if null else entries[y], None, None, None)
+        for k, x, y, null in zip(keys, a, b, b_null, strict=True)
+    ]
+    return rows, packed
+
+
+@pytest.mark.equivalence
+@given(table_columns(), st.integers(1, 5))
+def test_the_c_insert_binds_table_entries_as_its_twin(
+    columns: tuple[list[tuple[object, ...]], PackedColumns], per: int
+) -> None:
+    rows, packed = columns
+    native, twin = run_native(packed, per), run_twin(packed, per)
+    assert native == twin
+    found, error = twin
+    if any(row[1] is None for row in rows):
+        assert error is sqlite3.InterfaceError and found == []  # refused before any row ran
+    elif error is None:
+        assert list(map(exact, unpack_rows(packed))) == list(map(exact, rows))
+
+
+def test_a_table_whose_offsets_go_backwards_is_refused_whole() -> None:
+    texts, offsets = text_table(["ab", "cd"])  # type: ignore[misc]
+    backwards = np.array([0, 3, 2], dtype=np.int64)
+    for table in ((texts, backwards), (texts, np.array([0, 2, 9], dtype=np.int64))):
+        packed = PackedColumns(
+            1,
+            (INT64, TABLE, NULL, NULL, NULL, NULL),
+            (array("q", [1]), np.zeros(1, dtype=np.int64), None, None, None, None),
+            (None,) * 6,
+            (None, table, None, None, None, None),
+        )
+        assert run_native(packed, 1) == ([], sqlite3.InterfaceError)
+        assert run_twin(packed, 1) == ([], sqlite3.InterfaceError)
+    assert offsets.tolist() == [0, 2, 4]
+
+
+@pytest.mark.parametrize(
+    ("entries", "packs"),
+    [(["a", "m³", ""], True), (["a", None], True), (["a", 1], False), (["\udc80"], False), ([], True)],
+)
+def test_which_tables_pack(entries: list[object], packs: bool) -> None:
+    table = text_table(entries)
+    assert (table is not None) is packs
+    if table is not None:
+        texts, offsets = table
+        decoded = [texts[offsets[e] : offsets[e + 1]].decode() for e in range(len(entries))]
+        assert decoded == ["" if entry is None else entry for entry in entries]

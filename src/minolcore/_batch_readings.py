@@ -6,20 +6,25 @@ all (see :mod:`minolcore.store.sqlite`). A batch repeats most keys many times: e
 telegram repeats its meter's due-date and month-end values. The rows the layout plans read
 stay columns (:class:`~minolcore._layout_plans.ReadingColumn`) up to here, and
 :func:`merge_reading_rows` settles the repeats of the whole batch with one numpy sort,
-together with the rows the other paths appended, before any row tuple is built.
+together with the rows the other paths appended. What it keeps stays columns too, a
+:class:`~minolcore.store.base.ReadingBlock`: numbers into tables of device uids, reading
+times, fields, places and uplink keys, no Python object per row, which the store binds
+from C.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from minolcore._layout_plans import ReadingColumn, ReadingTimes
-from minolcore.store.base import ReadingValues
+from minolcore.store._readings import EMPTY
+from minolcore.store.base import ReadingBlock, ReadingValues
 from minolcore.wmbus.dates import NO_MINUTE
 
 __all__ = ["UplinkPlace", "merge_reading_rows"]
@@ -40,9 +45,9 @@ def merge_reading_rows(
     places: Sequence[UplinkPlace | None],
     appended: Sequence[ReadingValues],
     appended_uplinks: Sequence[int],
-) -> tuple[list[ReadingValues], int]:
-    """(one row per reading key, as the store keeps the batch's rows; how many rows the
-    columns give, i.e. their values with a reading time).
+) -> tuple[ReadingBlock, int]:
+    """(one row per reading key, as the store keeps the batch's rows, in a block; how many
+    rows the columns give, i.e. their values with a reading time).
 
     ``columns`` name their telegrams by uplink index (the uplink's place in the batch) and
     their reading times by ``times``' numbers; ``places`` gives per uplink index the
@@ -51,7 +56,7 @@ def merge_reading_rows(
     (never decreasing). An uplink has column rows or appended rows, not both; within an
     uplink, rows count in record order."""
     if not appended and not columns:
-        return [], 0
+        return EMPTY, 0
     appended_at_uplink = np.asarray(appended_uplinks, dtype=np.int64)
     if len(appended_at_uplink) != len(appended) or np.any(np.diff(appended_at_uplink) < 0):
         raise ValueError("appended rows must come with their uplink indexes, in batch order")
@@ -105,7 +110,7 @@ def merge_reading_rows(
     kept = np.flatnonzero(np.concatenate(stamp_parts) != NO_MINUTE)
     read = int(np.count_nonzero(kept < from_columns))
     if not len(kept):
-        return [], read
+        return EMPTY, read
     uplink, record, stamp, field, source = (
         np.concatenate(parts)[kept]
         for parts in (uplink_parts, record_parts, stamp_parts, field_parts, source_parts)
@@ -136,88 +141,80 @@ def merge_reading_rows(
         same[1:] &= part[1:] == part[:-1]
     starts = np.flatnonzero(~same)
     winners = order[starts]
-    smallest_key = _objects(ranked)[np.minimum.reduceat(rank[order], starts)]
-
-    out: list[ReadingValues] = []
+    smallest_rank = np.minimum.reduceat(rank[order], starts)
+    # The column rows first, then the appended ones, each in the order of their keys.
     from_column = is_column[winners]
-    chosen = winners[from_column]
-    if len(chosen):
-        out.extend(
-            _column_rows(
-                columns,
-                places,
-                uplink[chosen],
-                source[chosen],
-                kept[chosen],
-                stamp[chosen],
-                times,
-                np.concatenate([c.values for c in columns]),
-                np.concatenate([c.valid for c in columns]),
-                smallest_key[from_column],
-            )
-        )
-    for at, least in zip(
-        appended_at[winners[~from_column]].tolist(), smallest_key[~from_column], strict=True
-    ):
-        row = appended[at]
-        out.append(row if row[12] == least else (*row[:12], least))
-    return out, read
+    chosen = np.concatenate([winners[from_column], winners[~from_column]])
+    chosen_rank = np.concatenate([smallest_rank[from_column], smallest_rank[~from_column]])
+    rows = _Chosen(
+        device=device[chosen],
+        stamp=stamp[chosen],
+        uplink_rank=chosen_rank,
+        column=source[chosen],
+        uplink=uplink[chosen],
+        at=kept[chosen],
+    )
+    appended_rows = [appended[at] for at in appended_at[chosen[~is_column[chosen]]].tolist()]
+    return _block(columns, places, times, rows, appended_rows, list(device_ids), ranked), read
 
 
-def _column_rows(
+class _Chosen(NamedTuple):
+    """Per row kept: its device number, reading time number, uplink key's place in the
+    sorted keys; for a column row its column, uplink index and place among all column rows
+    (for an appended row -1 and what it was as a candidate). Column rows come first."""
+
+    device: np.ndarray[Any, np.dtype[np.int64]]
+    stamp: np.ndarray[Any, np.dtype[np.int64]]
+    uplink_rank: np.ndarray[Any, np.dtype[np.int64]]
+    column: np.ndarray[Any, np.dtype[np.int64]]
+    uplink: np.ndarray[Any, np.dtype[np.int64]]
+    at: np.ndarray[Any, np.dtype[np.int64]]
+
+
+def _block(
     columns: Sequence[ReadingColumn],
     places: Sequence[UplinkPlace | None],
-    uplink: np.ndarray[Any, Any],
-    column: np.ndarray[Any, Any],
-    at: np.ndarray[Any, Any],
-    stamp: np.ndarray[Any, Any],
     times: ReadingTimes,
-    values: np.ndarray[Any, np.dtype[np.float64]],
-    valid: np.ndarray[Any, np.dtype[np.bool_]],
-    keys: np.ndarray[Any, Any],
-) -> list[ReadingValues]:
-    """The row tuples of the chosen column rows, built column by column."""
-    chosen_valid = valid[at]
-    chosen_values: list[float | None] = values[at].tolist()
-    if not chosen_valid.all():
-        for index in np.flatnonzero(~chosen_valid).tolist():
-            chosen_values[index] = None
-    # Transposed from the chosen rows' (device, key, building, unit) and field tuples.
-    device_uid, _, building, unit_id = zip(*map(places.__getitem__, uplink.tolist()), strict=True)
-    fields = [c.fields for c in columns]
-    quantity, storage, tariff, subunit, function, unit = zip(
-        *map(fields.__getitem__, column.tolist()), strict=True
+    rows: _Chosen,
+    appended: list[ReadingValues],
+    device_uids: list[str],
+    uplink_keys: list[str],
+) -> ReadingBlock:
+    """The block of the rows kept: the column rows of ``rows``, then the ``appended`` rows."""
+    on_column = slice(0, len(rows.device) - len(appended))
+    distinct_stamps, time = np.unique(rows.stamp, return_inverse=True)
+    # Tables of fields (with their unit) and of places: a number per entry, not per row.
+    field_ids = _ids()
+    column_field = _numbers((field_ids[column.fields] for column in columns), len(columns))
+    appended_field = _numbers((field_ids[(*row[2:7], row[8])] for row in appended), len(appended))
+    place_ids = _ids()
+    uplink_place = _numbers(
+        (place_ids[(None, None) if p is None else (p[2], p[3])] for p in places), len(places)
     )
-    rows: list[ReadingValues] = list(
-        zip(
-            device_uid,
-            _texts(stamp, times),
-            quantity,
-            storage,
-            tariff,
-            subunit,
-            function,
-            chosen_values,
-            unit,
-            chosen_valid.view(np.uint8).tolist(),  # 1 or 0: see ReadingValues
-            building,
-            unit_id,
-            keys.tolist(),
-            strict=True,
-        )
+    appended_place = _numbers((place_ids[(row[10], row[11])] for row in appended), len(appended))
+    at = rows.at[on_column]
+    values = np.concatenate([c.values for c in columns])[at] if columns else np.zeros(0)
+    valid = np.concatenate([c.valid for c in columns])[at] if columns else np.zeros(0, dtype=np.bool_)
+    appended_values = [row[7] for row in appended]
+    return ReadingBlock(
+        device_uids=device_uids,
+        times=times.texts(distinct_stamps.tolist()),
+        fields=list(field_ids),
+        places=list(place_ids),
+        uplink_keys=uplink_keys,
+        device=rows.device,
+        time=time.astype(np.int64).reshape(-1),
+        field=np.concatenate([column_field[rows.column[on_column]], appended_field]),
+        place=np.concatenate([uplink_place[rows.uplink[on_column]], appended_place]),
+        uplink=rows.uplink_rank,
+        # A column row's value is None where it is not valid.
+        value=np.concatenate(
+            [values, np.array([math.nan if v is None else v for v in appended_values], dtype=np.float64)]
+        ),
+        has_value=np.concatenate([valid, np.array([v is not None for v in appended_values], dtype=np.bool_)]),
+        valid=np.concatenate([valid.view(np.uint8), np.array([row[9] for row in appended], dtype=np.uint8)]),
     )
-    return rows
 
 
-def _texts(stamps: np.ndarray[Any, Any], times: ReadingTimes) -> list[str]:
-    """The texts of reading time numbers. Each is made again, not looked up once per
-    distinct number: most current values have a minute of their own, and the date and
-    clock parts of a text are cached (a third less time than with ``np.unique``)."""
-    return times.texts(stamps.tolist())
-
-
-def _objects(items: Sequence[Any]) -> np.ndarray[Any, Any]:
-    """A one-dimensional object array of ``items`` (scalars, never split into sequences)."""
-    array = np.empty(len(items), dtype=object)
-    array[:] = items
-    return array
+def _numbers(numbers: Iterable[int], count: int) -> np.ndarray[Any, np.dtype[np.int64]]:
+    return np.fromiter(numbers, dtype=np.int64, count=count)

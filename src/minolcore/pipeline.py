@@ -56,6 +56,7 @@ from minolcore.reception import Radio, Reception, ReceptionColumns
 from minolcore.site import Assignment, LoRaWANAddress, SiteRegistry, WMBusAddress
 from minolcore.store.base import (
     DeviceRow,
+    ReadingBlock,
     ReadingRow,
     ReadingValues,
     ReceptionRow,
@@ -349,9 +350,11 @@ class Pipeline:
             before = len(rows.reading_values)
             self._store_uplink(rows, *self._lorawan_item(copies.uplink(self.network, position)))
             appended.extend(itertools.repeat(i, len(rows.reading_values) - before))
-        rows.reading_values, read_from_columns = merge_reading_rows(
+        block, read_from_columns = merge_reading_rows(
             read.columns, read.times, places, rows.reading_values, appended
         )
+        rows.reading_values = []
+        rows.reading_blocks.append(block)
         rows.values_read += read_from_columns
         return PipelineResult(uplinks=(), batch=self._finish(rows, grouped))
 
@@ -901,6 +904,7 @@ class _Rows:
         self.device_rows: set[tuple[str, str]] = set()  # (device uid, kind)
         self.values_read = 0
         self.reading_values: list[ReadingValues] = []
+        self.reading_blocks: list[ReadingBlock] = []
         self.status_events: list[StatusEventRow] = []
         self.rejected: list[RejectedRow] = []
         self.not_decoded: collections.Counter[str] = collections.Counter()
@@ -915,6 +919,7 @@ class _Rows:
             uplink_values=self.uplink_values,
             late_receptions=self.late_receptions,
             reading_values=self.reading_values,
+            reading_blocks=self.reading_blocks,
             status_events=self.status_events,
             rejected=self.rejected,
         )

@@ -24,33 +24,79 @@ import operator
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
-__all__ = ["DOUBLE", "INT64", "NULL", "TEXT", "PackedColumns", "pack_columns", "unpack_rows"]
+import numpy as np
+
+__all__ = [
+    "DOUBLE",
+    "INT64",
+    "NULL",
+    "TABLE",
+    "TEXT",
+    "PackedColumns",
+    "TextTable",
+    "pack_column",
+    "pack_columns",
+    "text_table",
+    "unpack_rows",
+]
 
 # Column kinds; the numbers match MC_SQL_* in csrc/minolcore.h.
 NULL = 0
 INT64 = 1
 DOUBLE = 2
 TEXT = 3
+TABLE = 4
 
 _NONE = type(None)
 _INTEGERS = frozenset((int, bool))
 _NUL = 0
 
 
+# A table of texts: entry e is texts[offsets[e]:offsets[e + 1]] (UTF-8).
+TextTable = tuple[bytes, "np.ndarray[Any, np.dtype[np.int64]]"]
+
+
 @dataclass(frozen=True, slots=True)
 class PackedColumns:
-    """A statement's rows as columns: ``kinds[c]`` is one of NULL, INT64, DOUBLE, TEXT;
-    ``values[c]`` an ``array('q')`` or ``array('d')`` of a value per row (any value for a null
-    row), the UTF-8 texts of the rows that are not null each ended by a NUL byte, or None
-    for an all-NULL column; ``nulls[c]`` None or one byte per row, 1 where the row
-    binds NULL."""
+    """A statement's rows as columns: ``kinds[c]`` is one of NULL, INT64, DOUBLE, TEXT, TABLE;
+    ``values[c]`` an array of 64-bit integers or doubles with a value per row (any value for a
+    null row), the UTF-8 texts of the rows that are not null each ended by a NUL byte, for
+    TABLE each row's entry number into ``tables[c]`` (a :data:`TextTable`), or None for an
+    all-NULL column; ``nulls[c]`` None or one byte per row, 1 where the row binds NULL."""
 
     rows: int
     kinds: tuple[int, ...]
-    values: tuple[array[int] | array[float] | bytes | None, ...]
+    values: tuple[Any, ...]
     nulls: tuple[bytes | None, ...]
+    tables: tuple[TextTable | None, ...] = ()
+
+    def table(self, column: int) -> TextTable | None:
+        return self.tables[column] if column < len(self.tables) else None
+
+
+def text_table(entries: Sequence[object]) -> TextTable | None:
+    """The entries as a :data:`TextTable` (None entries as empty texts), or None where an
+    entry is neither a ``str`` nor None, or cannot be encoded."""
+    types = set(map(type, entries))
+    if types <= {str}:
+        texts = cast(Sequence[str], entries)
+        joined = "".join(texts)
+        if joined.isascii():
+            # One byte per character: the offsets follow from the lengths.
+            offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+            np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=offsets[1:])
+            return joined.encode(), offsets
+    elif not types <= {str, _NONE}:
+        return None
+    try:
+        encoded = [b"" if entry is None else cast(str, entry).encode() for entry in entries]
+    except UnicodeEncodeError:
+        return None
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
+    return b"".join(encoded), offsets
 
 
 def pack_columns(rows: Sequence[Sequence[object]], width: int) -> PackedColumns | None:
@@ -66,7 +112,7 @@ def pack_columns(rows: Sequence[Sequence[object]], width: int) -> PackedColumns 
     values: list[array[int] | array[float] | bytes | None] = []
     nulls: list[bytes | None] = []
     for column in columns:
-        packed = _pack_column(column, count)
+        packed = pack_column(column, count)
         if packed is None:
             return None
         kinds.append(packed[0])
@@ -78,9 +124,12 @@ def pack_columns(rows: Sequence[Sequence[object]], width: int) -> PackedColumns 
 _Packed = tuple[int, "array[int] | array[float] | bytes | None", "bytes | None"]
 
 
-def _pack_column(column: Sequence[object], count: int) -> _Packed | None:
-    """One column, packed; the common columns (all texts, or all integers) without a type
+def pack_column(column: Sequence[object], count: int) -> _Packed | None:
+    """One column of ``count`` values, packed: (kind, values, nulls), or None where it does not
+    pack; the common columns (all texts, or all integers) without a type
     test per value, since ``str.join`` and ``array('q')`` refuse anything else."""
+    if not count:
+        return NULL, None, None
     first = type(column[0])
     try:
         if first is str:
@@ -135,9 +184,15 @@ def unpack_rows(packed: PackedColumns) -> list[tuple[object, ...]]:
             assert isinstance(values, bytes)
             texts = iter(values.decode().split("\0"))
             column = [None if mask is not None and mask[row] else next(texts) for row in range(packed.rows)]
+        elif kind == TABLE:
+            table = packed.table(len(columns))
+            assert table is not None
+            texts_bytes, offsets = table
+            bounds = offsets.tolist()
+            entries = [texts_bytes[bounds[e] : bounds[e + 1]].decode() for e in range(len(bounds) - 1)]
+            column = [entries[entry] for entry in np.asarray(values).tolist()]
         else:
-            assert isinstance(values, array)
-            column = list(values)
+            column = list(values) if isinstance(values, array) else np.asarray(values).tolist()
         if mask is not None:
             column = [None if null else value for value, null in zip(column, mask, strict=True)]
         columns.append(column)

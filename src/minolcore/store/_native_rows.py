@@ -18,8 +18,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from minolcore._native import BACKEND, ffi, lib
-from minolcore.store._columns import PackedColumns
+from minolcore.store._columns import DOUBLE, INT64, NULL, TABLE, TEXT, PackedColumns, TextTable
 
 __all__ = ["NativeRows", "connect"]
 
@@ -107,9 +109,8 @@ class NativeRows:
         width = len(packed.kinds)
         columns = ffi.new("mc_sql_column[]", width)
         buffers = []  # the cdata views must outlive the call
-        for column, kind, values, mask in zip(
-            columns, packed.kinds, packed.values, packed.nulls, strict=True
-        ):
+        for number, column in enumerate(columns):
+            kind, values, mask, table = _checked(packed, number)
             column.kind = kind
             if values is not None:
                 view = ffi.from_buffer(values)
@@ -119,6 +120,13 @@ class NativeRows:
                 view = ffi.from_buffer(mask)
                 buffers.append(view)
                 column.nulls = view
+            if table is not None:
+                texts, offsets = table
+                views = (ffi.from_buffer(texts), ffi.from_buffer("int64_t[]", offsets))
+                buffers.extend(views)
+                column.table, column.offsets = views
+                column.entries = len(offsets) - 1
+                column.table_bytes = len(texts)
         many_statement = ffi.NULL if many is None else self._prepared(many)
         rc = lib.mc_sql_insert(
             self._handle,
@@ -142,3 +150,41 @@ class NativeRows:
             for statement in statements.values():
                 lib.mc_sql_finalize(statement)
             self._handle = None
+
+
+def _checked(packed: PackedColumns, number: int) -> tuple[int, Any, bytes | None, TextTable | None]:
+    """Column ``number`` of ``packed`` as the C core reads it: numbers in contiguous arrays of
+    their C type, and every buffer as long as the rows need (else ValueError), so that C never
+    reads beyond one."""
+    kind, values, mask, table = (
+        packed.kinds[number],
+        packed.values[number],
+        packed.nulls[number],
+        packed.table(number),
+    )
+    rows = packed.rows
+    if mask is not None and len(mask) != rows:
+        raise ValueError("a null mask of another length than the rows")
+    if kind in (INT64, TABLE):
+        values = np.ascontiguousarray(values, dtype=np.int64)
+    elif kind == DOUBLE:
+        values = np.ascontiguousarray(values, dtype=np.float64)
+    elif kind == TEXT:
+        present = rows if mask is None else rows - sum(mask)
+        if not isinstance(values, bytes) or values.count(0) != present:
+            raise ValueError("texts that do not end once per row")
+    elif kind == NULL:
+        values = None
+    else:
+        raise ValueError(f"no column kind {kind}")
+    if kind in (INT64, DOUBLE, TABLE) and len(values) != rows:
+        raise ValueError("a column of another length than the rows")
+    if kind == TABLE:
+        if table is None:
+            raise ValueError("a table column without its table")
+        texts, offsets = table
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        if len(offsets) < 1:
+            raise ValueError("a table without offsets")
+        table = (texts, offsets)
+    return kind, values, mask, table

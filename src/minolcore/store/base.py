@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from minolcore._model import Record
+from minolcore.errors import InputError
 
 __all__ = [
     "DeviceRow",
+    "ReadingBlock",
+    "ReadingFields",
+    "ReadingPlace",
     "ReadingRow",
     "ReadingValues",
     "ReceptionRow",
@@ -118,6 +125,121 @@ class ReadingRow(Record):
 ReadingValues = tuple[str, str, str, int, int, int, str, float | None, str, int, str | None, str | None, str]
 
 
+# (quantity, storage, tariff, subunit, function, unit) of a reading, and (building id, unit id).
+ReadingFields = tuple[str, int, int, int, str, str]
+ReadingPlace = tuple[str | None, str | None]
+
+
+class ReadingBlock(Record):
+    """Reading rows as columns of numbers into small tables: no Python object per row (the
+    pipeline's columnar path makes one per batch, see :func:`ReadingBlock.from_rows` for
+    rows made otherwise).
+
+    Row ``i`` is the :data:`ReadingValues` ``(device_uids[device[i]], times[time[i]],
+    quantity, storage, tariff, subunit, function, value, unit, valid[i], building_id, unit_id,
+    uplink_keys[uplink[i]])`` where ``fields[field[i]]`` is ``(quantity, storage, tariff,
+    subunit, function, unit)``, ``places[place[i]]`` is ``(building_id, unit_id)`` and the
+    value is ``value[i]``, or None where ``has_value[i]`` is false. The five index arrays
+    are int64, ``has_value`` bool; ``value`` is float64 and ``valid`` uint8 (1 or 0), or
+    both hold any objects (rows converted from tuples)."""
+
+    device_uids: Sequence[str]
+    times: Sequence[str]
+    fields: Sequence[ReadingFields]
+    places: Sequence[ReadingPlace]
+    uplink_keys: Sequence[str]
+    device: npt.NDArray[np.int64]
+    time: npt.NDArray[np.int64]
+    field: npt.NDArray[np.int64]
+    place: npt.NDArray[np.int64]
+    uplink: npt.NDArray[np.int64]
+    value: npt.NDArray[Any]
+    has_value: npt.NDArray[np.bool_]
+    valid: npt.NDArray[Any]
+
+    def __len__(self) -> int:
+        return len(self.device)
+
+    def rows(self) -> list[ReadingValues]:
+        """The rows as value tuples, in order."""
+        if not len(self):
+            return []
+        quantity, storage, tariff, subunit, function, unit = zip(
+            *map(self.fields.__getitem__, self.field.tolist()), strict=True
+        )
+        building, unit_id = zip(*map(self.places.__getitem__, self.place.tolist()), strict=True)
+        values = self.value.tolist()
+        for at in np.flatnonzero(~self.has_value).tolist():
+            values[at] = None
+        return list(
+            zip(
+                map(self.device_uids.__getitem__, self.device.tolist()),
+                map(self.times.__getitem__, self.time.tolist()),
+                quantity,
+                storage,
+                tariff,
+                subunit,
+                function,
+                values,
+                unit,
+                self.valid.tolist(),
+                building,
+                unit_id,
+                map(self.uplink_keys.__getitem__, self.uplink.tolist()),
+                strict=True,
+            )
+        )
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence[Any]]) -> ReadingBlock:
+        """The block of reading rows given as value tuples (or anything indexable alike).
+
+        Every value stays exactly as given (tables hold equal values of different types, 1
+        and 1.0, apart). Raises :class:`~minolcore.errors.InputError` for a row that does not
+        have the 13 values of a reading."""
+        if any(len(row) != _READING_WIDTH for row in rows):
+            raise InputError(f"a reading row of {_READING_WIDTH} values expected")
+        tables: list[list[Any]] = [[], [], [], [], []]
+        indexes: list[list[int]] = [[], [], [], [], []]
+        seen: list[dict[Any, int]] = [{}, {}, {}, {}, {}]
+        for row in rows:
+            entries = (row[0], row[1], (*row[2:7], row[8]), (row[10], row[11]), row[12])
+            for entry, table, index, known in zip(entries, tables, indexes, seen, strict=True):
+                key = (tuple(map(type, entry)), entry) if type(entry) is tuple else (type(entry), entry)
+                number = known.get(key)
+                if number is None:
+                    number = known[key] = len(table)
+                    table.append(entry)
+                index.append(number)
+        values = _objects([row[7] for row in rows])
+        device, time, field, place, uplink = (np.asarray(index, dtype=np.int64) for index in indexes)
+        return cls(
+            device_uids=tables[0],
+            times=tables[1],
+            fields=tables[2],
+            places=tables[3],
+            uplink_keys=tables[4],
+            device=device,
+            time=time,
+            field=field,
+            place=place,
+            uplink=uplink,
+            value=values,
+            has_value=np.fromiter((value is not None for value in values), dtype=np.bool_, count=len(values)),
+            valid=_objects([row[9] for row in rows]),
+        )
+
+
+_READING_WIDTH = 13
+
+
+def _objects(items: Sequence[Any]) -> npt.NDArray[Any]:
+    """A one-dimensional object array of ``items`` (scalars, never split into sequences)."""
+    array = np.empty(len(items), dtype=object)
+    array[:] = items
+    return array
+
+
 class StatusEventRow(Record):
     """A status change or fault of a device at a time (ISO 8601)."""
 
@@ -149,9 +271,11 @@ class StoreBatch(Record):
     # merged into the uplink's receptions.
     late_receptions: Sequence[tuple[str, ReceptionRow]] = ()
     readings: Sequence[ReadingRow] = ()
-    # Readings as value tuples (the pipeline's columnar path makes these): stored as
-    # ``readings`` are, without an object per reading.
+    # Readings as value tuples: stored as ``readings`` are, without an object per reading.
     reading_values: Sequence[ReadingValues] = ()
+    # Readings as columns (the pipeline makes these): stored as ``readings`` are, after
+    # ``readings`` and ``reading_values`` in batch order.
+    reading_blocks: Sequence[ReadingBlock] = ()
     status_events: Sequence[StatusEventRow] = ()
     rejected: Sequence[RejectedRow] = ()
 

@@ -19,15 +19,24 @@ from pathlib import Path
 from typing import Any, cast
 
 import msgspec
+import numpy as np
 
 from minolcore.errors import ConfigError, InputError, StoreError
 from minolcore.store import _native_rows
 from minolcore.store._checkpoints import BackgroundCheckpoints
-from minolcore.store._columns import pack_columns
+from minolcore.store._columns import PackedColumns, pack_columns
+from minolcore.store._readings import (
+    historic_rows,
+    merge_reading_blocks,
+    pack_readings,
+    placements,
+    reading_keys,
+    select_rows,
+)
 from minolcore.store.base import (
     DeviceRow,
+    ReadingBlock,
     ReadingRow,
-    ReadingValues,
     ReceptionRow,
     RejectedRow,
     StatusEventRow,
@@ -328,9 +337,9 @@ class SQLiteStore:
                 # Copies of uplinks this database never stored (a pipeline restored from
                 # another store's state): there is no row to add them to.
                 logger.warning("%d late copies name uplinks that are not in %s", len(late) - found, self.path)
-            readings = self._unsettled(_merged_readings(batch.readings, batch.reading_values))
-            insert(_INSERT_READING, readings)
-            insert(_INSERT_PLACEMENT, _placements(readings))
+            readings = self._unsettled(_merged_readings(batch))
+            self._insert_readings(readings)
+            insert(_INSERT_PLACEMENT, placements(readings))
             insert(_INSERT_STATUS, _distinct_status_events(batch.status_events))
             insert(_INSERT_REJECTED, [_rejected_values(row) for row in batch.rejected])
             version = self._version()  # COMMIT changes neither number
@@ -357,19 +366,17 @@ class SQLiteStore:
         row, many rows per statement: SQLite then opens the table and its key once per
         statement rather than once per row (with 100 rows, a fifth less time at the median
         for the million lines' uplinks and readings than ``executemany`` with one row per
-        statement, 5-28 % over five runs of ``tools/store_floor.py``)."""
+        statement, 5-28 % over five runs of ``tools/store_floor.py``). The C core binds
+        the rows where they pack into columns (:mod:`minolcore.store._columns`)."""
         head, width, tail = _values_clause(statement)
         if set(map(len, rows)) - {width}:
             raise InputError(f"a row of {width} values expected for: {head.split('(')[0].strip()}")
-        per = max(
-            1, min(_ROWS_PER_STATEMENT, self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
-        )
         if self._native_rows is not None and rows:
             packed = pack_columns(rows, width)
             if packed is not None:
-                many = _many_rows(head, width, tail, per) if len(rows) >= per else None
-                self._native_rows.insert(many, per, _many_rows(head, width, tail, 1), packed)
+                self._insert_packed(statement, packed)
                 return
+        per = self._rows_per_statement(width)
         whole = len(rows) - len(rows) % per
         flat = itertools.chain.from_iterable
         if whole:
@@ -385,13 +392,35 @@ class SQLiteStore:
             self._db.execute(_many_rows(head, width, tail, size), tuple(flat(rows[start : start + size])))
             start += size
 
+    def _rows_per_statement(self, width: int) -> int:
+        limit = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        return max(1, min(_ROWS_PER_STATEMENT, limit // width))
+
+    def _insert_packed(self, statement: str, packed: PackedColumns) -> None:
+        """Run ``statement`` for the packed rows, bound from C (only with native rows)."""
+        assert self._native_rows is not None
+        head, width, tail = _values_clause(statement)
+        per = self._rows_per_statement(width)
+        many = _many_rows(head, width, tail, per) if packed.rows >= per else None
+        self._native_rows.insert(many, per, _many_rows(head, width, tail, 1), packed)
+
+    def _insert_readings(self, readings: ReadingBlock) -> None:
+        if not len(readings):
+            return
+        if self._native_rows is not None:
+            packed = pack_readings(readings)
+            if packed is not None:
+                self._insert_packed(_INSERT_READING, packed)
+                return
+        self._insert_rows(_INSERT_READING, readings.rows())
+
     def _version(self) -> tuple[int, int]:
         """(PRAGMA data_version, total_changes): the first changes when another connection
         commits, the second when a statement of this one changes rows."""
         db = self._db
         return db.execute("PRAGMA data_version").fetchone()[0], db.total_changes
 
-    def _unsettled(self, readings: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    def _unsettled(self, readings: ReadingBlock) -> ReadingBlock:
         """The reading rows whose upsert can change the store.
 
         A historic value (storage > 0: due-date and month-end values) comes again in every
@@ -400,22 +429,39 @@ class SQLiteStore:
         The memory is dropped as soon as anything else changed the database (another
         connection, or another statement on this one, such as retention)."""
         settled = self._settled
-        if not settled:
+        if not settled or not len(readings):
             return readings
-        return [
-            row for row in readings if row[3] == 0 or (held := settled.get(row[:7])) is None or row[12] < held
+        historic = historic_rows(readings)
+        uplink_keys = readings.uplink_keys
+        stale = [
+            row
+            for row, key, uplink in zip(
+                historic.tolist(),
+                reading_keys(readings, historic),
+                readings.uplink[historic].tolist(),
+                strict=True,
+            )
+            if (held := settled.get(key)) is not None and not uplink_keys[uplink] < held
         ]
+        if not stale:
+            return readings
+        keep = np.ones(len(readings), dtype=np.bool_)
+        keep[stale] = False
+        return select_rows(readings, np.flatnonzero(keep))
 
-    def _settle(self, readings: list[tuple[Any, ...]], version: tuple[int, int]) -> None:
+    def _settle(self, readings: ReadingBlock, version: tuple[int, int]) -> None:
         settled = self._settled
         if len(settled) > _SETTLED_LIMIT:
             settled.clear()
-        # Historic rows are a few in ten: picked out without a Python loop over them all.
-        historic = map(operator.ne, map(_STORAGE_FIELD, readings), itertools.repeat(0))
-        for row in itertools.compress(readings, historic):
-            key = row[:7]
+        # Historic rows are a few in ten: their keys are made, not every row's.
+        historic = historic_rows(readings)
+        uplink_keys = readings.uplink_keys
+        for key, uplink in zip(
+            reading_keys(readings, historic), readings.uplink[historic].tolist(), strict=True
+        ):
             held = settled.get(key)
-            settled[key] = row[12] if held is None else min(held, row[12])
+            text = uplink_keys[uplink]
+            settled[key] = text if held is None else min(held, text)
         self._settled_version = version
 
     def set_meta(self, key: str, value: str) -> None:
@@ -576,9 +622,6 @@ def _many_rows(head: str, width: int, tail: str, rows: int) -> str:
     return f"{head}VALUES {', '.join([one] * rows)}{tail}"
 
 
-_DEVICE_UID = operator.itemgetter(0)
-_STORAGE_FIELD = operator.itemgetter(3)
-_PLACE_FIELDS = operator.itemgetter(10, 11, 0)
 _UPLINK_KEY = operator.itemgetter(0)
 _RECEPTIONS_DECODER = msgspec.json.Decoder(list[ReceptionRow])
 
@@ -609,35 +652,17 @@ def _merged_devices(rows: Iterable[DeviceRow]) -> list[tuple[object, ...]]:
     return [merged[key] for key in sorted(merged)]
 
 
-def _merged_readings(
-    rows: Iterable[ReadingRow], values_rows: Iterable[ReadingValues]
-) -> list[tuple[object, ...]]:
-    """One row per reading key as the upsert leaves it: the first row, with the smallest
-    uplink key of them all (SQLite's min() on text compares as Python's on str does); the
-    row objects count as coming before the value tuples."""
-    merged: dict[tuple[object, ...], tuple[Any, ...]] = {}
-    # ReadingRow's fields are the table's columns in order (tests/test_store.py checks it).
+def _merged_readings(batch: StoreBatch) -> ReadingBlock:
+    """One row per reading key of the batch's readings, as the upsert leaves them (see
+    :func:`~minolcore.store._readings.merge_reading_blocks`): the row objects first, then the
+    value tuples, then the blocks."""
     astuple = cast(Callable[[ReadingRow], tuple[Any, ...]], msgspec.structs.astuple)
-    for values in itertools.chain(map(astuple, rows), values_rows):
-        key = values[:7]
-        held = merged.setdefault(key, values)
-        if held is not values and values[12] < held[12]:
-            merged[key] = (*held[:12], values[12])
-    # Grouped by device, not sorted by the whole key: a device's rows come in time order
-    # already, so the inserts stay as local in the B-tree at a quarter of the sorting cost.
-    return sorted(merged.values(), key=_DEVICE_UID)
-
-
-def _placements(readings: Iterable[tuple[Any, ...]]) -> list[tuple[str, str, str]]:
-    """(building or '', unit or '', device) of every reading assigned to a building or unit."""
-    # Distinct in the order they come (a dict, not a set): of equal ids of different types
-    # (1 and 1.0) the first is kept.
-    found = {
-        (building or "", unit or "", device)
-        for building, unit, device in dict.fromkeys(map(_PLACE_FIELDS, readings))
-        if building is not None or unit is not None
-    }
-    return sorted(found)
+    blocks = list(batch.reading_blocks)
+    if batch.reading_values:
+        blocks.insert(0, ReadingBlock.from_rows(batch.reading_values))
+    if batch.readings:
+        blocks.insert(0, ReadingBlock.from_rows(list(map(astuple, batch.readings))))
+    return merge_reading_blocks(blocks)
 
 
 def _device_values(row: DeviceRow) -> tuple[object, ...]:

@@ -1,0 +1,352 @@
+"""A batch's reading rows as one :class:`~minolcore.store.base.ReadingBlock`, merged as the
+store's upsert merges them, and packed for binding from C.
+
+The upsert keeps, of all rows with one reading key (device, reading time, quantity,
+storage, tariff, subunit, function), the first row in batch order with the smallest uplink
+key of them all. Here that happens with one numpy sort over numbers for the table entries
+(equal values, equal numbers) instead of a dict entry per row, and the rows stay columns up
+to the statement: the C core binds their texts from the tables (see
+:mod:`minolcore.store._columns`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from array import array
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from minolcore.store._columns import DOUBLE, INT64, TABLE, PackedColumns, TextTable, pack_column, text_table
+from minolcore.store.base import ReadingBlock
+
+__all__ = [
+    "EMPTY",
+    "historic_rows",
+    "merge_reading_blocks",
+    "pack_readings",
+    "placements",
+    "reading_keys",
+    "select_rows",
+]
+
+_NO_INDEX = np.zeros(0, dtype=np.int64)
+EMPTY = ReadingBlock(
+    device_uids=(),
+    times=(),
+    fields=(),
+    places=(),
+    uplink_keys=(),
+    device=_NO_INDEX,
+    time=_NO_INDEX,
+    field=_NO_INDEX,
+    place=_NO_INDEX,
+    uplink=_NO_INDEX,
+    value=np.zeros(0, dtype=np.float64),
+    has_value=np.zeros(0, dtype=np.bool_),
+    valid=np.zeros(0, dtype=np.uint8),
+)
+
+
+def _exact(entry: Any) -> Hashable:
+    """A table entry as a dict key that keeps equal values of different types (1, 1.0) apart."""
+    return (tuple(map(type, entry)), entry) if type(entry) is tuple else (type(entry), entry)
+
+
+def _all_texts(entries: Sequence[Any]) -> bool:
+    return set(map(type, entries)) <= {str}
+
+
+def _joined(tables: Sequence[Sequence[Any]]) -> tuple[list[Any], list[npt.NDArray[np.int64]]]:
+    """One table of the entries of ``tables`` (each entry once, exactly as given, in the order
+    they first come), and per table the numbers of its entries in it."""
+    if all(map(_all_texts, tables)):
+        # Texts alone (the pipeline's tables): a text is its own exact key, C-level passes.
+        texts = list(dict.fromkeys(itertools.chain.from_iterable(tables)))
+        index = dict(zip(texts, itertools.count()))
+        return texts, [_numbers(map(index.__getitem__, table), len(table)) for table in tables]
+    known: dict[Hashable, int] = {}
+    joined: list[Any] = []
+    numbers = []
+    for table in tables:
+        found = []
+        for entry in table:
+            key = _exact(entry)
+            number = known.get(key)
+            if number is None:
+                number = known[key] = len(joined)
+                joined.append(entry)
+            found.append(number)
+        numbers.append(np.asarray(found, dtype=np.int64))
+    return joined, numbers
+
+
+def _classes(entries: Sequence[Any], key: Callable[[Any], Hashable] | None = None) -> npt.NDArray[np.int64]:
+    """Per entry of a table from :func:`_joined` the number of its class of equal values (of
+    ``key`` of the entry): 0, 1, ..."""
+    if key is None and _all_texts(entries):
+        return np.arange(len(entries), dtype=np.int64)  # distinct texts: each its own class
+    key = key or (lambda entry: entry)
+    numbers: dict[Hashable, int] = {}
+    return _numbers((numbers.setdefault(key(entry), len(numbers)) for entry in entries), len(entries))
+
+
+def _numbers(numbers: Iterable[int], count: int) -> npt.NDArray[np.int64]:
+    return np.fromiter(numbers, dtype=np.int64, count=count)
+
+
+def _ranks(entries: Sequence[Any]) -> npt.NDArray[np.int64]:
+    """Per entry of a table from :func:`_joined` its place in the sorted order of the
+    distinct values: equal values, equal ranks (Python's ordering: raises TypeError for
+    values that do not compare)."""
+    if _all_texts(entries):
+        # Distinct texts; tables joined from sorted ones sort in a few runs.
+        rank = np.empty(len(entries), dtype=np.int64)
+        rank[sorted(range(len(entries)), key=entries.__getitem__)] = np.arange(len(entries))
+        return rank
+    classes = _classes(entries)
+    first: dict[int, Any] = {}
+    for number, entry in zip(classes.tolist(), entries, strict=True):
+        first.setdefault(number, entry)
+    order = sorted(first, key=first.__getitem__)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[classes]
+
+
+def _uplink_keys(
+    blocks: Sequence[ReadingBlock],
+) -> tuple[list[Any], list[npt.NDArray[np.int64]], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The blocks' uplink keys in one table; the numbers of each block's entries in it; per
+    entry its key's rank in sorted order (the smaller key, the smaller rank); per rank an
+    entry of it. Texts alone (the pipeline's, each block's sorted) are put one after another,
+    not made distinct: only their order matters, and sorting runs of sorted texts takes few
+    comparisons."""
+    tables = [block.uplink_keys for block in blocks]
+    if all(map(_all_texts, tables)):
+        joined = list(itertools.chain.from_iterable(tables))
+        starts = itertools.accumulate(map(len, tables), initial=0)  # one more than tables
+        numbers = [
+            np.arange(start, start + len(table), dtype=np.int64)
+            for start, table in zip(starts, tables, strict=False)
+        ]
+        order = np.asarray(sorted(range(len(joined)), key=joined.__getitem__), dtype=np.int64)
+        rank = np.empty(len(joined), dtype=np.int64)
+        rank[order] = np.arange(len(joined))
+        return joined, numbers, rank, order
+    joined, numbers = _joined(tables)
+    rank = _ranks(joined)
+    return joined, numbers, rank, np.unique(rank, return_index=True)[1]  # ranks are 0, 1, ...
+
+
+def merge_reading_blocks(blocks: Sequence[ReadingBlock]) -> ReadingBlock:
+    """The rows of ``blocks`` (in order) as the upsert leaves them: one row per reading key,
+    the first in order with the smallest uplink key of them all. The rows come grouped by
+    device uid in sorted order, each device's rows in their order: a device's rows are
+    inserted together, which keeps the inserts local in the B-tree."""
+    blocks = [block for block in blocks if len(block)]
+    if not blocks:
+        return EMPTY
+    device_uids, device_numbers = _joined([block.device_uids for block in blocks])
+    times, time_numbers = _joined([block.times for block in blocks])
+    fields, field_numbers = _joined([block.fields for block in blocks])
+    places, place_numbers = _joined([block.places for block in blocks])
+    uplink_keys, uplink_numbers, key_rank, entry_of_rank = _uplink_keys(blocks)
+
+    def column(numbers: list[npt.NDArray[np.int64]], name: str) -> npt.NDArray[np.int64]:
+        return np.concatenate(
+            [table[getattr(block, name)] for table, block in zip(numbers, blocks, strict=True)]
+        )
+
+    device = column(device_numbers, "device")
+    time = column(time_numbers, "time")
+    field = column(field_numbers, "field")
+    place = column(place_numbers, "place")
+    uplink = column(uplink_numbers, "uplink")
+    numeric = all(block.value.dtype == np.float64 and block.valid.dtype == np.uint8 for block in blocks)
+    if numeric:
+        value = np.concatenate([block.value for block in blocks])
+        valid = np.concatenate([block.valid for block in blocks])
+    else:
+        value = np.concatenate([block.value.astype(object) for block in blocks])
+        valid = np.concatenate([block.valid.astype(object) for block in blocks])
+    has_value = np.concatenate([block.has_value for block in blocks])
+
+    # Reading keys as numbers: equal values, equal numbers (1 and 1.0 are one key, as in a dict).
+    key_device = _classes(device_uids)[device]
+    key_time = _classes(times)[time]
+    key_fields = _classes(fields, lambda entry: entry[:5])[field]
+    position = np.arange(len(device))
+    order = np.lexsort((position, key_fields, key_time, key_device))
+    same = np.ones(len(order), dtype=np.bool_)
+    same[0] = False
+    for part in (key_device[order], key_time[order], key_fields[order]):
+        same[1:] &= part[1:] == part[:-1]
+    starts = np.flatnonzero(~same)
+    winners = order[starts]
+    # The smallest uplink key of each run: the entry of the smallest rank.
+    smallest = np.minimum.reduceat(key_rank[uplink][order], starts)
+    chosen_uplink = entry_of_rank[smallest]
+    # Grouped by device uid in sorted order, each device's rows in batch order.
+    regroup = np.lexsort((winners, _ranks(device_uids)[device[winners]]))
+    kept = winners[regroup]
+    return ReadingBlock(
+        device_uids=device_uids,
+        times=times,
+        fields=fields,
+        places=places,
+        uplink_keys=uplink_keys,
+        device=device[kept],
+        time=time[kept],
+        field=field[kept],
+        place=place[kept],
+        uplink=chosen_uplink[regroup],
+        value=value[kept],
+        has_value=has_value[kept],
+        valid=valid[kept],
+    )
+
+
+def reading_keys(block: ReadingBlock, rows: npt.NDArray[np.intp]) -> list[tuple[Any, ...]]:
+    """The reading keys of ``rows``: (device, reading time, quantity, storage, tariff,
+    subunit, function) each."""
+    keys = [entry[:5] for entry in block.fields]
+    return [
+        (device, time, *fields)
+        for device, time, fields in zip(
+            map(block.device_uids.__getitem__, block.device[rows].tolist()),
+            map(block.times.__getitem__, block.time[rows].tolist()),
+            map(keys.__getitem__, block.field[rows].tolist()),
+            strict=True,
+        )
+    ]
+
+
+def select_rows(block: ReadingBlock, rows: npt.NDArray[np.intp]) -> ReadingBlock:
+    """The block of ``rows`` of ``block`` (in that order), with the same tables."""
+    return ReadingBlock(
+        device_uids=block.device_uids,
+        times=block.times,
+        fields=block.fields,
+        places=block.places,
+        uplink_keys=block.uplink_keys,
+        device=block.device[rows],
+        time=block.time[rows],
+        field=block.field[rows],
+        place=block.place[rows],
+        uplink=block.uplink[rows],
+        value=block.value[rows],
+        has_value=block.has_value[rows],
+        valid=block.valid[rows],
+    )
+
+
+def historic_rows(block: ReadingBlock) -> npt.NDArray[np.intp]:
+    """The rows of historic values (storage other than 0: due-date and month-end values)."""
+    historic_field = np.fromiter(
+        (entry[1] != 0 for entry in block.fields), dtype=np.bool_, count=len(block.fields)
+    )
+    return np.flatnonzero(historic_field[block.field]) if len(block.fields) else np.zeros(0, dtype=np.intp)
+
+
+def placements(block: ReadingBlock) -> list[tuple[str, str, str]]:
+    """(building or '', unit or '', device) of every row placed in a building or unit."""
+    if not len(block):
+        return []
+    pairs = np.unique(block.place * len(block.device_uids) + block.device)
+    found = set()
+    for pair in pairs.tolist():
+        building, unit = block.places[pair // len(block.device_uids)]
+        if building is not None or unit is not None:
+            found.add((building or "", unit or "", block.device_uids[pair % len(block.device_uids)]))
+    return sorted(found)
+
+
+def pack_readings(block: ReadingBlock) -> PackedColumns | None:
+    """The block's rows packed for the readings' INSERT (its 13 columns), texts bound from
+    the tables; None where a column does not pack exactly (see :mod:`minolcore.store._columns`):
+    the rows then go through Python's sqlite3."""
+    count = len(block)
+    tables: list[TextTable | None] = []
+    kinds: list[int] = []
+    values: list[Any] = []
+    nulls: list[bytes | None] = []
+
+    def text(entries: Sequence[Any], numbers: npt.NDArray[np.int64]) -> bool:
+        table = text_table(entries)
+        if table is None:
+            return False
+        kinds.append(TABLE)
+        values.append(numbers)
+        nulls.append(None)
+        if None in set(entries):  # a set: hashing texts is cheaper than comparing them with None
+            missing = np.fromiter((entry is None for entry in entries), dtype=np.bool_, count=len(entries))
+            nulls[-1] = missing[numbers].view(np.uint8).tobytes()
+        tables.append(table)
+        return True
+
+    def integers(entries: Sequence[Any], numbers: npt.NDArray[np.int64]) -> bool:
+        if not set(map(type, entries)) <= {int, bool}:
+            return False
+        try:
+            table = np.asarray(array("q", entries), dtype=np.int64)
+        except OverflowError:
+            return False
+        kinds.append(INT64)
+        values.append(table[numbers] if len(table) else numbers)
+        nulls.append(None)
+        tables.append(None)
+        return True
+
+    def objects(column: npt.NDArray[Any]) -> bool:
+        packed = pack_column(column.tolist(), count)
+        if packed is None or packed[0] == TABLE:
+            return False
+        kinds.append(packed[0])
+        values.append(packed[1])
+        nulls.append(packed[2])
+        tables.append(None)
+        return True
+
+    fields = block.fields
+    field_part = [[entry[part] for entry in fields] for part in range(6)]
+    ok = (
+        text(block.device_uids, block.device)
+        and text(block.times, block.time)
+        and text(field_part[0], block.field)
+        and integers(field_part[1], block.field)
+        and integers(field_part[2], block.field)
+        and integers(field_part[3], block.field)
+        and text(field_part[4], block.field)
+    )
+    if not ok:
+        return None
+    if block.value.dtype == np.float64:
+        kinds.append(DOUBLE)
+        values.append(block.value)
+        nulls.append(None if block.has_value.all() else (~block.has_value).view(np.uint8).tobytes())
+        tables.append(None)
+    else:
+        present = block.value.copy()
+        present[~block.has_value] = None
+        if not objects(present):
+            return None
+    if not text(field_part[5], block.field):
+        return None
+    if block.valid.dtype == np.uint8:
+        kinds.append(INT64)
+        values.append(block.valid.astype(np.int64))
+        nulls.append(None)
+        tables.append(None)
+    elif not objects(block.valid):
+        return None
+    ok = (
+        text([place[0] for place in block.places], block.place)
+        and text([place[1] for place in block.places], block.place)
+        and text(block.uplink_keys, block.uplink)
+    )
+    if not ok:
+        return None
+    return PackedColumns(count, tuple(kinds), tuple(values), tuple(nulls), tuple(tables))

@@ -1,0 +1,185 @@
+"""Reading rows as blocks (columns of numbers into tables) merge, select and pack exactly as
+the rows they hold: the store's upsert rule row by row is the model."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minolcore.errors import InputError
+from minolcore.store import SQLiteStore
+from minolcore.store._columns import unpack_rows
+from minolcore.store._readings import (
+    EMPTY,
+    historic_rows,
+    merge_reading_blocks,
+    pack_readings,
+    placements,
+    reading_keys,
+    select_rows,
+)
+from minolcore.store.base import ReadingBlock, StoreBatch
+
+# Values equal across types (1, 1.0, True) in key and value fields: a block keeps each as given.
+DEVICES = st.sampled_from(["wmbus:A", "wmbus:B", "lorawan:C"])
+TIMES = st.sampled_from(["2024-01-01T00:00", "2024-01-31T00:00", "2024-02-01T12:30:07"])
+STORAGE = st.sampled_from([0, 1, 2, 1.0, True])
+UNITS = st.sampled_from(["m3", "m³", "kWh"])
+VALUES = st.none() | st.floats(allow_nan=False, width=32) | st.sampled_from([7, 2.5])
+KEYS = st.sampled_from(["00", "0a", "ff", "0a0"])
+PLACES = st.sampled_from([(None, None), ("B1", None), ("B1", "U1"), (None, "U2")])
+
+
+@st.composite
+def reading_rows(draw: st.DrawFn) -> list[tuple[Any, ...]]:
+    rows = []
+    for _ in range(draw(st.integers(0, 14))):
+        building, unit_id = draw(PLACES)
+        rows.append(
+            (
+                draw(DEVICES),
+                draw(TIMES),
+                draw(st.sampled_from(["volume", "energy"])),
+                draw(STORAGE),
+                0,
+                draw(st.sampled_from([0, 1])),
+                "instantaneous",
+                draw(VALUES),
+                draw(UNITS),
+                draw(st.sampled_from([1, 0, True])),
+                building,
+                unit_id,
+                draw(KEYS),
+            )
+        )
+    return rows
+
+
+def merged_row_by_row(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The upsert's rule row by row: per key the first row, with the smallest uplink key;
+    grouped by device (sorted), each device's rows in their order."""
+    merged: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for row in rows:
+        held = merged.setdefault(row[:7], row)
+        if held is not row and row[12] < held[12]:
+            merged[row[:7]] = (*held[:12], row[12])
+    return sorted(merged.values(), key=lambda row: row[0])
+
+
+def exact(rows: list[tuple[Any, ...]]) -> list[tuple[tuple[str, str], ...]]:
+    return [tuple((type(value).__name__, repr(value)) for value in row) for row in rows]
+
+
+def split(rows: list[tuple[Any, ...]], cuts: list[int]) -> list[ReadingBlock]:
+    bounds = sorted({0, len(rows), *(cut % (len(rows) + 1) for cut in cuts)})
+    return [ReadingBlock.from_rows(rows[a:b]) for a, b in itertools.pairwise(bounds)]
+
+
+@given(reading_rows())
+def test_a_block_holds_its_rows_exactly(rows: list[tuple[Any, ...]]) -> None:
+    assert exact(ReadingBlock.from_rows(rows).rows()) == exact(rows)
+
+
+@given(reading_rows(), st.lists(st.integers(0, 20), max_size=3))
+def test_blocks_merge_as_their_rows_merge_row_by_row(rows: list[tuple[Any, ...]], cuts: list[int]) -> None:
+    merged = merge_reading_blocks(split(rows, cuts))
+    assert exact(merged.rows()) == exact(merged_row_by_row(rows))
+
+
+@given(reading_rows())
+def test_selected_rows_keys_and_placements_are_those_of_the_rows(rows: list[tuple[Any, ...]]) -> None:
+    block = merge_reading_blocks([ReadingBlock.from_rows(rows)])
+    merged = block.rows()
+    historic = historic_rows(block)
+    assert historic.tolist() == [at for at, row in enumerate(merged) if row[3] != 0]
+    assert reading_keys(block, historic) == [merged[at][:7] for at in historic.tolist()]
+    assert exact(select_rows(block, historic[::-1]).rows()) == exact(
+        [merged[at] for at in historic.tolist()[::-1]]
+    )
+    expected = {(b or "", u or "", d) for d, *_, b, u, _ in merged if b is not None or u is not None}
+    assert placements(block) == sorted(expected)
+
+
+@given(reading_rows())
+def test_packed_readings_are_the_rows_python_binds(rows: list[tuple[Any, ...]]) -> None:
+    block = merge_reading_blocks([ReadingBlock.from_rows(rows)])
+    packed = pack_readings(block)
+    if packed is None:
+        # Only where Python's sqlite3 binds a column otherwise: a float for the storage
+        # number, or integers and floats mixed among the values.
+        merged = block.rows()
+        assert not {type(row[3]) for row in merged} <= {int, bool} or {type(row[7]) for row in merged} >= {
+            int,
+            float,
+        }
+        return
+    as_bound = [
+        tuple(int(value) if isinstance(value, bool) else value for value in row) for row in block.rows()
+    ]
+    assert exact(unpack_rows(packed)) == exact(as_bound)
+
+
+@given(reading_rows(), st.lists(st.integers(0, 20), max_size=3))
+def test_a_store_stores_blocks_as_it_stores_their_rows(rows: list[tuple[Any, ...]], cuts: list[int]) -> None:
+    as_blocks, as_rows = SQLiteStore(":memory:"), SQLiteStore(":memory:")
+    as_blocks.write(StoreBatch(reading_blocks=split(rows, cuts)))
+    for row in rows:
+        as_rows.write(StoreBatch(reading_values=[row]))
+    assert as_blocks.digest() == as_rows.digest()
+    # Placements follow the rows the batch keeps (one by one, a later row's place would count).
+    kept = merged_row_by_row(rows)
+    expected = sorted({(b or "", u or "", d) for d, *_, b, u, _ in kept if b is not None or u is not None})
+    assert as_blocks._db.execute("SELECT * FROM placements ORDER BY 1, 2, 3").fetchall() == expected
+    as_blocks.close()
+    as_rows.close()
+
+
+def test_an_empty_merge_is_the_empty_block() -> None:
+    assert merge_reading_blocks([]) is EMPTY
+    assert merge_reading_blocks([ReadingBlock.from_rows([])]) is EMPTY
+    assert EMPTY.rows() == [] and placements(EMPTY) == [] and len(historic_rows(EMPTY)) == 0
+
+
+def test_a_reading_row_of_another_width_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="13 values"):
+        ReadingBlock.from_rows([("wmbus:A", "2024-01-01T00:00")])
+
+
+def test_a_block_of_texts_that_do_not_pack_is_stored_through_python() -> None:
+    row = ("wmbus:A", "2024-01-01T00:00", "volume", 1, 0, 0, "instantaneous", 1.5, "m3", 1, None, None, "0a")
+    odd = (*row[:8], "\udc80", *row[9:])  # a lone surrogate: Python's sqlite3 refuses it
+    block = ReadingBlock.from_rows([odd])
+    assert pack_readings(block) is None
+    with SQLiteStore(":memory:") as store, pytest.raises(InputError, match="cannot hold"):
+        store.write(StoreBatch(reading_blocks=[block]))
+    with SQLiteStore(":memory:") as store:
+        store.write(StoreBatch(reading_blocks=[ReadingBlock.from_rows([row])]))
+        assert store.counts()["readings"] == 1
+
+
+def test_the_value_column_of_a_block_may_be_float64() -> None:
+    block = ReadingBlock.from_rows([])
+    numeric = ReadingBlock(
+        device_uids=["wmbus:A"],
+        times=["2024-01-01T00:00"],
+        fields=[("volume", 0, 0, 0, "instantaneous", "m3")],
+        places=[("B1", None)],
+        uplink_keys=["0a", "0b"],
+        device=np.zeros(2, dtype=np.int64),
+        time=np.zeros(2, dtype=np.int64),
+        field=np.zeros(2, dtype=np.int64),
+        place=np.zeros(2, dtype=np.int64),
+        uplink=np.array([1, 0], dtype=np.int64),
+        value=np.array([np.nan, 2.0]),
+        has_value=np.array([False, True]),
+        valid=np.array([0, 1], dtype=np.uint8),
+    )
+    merged = merge_reading_blocks([block, numeric])
+    assert merged.rows() == [
+        ("wmbus:A", "2024-01-01T00:00", "volume", 0, 0, 0, "instantaneous", None, "m3", 0, "B1", None, "0a")
+    ]
