@@ -223,7 +223,7 @@ def test_ingest_inside_fewer_collections_collects_after_each_store_write(
     class CountingStore(SQLiteStore):
         def write(self, batch: StoreBatch) -> None:
             super().write(batch)
-            writes.append(len(batch.uplink_values))
+            writes.append(len(batch.uplink_values) + sum(map(len, batch.uplink_blocks)))
 
     def on_collection(phase: str, info: dict[str, int]) -> None:
         if phase == "start":

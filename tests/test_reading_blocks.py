@@ -1,11 +1,12 @@
-"""Reading rows as blocks (columns of numbers into tables) merge, select and pack exactly as
-the rows they hold: the store's upsert rule row by row is the model."""
+"""Reading rows and uplinks as blocks (columns, texts from tables) merge, select, pack and
+store exactly as the rows they hold: the store's upsert rule row by row is the model."""
 
 from __future__ import annotations
 
 import itertools
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given
@@ -23,7 +24,10 @@ from minolcore.store._readings import (
     reading_keys,
     select_rows,
 )
-from minolcore.store.base import ReadingBlock, StoreBatch
+from minolcore.store._uplinks import distinct_keys, pack_uplinks
+from minolcore.store.base import ReadingBlock, StoreBatch, UplinkBlock
+
+from .test_store import repeating_batch
 
 # Values equal across types (1, 1.0, True) in key and value fields: a block keeps each as given.
 DEVICES = st.sampled_from(["wmbus:A", "wmbus:B", "lorawan:C"])
@@ -183,3 +187,52 @@ def test_the_value_column_of_a_block_may_be_float64() -> None:
     assert merged.rows() == [
         ("wmbus:A", "2024-01-01T00:00", "volume", 0, 0, 0, "instantaneous", None, "m3", 0, "B1", None, "0a")
     ]
+
+
+@given(first=repeating_batch(), second=repeating_batch(), as_blocks=st.booleans())
+def test_uplinks_as_blocks_store_what_their_rows_store(
+    first: StoreBatch, second: StoreBatch, as_blocks: bool
+) -> None:
+    by_rows, by_blocks = SQLiteStore(":memory:"), SQLiteStore(":memory:")
+    for batch in (first, second):
+        by_rows.write(batch)
+        values = list(batch.uplink_values)
+        # Half of the tuples in a block of their own, half as tuples beside it.
+        blocked = StoreBatch(
+            **{
+                **{name: getattr(batch, name) for name in StoreBatch.__struct_fields__},
+                "uplink_values": values[: len(values) // 2] if as_blocks else values,
+                "uplink_blocks": [UplinkBlock.from_rows(values[len(values) // 2 :])] if as_blocks else [],
+            }
+        )
+        by_blocks.write(blocked)
+    assert by_blocks.digest() == by_rows.digest()
+    by_rows.close()
+    by_blocks.close()
+
+
+@given(st.lists(st.sampled_from(["0a", "0b", "ff", "f0"]), unique=True))
+def test_distinct_uplinks_pack_in_the_order_of_their_keys(keys: list[str]) -> None:
+    rows = [
+        (key, "wmbus:A", 20 + n, "ok", "", 100 + n, 200 + n, f'[["GW-{n}",{100 + n},null,null]]')
+        for n, key in enumerate(keys)
+    ]
+    block = UplinkBlock.from_rows(rows)
+    assert block.rows() == rows
+    assert distinct_keys([block], [])
+    packed = pack_uplinks([block], rows[:0])
+    assert packed is not None
+    assert unpack_rows(packed) == sorted(rows)
+    both = pack_uplinks([UplinkBlock.from_rows(rows[:1])], rows[1:])
+    assert both is not None and unpack_rows(both) == sorted(rows)
+
+
+def test_an_uplink_block_whose_receptions_entry_is_outside_its_table_is_an_input_error() -> None:
+    row = ("0a", "wmbus:A", 20, "ok", "", 100, 100, '[["GW-1",100,null,null]]')
+    block = UplinkBlock.from_rows([row])
+    broken = msgspec.structs.replace(block, reception_entry=np.array([1], dtype=np.int64))
+    assert pack_uplinks([broken], []) is None
+    with SQLiteStore(":memory:") as store, pytest.raises(InputError, match="outside its table"):
+        store.write(StoreBatch(uplink_blocks=[broken]))
+    with pytest.raises(InputError, match="8 values"):
+        UplinkBlock.from_rows([row[:7]])  # type: ignore[list-item]

@@ -104,7 +104,7 @@ class _PooledStore:
         self._count = 0
 
     def write(self, batch: StoreBatch) -> None:
-        uplinks = len(batch.uplinks) + len(batch.uplink_values)
+        uplinks = len(batch.uplinks) + len(batch.uplink_values) + sum(map(len, batch.uplink_blocks))
         rows = uplinks + len(batch.late_receptions) + len(batch.rejected)
         # The batches held so far are written before this one joins them: only the pool
         # holds them, so they are freed before the collection that follows the write.

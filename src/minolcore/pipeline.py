@@ -64,6 +64,7 @@ from minolcore.store.base import (
     StatusEventRow,
     Store,
     StoreBatch,
+    UplinkBlock,
     UplinkValues,
     content_key,
 )
@@ -334,7 +335,7 @@ class Pipeline:
         # rows of its reading columns go, and the uplink of every row appended one by one.
         places: list[UplinkPlace | None] = [None] * (len(wmbus) + len(lorawan))
         appended: list[int] = []
-        read_batch = _FastBatch(frames, first_times, devices, fast, stored, wmbus, read.times)
+        read_batch = _FastBatch(frames, first_times, devices, fast, wmbus, read.times)
         run: list[int] = []  # consecutive uplinks the columnar path read
         for i, item in enumerate(fast):
             if item is not None:
@@ -346,6 +347,7 @@ class Pipeline:
             self._store_uplink(rows, *self._wmbus_item(slow[i], telegrams[i]))
             appended.extend(itertools.repeat(i, len(rows.reading_values) - before))
         self._store_fast_run(rows, run, read_batch, places, appended)
+        rows.uplink_blocks.append(rows.fast_uplinks.block(stored))
         for i, position in enumerate(lorawan, start=len(wmbus)):
             before = len(rows.reading_values)
             self._store_uplink(rows, *self._lorawan_item(copies.uplink(self.network, position)))
@@ -451,25 +453,18 @@ class Pipeline:
         their uplink in ``appended``. The rows keep batch order, as the store's merge needs."""
         if not run:
             return
-        frames, received_at, devices, fast, stored, positions, times = batch
+        frames, received_at, devices, fast, positions, times = batch
         # Field by field with C-level passes (map over the run) where a field is a lookup.
         items = cast(list[FastRecords], list(map(fast.__getitem__, run)))
         uids = [devices[i][0] for i in run]
         run_frames = list(map(frames.__getitem__, run))
         keys = list(map(content_key, uids, run_frames))
         at = list(map(positions.__getitem__, run))
-        rows.uplink_values.extend(
-            zip(
-                keys,
-                uids,
-                map(len, run_frames),
-                itertools.repeat("ok"),
-                itertools.repeat(""),
-                map(stored.first_ms.__getitem__, at),
-                map(stored.last_ms.__getitem__, at),
-                map(stored.texts.__getitem__, at),
-            )
-        )
+        read_uplinks = rows.fast_uplinks
+        read_uplinks.keys += keys
+        read_uplinks.device_uids += uids
+        read_uplinks.sizes.extend(map(len, run_frames))
+        read_uplinks.at += at
         known = self._fast_status
         # A (kind, faults) pair is never empty: a miss alone builds the model.
         statuses = [
@@ -837,9 +832,7 @@ class _FastBatch(NamedTuple):
     received_at: list[float]
     devices: list[tuple[str, DeviceIdentity, object | None]]
     fast: list[FastRecords | None]
-    #: The receptions of the batch's uplinks in their stored form, by batch position.
-    stored: EncodedReceptions
-    #: Each uplink's batch position.
+    #: Each uplink's batch position (among the encoded receptions).
     positions: list[int]
     #: The numbers of the batch's reading times (:attr:`FastRecords.event_minute`).
     times: ReadingTimes
@@ -893,12 +886,44 @@ class _Copies:
         return network.uplink(self.grouped, position, infos)
 
 
+class _FastUplinks:
+    """The uplinks the columnar path read, as their runs come: key, device, frame size (bytes)
+    and place among the batch's encoded receptions."""
+
+    __slots__ = ("at", "device_uids", "keys", "sizes")
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.device_uids: list[str] = []
+        self.sizes: list[int] = []
+        self.at: list[int] = []
+
+    def block(self, stored: EncodedReceptions) -> UplinkBlock:
+        """Their block, status "ok" and no decode errors, receptions from ``stored``."""
+        at = np.asarray(self.at, dtype=np.int64)
+        count = len(self.keys)
+        return UplinkBlock(
+            uplink_keys=self.keys,
+            device_uids=self.device_uids,
+            size=np.asarray(self.sizes, dtype=np.int64),
+            security_status=["ok"] * count,
+            decode_errors=[""] * count,
+            first_ms=stored.first[at],
+            last_ms=stored.last[at],
+            receptions=stored.data,
+            offsets=stored.offsets,
+            reception_entry=at,
+        )
+
+
 class _Rows:
     """The rows of one batch, collected stage by stage."""
 
     def __init__(self) -> None:
         self.devices: list[DeviceRow] = []
         self.uplink_values: list[UplinkValues] = []
+        self.fast_uplinks = _FastUplinks()
+        self.uplink_blocks: list[UplinkBlock] = []
         self.late_receptions: list[tuple[str, ReceptionRow]] = []
         # Fast path: device rows already in the batch.
         self.device_rows: set[tuple[str, str]] = set()  # (device uid, kind)
@@ -917,6 +942,7 @@ class _Rows:
         return StoreBatch(
             devices=self.devices,
             uplink_values=self.uplink_values,
+            uplink_blocks=self.uplink_blocks,
             late_receptions=self.late_receptions,
             reading_values=self.reading_values,
             reading_blocks=self.reading_blocks,

@@ -29,6 +29,7 @@ __all__ = [
     "StatusEventRow",
     "Store",
     "StoreBatch",
+    "UplinkBlock",
     "UplinkRow",
     "UplinkValues",
     "content_key",
@@ -93,6 +94,96 @@ class UplinkRow(Record):
 # receptions already the stored JSON text of
 # :func:`minolcore.store.receptions.encode_reception_columns`, the times in ms since the epoch.
 UplinkValues = tuple[str, str, int, str, str, int, int, str]
+
+
+class UplinkBlock(Record):
+    """Uplinks as columns (the pipeline's columnar path makes one per batch): row ``i`` is the
+    :data:`UplinkValues` ``(uplink_keys[i], device_uids[i], size[i], security_status[i],
+    decode_errors[i], first_ms[i], last_ms[i], receptions)``, its receptions' stored text
+    being ``receptions[offsets[e]:offsets[e + 1]]`` (UTF-8) for ``e = reception_entry[i]``.
+    ``size`` (bytes), ``first_ms``, ``last_ms`` (ms since the epoch) and ``reception_entry``
+    are int64 arrays."""
+
+    uplink_keys: Sequence[str]
+    device_uids: Sequence[str]
+    size: npt.NDArray[np.int64]
+    security_status: Sequence[str]
+    decode_errors: Sequence[str]
+    first_ms: npt.NDArray[np.int64]
+    last_ms: npt.NDArray[np.int64]
+    receptions: bytes
+    offsets: npt.NDArray[np.int64]
+    reception_entry: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.uplink_keys)
+
+    def reception_texts(self) -> list[str]:
+        """Each row's receptions' stored text. Raises :class:`~minolcore.errors.InputError`
+        for an entry outside the table, or a text that is not UTF-8."""
+        bounds = self.offsets.tolist()
+        entries = self.reception_entry.tolist()
+        if any(not 0 <= entry < len(bounds) - 1 for entry in entries):
+            raise InputError("an uplink's receptions entry outside its table")
+        try:
+            return [self.receptions[bounds[entry] : bounds[entry + 1]].decode() for entry in entries]
+        except UnicodeDecodeError:
+            raise InputError("an uplink's receptions text is not UTF-8") from None
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[UplinkValues]) -> UplinkBlock:
+        """The block of uplinks given as value tuples (texts, then integers, as the uplinks
+        table holds them). Raises :class:`~minolcore.errors.InputError` for a row that does
+        not have the 8 values of an uplink, or a receptions text that is not a ``str`` (or not
+        encodable)."""
+        if any(len(row) != _UPLINK_WIDTH for row in rows):
+            raise InputError(f"an uplink row of {_UPLINK_WIDTH} values expected")
+        keys, uids, sizes, statuses, errors, first, last, texts = (
+            list(column) for column in (zip(*rows, strict=True) if rows else [()] * _UPLINK_WIDTH)
+        )
+        if not all(isinstance(text, str) for text in texts):
+            raise InputError("an uplink's receptions must be stored reception text")
+        try:
+            encoded = [text.encode() for text in texts]
+        except UnicodeEncodeError as error:
+            raise InputError(f"an uplink's receptions text cannot be stored: {error}") from None
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(text) for text in encoded], out=offsets[1:])
+        try:
+            numbers = [np.asarray(column, dtype=np.int64) for column in (sizes, first, last)]
+        except (TypeError, ValueError, OverflowError) as error:
+            raise InputError(f"an uplink's size and times must be integers: {error}") from None
+        return cls(
+            uplink_keys=keys,
+            device_uids=uids,
+            size=numbers[0],
+            security_status=statuses,
+            decode_errors=errors,
+            first_ms=numbers[1],
+            last_ms=numbers[2],
+            receptions=b"".join(encoded),
+            offsets=offsets,
+            reception_entry=np.arange(len(encoded), dtype=np.int64),
+        )
+
+    def rows(self) -> list[UplinkValues]:
+        """The rows as value tuples, in order."""
+        return list(
+            zip(
+                self.uplink_keys,
+                self.device_uids,
+                self.size.tolist(),
+                self.security_status,
+                self.decode_errors,
+                self.first_ms.tolist(),
+                self.last_ms.tolist(),
+                self.reception_texts(),
+                strict=True,
+            )
+        )
+
+
+_UPLINK_WIDTH = 8
 
 
 class ReadingRow(Record):
@@ -264,9 +355,11 @@ class StoreBatch(Record):
 
     devices: Sequence[DeviceRow] = ()
     uplinks: Sequence[UplinkRow] = ()
-    # Uplinks as value tuples, their receptions already encoded (the pipeline's columnar path
-    # makes these): they merge with uplink rows of the same key as uplink rows do.
+    # Uplinks as value tuples, their receptions already encoded: they merge with uplink rows
+    # of the same key as uplink rows do.
     uplink_values: Sequence[UplinkValues] = ()
+    # Uplinks as columns (the pipeline makes these): stored as ``uplink_values`` are.
+    uplink_blocks: Sequence[UplinkBlock] = ()
     # Copies of uplinks stored before (a collector uploading late): (uplink key, copy),
     # merged into the uplink's receptions.
     late_receptions: Sequence[tuple[str, ReceptionRow]] = ()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import operator
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -37,14 +37,40 @@ _COPY_OVERHEAD = 26
 
 class EncodedReceptions:
     """Per uplink: its receptions' stored text and its first and last reception time (ms
-    since the epoch)."""
+    since the epoch), as columns: uplink ``i``'s text is ``data[offsets[i]:offsets[i + 1]]``
+    (UTF-8), its times ``first[i]`` and ``last[i]`` (int64)."""
 
-    __slots__ = ("first_ms", "last_ms", "texts")
+    __slots__ = ("data", "first", "last", "offsets")
 
-    def __init__(self, texts: list[str], first_ms: list[int], last_ms: list[int]) -> None:
-        self.texts = texts
-        self.first_ms = first_ms
-        self.last_ms = last_ms
+    def __init__(
+        self,
+        data: bytes,
+        offsets: npt.NDArray[np.int64],
+        first: npt.NDArray[np.int64],
+        last: npt.NDArray[np.int64],
+    ) -> None:
+        self.data = data
+        self.offsets = offsets
+        self.first = first
+        self.last = last
+
+    @property
+    def texts(self) -> list[str]:
+        """Every uplink's text."""
+        bounds = self.offsets.tolist()
+        if self.data.isascii():
+            # One str for the batch, sliced: the offsets are character offsets too.
+            text = self.data.decode("ascii")
+            return [text[a:b] for a, b in itertools.pairwise(bounds)]
+        return [self.data[a:b].decode() for a, b in itertools.pairwise(bounds)]
+
+    @property
+    def first_ms(self) -> list[int]:
+        return cast(list[int], self.first.tolist())
+
+    @property
+    def last_ms(self) -> list[int]:
+        return cast(list[int], self.last.tolist())
 
 
 def encode_reception_columns(
@@ -113,10 +139,8 @@ def encode_reception_columns(
         snr_value[order],
     )
     ordered_times = times[order]
-    text = _join(starts, gateway_piece, ordered_times, rssi_piece, snr_piece, pieces)
-    first = ordered_times[starts[:-1]].tolist()
-    last = ordered_times[starts[1:] - 1].tolist() if uplinks else []
-    return EncodedReceptions(text, first, last)
+    data, offsets = _join(starts, gateway_piece, ordered_times, rssi_piece, snr_piece, pieces)
+    return EncodedReceptions(data, offsets, ordered_times[starts[:-1]], ordered_times[starts[1:] - 1])
 
 
 def _adjacent_equal(
@@ -164,7 +188,8 @@ def _join(
     rssi_piece: npt.NDArray[np.int32],
     snr_piece: npt.NDArray[np.int32],
     pieces: list[bytes],
-) -> list[str]:
+) -> tuple[bytes, npt.NDArray[np.int64]]:
+    """The texts of the uplinks, one after another, and where each starts (and the last ends)."""
     lengths = np.array([len(piece) for piece in pieces], dtype=np.int64)
     piece_offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
     np.cumsum(lengths, out=piece_offsets[1:])
@@ -187,13 +212,7 @@ def _join(
     )
     if written < 0:  # the bounds above make this unreachable; never read a partial buffer
         raise AssertionError("mc_join_receptions refused columns its caller checked")
-    data = out[:written].tobytes()
-    bounds = out_offsets.tolist()
-    if data.isascii():
-        # One str for the batch, sliced: the offsets are character offsets too.
-        text = data.decode("ascii")
-        return [text[a:b] for a, b in itertools.pairwise(bounds)]
-    return [data[a:b].decode() for a, b in itertools.pairwise(bounds)]
+    return out[:written].tobytes(), out_offsets
 
 
 def join_receptions_native(

@@ -33,6 +33,7 @@ from minolcore.store._readings import (
     reading_keys,
     select_rows,
 )
+from minolcore.store._uplinks import distinct_keys, pack_uplinks
 from minolcore.store.base import (
     DeviceRow,
     ReadingBlock,
@@ -313,7 +314,15 @@ class SQLiteStore:
                 raise StoreError(f"{self.path}: the store is closed") from None
             # A value of a type SQLite cannot hold (a list, a dict, ...).
             raise InputError(f"a row {self.path} cannot hold: {error}") from None
-        except (sqlite3.IntegrityError, OverflowError, TypeError, IndexError, UnicodeEncodeError) as error:
+        except (
+            sqlite3.IntegrityError,
+            sqlite3.InterfaceError,  # a packed column the C core refuses (a table entry out of range)
+            sqlite3.DataError,
+            OverflowError,
+            TypeError,
+            IndexError,
+            UnicodeEncodeError,
+        ) as error:
             raise InputError(f"a row {self.path} cannot hold: {error}") from None
 
     def _write(self, batch: StoreBatch) -> None:
@@ -330,7 +339,7 @@ class SQLiteStore:
             # them (most readings and devices repeat): SQLite sees each key once.
             insert = self._insert_rows
             insert(_INSERT_DEVICE, _merged_devices(batch.devices))
-            insert(_INSERT_UPLINK, _merged_uplinks(batch.uplinks, batch.uplink_values))
+            self._insert_uplinks(batch)
             late = _late_reception_values(batch.late_receptions)
             found = db.executemany(_ADD_RECEPTIONS, late).rowcount
             if found < len(late):
@@ -403,6 +412,18 @@ class SQLiteStore:
         per = self._rows_per_statement(width)
         many = _many_rows(head, width, tail, per) if packed.rows >= per else None
         self._native_rows.insert(many, per, _many_rows(head, width, tail, 1), packed)
+
+    def _insert_uplinks(self, batch: StoreBatch) -> None:
+        """The batch's uplinks: the pipeline's (every key once, no row objects) packed in key
+        order and bound from C; otherwise merged per key first (see :func:`_merged_uplinks`)."""
+        blocks, values = batch.uplink_blocks, batch.uplink_values
+        if self._native_rows is not None and not batch.uplinks and distinct_keys(blocks, values):
+            packed = pack_uplinks(blocks, values)
+            if packed is not None:
+                self._insert_packed(_INSERT_UPLINK, packed)
+                return
+        from_blocks = itertools.chain.from_iterable(block.rows() for block in blocks)
+        self._insert_rows(_INSERT_UPLINK, _merged_uplinks(batch.uplinks, [*values, *from_blocks]))
 
     def _insert_readings(self, readings: ReadingBlock) -> None:
         if not len(readings):
