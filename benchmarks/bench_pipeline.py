@@ -24,7 +24,7 @@ from minolcore.ingest import fewer_collections, ingest_files
 from minolcore.pipeline import Pipeline
 from minolcore.simulator import Simulation, simulate, write_collector_log
 from minolcore.store import SQLiteStore
-from minolcore.store.base import ReceptionRow
+from minolcore.store.base import ReadingBlock, ReceptionRow, StoreBatch
 from minolcore.store.receptions import encode_reception_columns, encode_receptions, join_receptions_native
 from minolcore.wmbus.frame import parse_frame
 
@@ -248,7 +248,7 @@ def test_batch_reading_rows(benchmark: Any, reading_columns: tuple[Any, ...], pa
     columns, places = reading_columns
     times = ReadingTimes()
 
-    def merged() -> list[Any]:
+    def merged() -> ReadingBlock:
         return merge_reading_rows(columns, times, places, [], [])[0]
 
     def one_by_one() -> list[Any]:
@@ -264,6 +264,39 @@ def test_batch_reading_rows(benchmark: Any, reading_columns: tuple[Any, ...], pa
                     kept[values[:7]] = (*held[:12], key)
         return list(kept.values())
 
-    rows = benchmark.pedantic(merged if path == "columns" else one_by_one, rounds=5, iterations=1)
-    assert sorted(rows) == sorted(one_by_one())
+    result = benchmark.pedantic(merged if path == "columns" else one_by_one, rounds=5, iterations=1)
+    rows = result.rows() if isinstance(result, ReadingBlock) else result
+    assert sorted(rows) == sorted(map(as_stored, one_by_one()))
     record_rate(benchmark, "values_per_s", sum(len(c.stamps) for c in columns))
+
+
+def as_stored(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row as a block holds it: valid as 1 or 0 (which SQLite stores alike)."""
+    return (*row[:9], int(row[9]), *row[10:])
+
+
+@pytest.mark.parametrize("binding", ["C", "python"])
+def test_store_reading_block(benchmark: Any, reading_columns: tuple[Any, ...], binding: str) -> None:
+    """A batch's merged readings (10,000 current values, 7,500 month-end values) written to
+    a new in-memory store: bound from C out of the block's tables, against the same rows
+    bound by Python's sqlite3."""
+    columns, places = reading_columns
+    block = merge_reading_rows(columns, ReadingTimes(), places, [], [])[0]
+    batch = StoreBatch(reading_blocks=[block])
+    stores: list[SQLiteStore] = []
+
+    def new_store() -> tuple[tuple[()], dict[str, Any]]:
+        store = SQLiteStore(":memory:")
+        if binding == "python":
+            store._close_native_rows()
+            store._native_rows = None
+        elif store._native_rows is None:
+            pytest.fail("binding from C needs the C core")
+        stores.append(store)
+        return (), {}
+
+    benchmark.pedantic(lambda: stores[-1].write(batch), setup=new_store, rounds=5, iterations=1)
+    assert stores[-1].counts()["readings"] == len(block)
+    record_rate(benchmark, "rows_per_s", len(block))
+    for store in stores:
+        store.close()

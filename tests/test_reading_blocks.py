@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from minolcore.errors import InputError
 from minolcore.store import SQLiteStore
-from minolcore.store._columns import unpack_rows
+from minolcore.store._columns import text_order, unpack_rows
 from minolcore.store._readings import (
     EMPTY,
     historic_rows,
@@ -114,13 +114,11 @@ def test_packed_readings_are_the_rows_python_binds(rows: list[tuple[Any, ...]]) 
     block = merge_reading_blocks([ReadingBlock.from_rows(rows)])
     packed = pack_readings(block)
     if packed is None:
-        # Only where Python's sqlite3 binds a column otherwise: a float for the storage
-        # number, or integers and floats mixed among the values.
-        merged = block.rows()
-        assert not {type(row[3]) for row in merged} <= {int, bool} or {type(row[7]) for row in merged} >= {
-            int,
-            float,
-        }
+        # Only where Python's sqlite3 binds a column otherwise: a float for a storage number
+        # in the fields' table, or integers and floats mixed among the values.
+        storages = {type(fields[1]) for fields in block.fields}
+        values = {type(row[7]) for row in block.rows()}
+        assert not storages <= {int, bool} or values >= {int, float}
         return
     as_bound = [
         tuple(int(value) if isinstance(value, bool) else value for value in row) for row in block.rows()
@@ -236,3 +234,14 @@ def test_an_uplink_block_whose_receptions_entry_is_outside_its_table_is_an_input
         store.write(StoreBatch(uplink_blocks=[broken]))
     with pytest.raises(InputError, match="8 values"):
         UplinkBlock.from_rows([row[:7]])  # type: ignore[list-item]
+
+
+@given(st.lists(st.text(max_size=3) | st.sampled_from(["0a", "0b", "a0", "ff", "FF", "é"]), max_size=12))
+def test_text_order_is_pythons_stable_sort(texts: list[str]) -> None:
+    assert text_order(texts).tolist() == sorted(range(len(texts)), key=texts.__getitem__)
+
+
+@given(st.lists(st.text("0123456789abcdef", min_size=4, max_size=4), max_size=30))
+def test_text_order_of_content_keys_is_pythons_stable_sort(keys: list[str]) -> None:
+    # Texts of one length in ASCII: numpy sorts their bytes.
+    assert text_order(keys).tolist() == sorted(range(len(keys)), key=keys.__getitem__)

@@ -38,6 +38,7 @@ __all__ = [
     "TextTable",
     "pack_column",
     "pack_columns",
+    "text_order",
     "text_table",
     "unpack_rows",
 ]
@@ -97,6 +98,21 @@ def text_table(entries: Sequence[object]) -> TextTable | None:
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
     return b"".join(encoded), offsets
+
+
+def text_order(texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The positions of ``texts`` in sorted order (equal texts in their order). Texts of one
+    length in ASCII (the uplinks' content keys) are sorted by numpy as fixed-width bytes,
+    which orders them as Python orders the texts; any others by Python."""
+    lengths = set(map(len, texts))
+    if len(lengths) == 1:
+        joined = "".join(texts)
+        width = lengths.pop()
+        if width and joined.isascii():
+            return np.argsort(np.frombuffer(joined.encode(), dtype=f"S{width}"), kind="stable").astype(
+                np.int64
+            )
+    return np.asarray(sorted(range(len(texts)), key=texts.__getitem__), dtype=np.int64)
 
 
 def pack_columns(rows: Sequence[Sequence[object]], width: int) -> PackedColumns | None:

@@ -19,7 +19,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from minolcore.store._columns import DOUBLE, INT64, TABLE, PackedColumns, TextTable, pack_column, text_table
+from minolcore.store._columns import (
+    DOUBLE,
+    INT64,
+    TABLE,
+    PackedColumns,
+    TextTable,
+    pack_column,
+    text_order,
+    text_table,
+)
 from minolcore.store.base import ReadingBlock
 
 __all__ = [
@@ -101,10 +110,9 @@ def _ranks(entries: Sequence[Any]) -> npt.NDArray[np.int64]:
     """Per entry of a table from :func:`_joined` its place in the sorted order of the
     distinct values: equal values, equal ranks (Python's ordering: raises TypeError for
     values that do not compare)."""
-    if _all_texts(entries):
-        # Distinct texts; tables joined from sorted ones sort in a few runs.
+    if _all_texts(entries):  # distinct texts: the rank is the place in sorted order
         rank = np.empty(len(entries), dtype=np.int64)
-        rank[sorted(range(len(entries)), key=entries.__getitem__)] = np.arange(len(entries))
+        rank[text_order(entries)] = np.arange(len(entries))
         return rank
     classes = _classes(entries)
     first: dict[int, Any] = {}
@@ -121,9 +129,8 @@ def _uplink_keys(
 ) -> tuple[list[Any], list[npt.NDArray[np.int64]], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """The blocks' uplink keys in one table; the numbers of each block's entries in it; per
     entry its key's rank in sorted order (the smaller key, the smaller rank); per rank an
-    entry of it. Texts alone (the pipeline's, each block's sorted) are put one after another,
-    not made distinct: only their order matters, and sorting runs of sorted texts takes few
-    comparisons."""
+    entry of it. Texts alone (the pipeline's) are put one after another, not made distinct:
+    only their order matters."""
     tables = [block.uplink_keys for block in blocks]
     if all(map(_all_texts, tables)):
         joined = list(itertools.chain.from_iterable(tables))
@@ -132,7 +139,7 @@ def _uplink_keys(
             np.arange(start, start + len(table), dtype=np.int64)
             for start, table in zip(starts, tables, strict=False)
         ]
-        order = np.asarray(sorted(range(len(joined)), key=joined.__getitem__), dtype=np.int64)
+        order = text_order(joined)
         rank = np.empty(len(joined), dtype=np.int64)
         rank[order] = np.arange(len(joined))
         return joined, numbers, rank, order

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from minolcore.store._columns import INT64, TABLE, PackedColumns, TextTable, text_table
+from minolcore.store._columns import INT64, TABLE, PackedColumns, TextTable, text_order, text_table
 from minolcore.store.base import UplinkBlock, UplinkValues
 
 __all__ = ["distinct_keys", "pack_uplinks"]
@@ -44,7 +44,7 @@ def pack_uplinks(blocks: Sequence[UplinkBlock], rows: Sequence[UplinkValues]) ->
             len(entry) and (entry.min() < 0 or entry.max() >= len(block.offsets) - 1)
         ):
             return None
-    order = np.asarray(sorted(range(count), key=keys.__getitem__), dtype=np.int64)
+    order = text_order(keys)
 
     def text(parts: list[Sequence[Any]]) -> TextTable | None:
         return text_table(list(itertools.chain.from_iterable(parts)))
@@ -53,7 +53,7 @@ def pack_uplinks(blocks: Sequence[UplinkBlock], rows: Sequence[UplinkValues]) ->
         if not set(map(type, given)) <= {int, bool}:
             return None
         try:
-            return np.concatenate([*parts, np.asarray(given, dtype=np.int64)])[order]
+            return np.take(np.concatenate([*parts, np.asarray(given, dtype=np.int64)]), order)
         except OverflowError:
             return None
 
