@@ -34,10 +34,11 @@ def _cdef() -> str:
 
 SOURCES = sorted(str(path.relative_to(ROOT)) for path in HERE.glob("mc_*.c"))
 
-compile_args = ["-std=c11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+compile_args = ["-std=c99", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 link_args: list[str] = []
-# dlopen and dlsym (mc_sqlite.c) are in libdl before glibc 2.34; elsewhere in the C library.
-libraries = ["dl"] if sys.platform.startswith("linux") else []
+# dlopen and dlsym, and POSIX threads (mc_sqlite.c), are in libdl and libpthread before
+# glibc 2.34; elsewhere in the C library.
+libraries = ["dl", "pthread"] if sys.platform.startswith("linux") else []
 if os.environ.get("MINOLCORE_SANITIZE") == "1":
     sanitize = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
     compile_args = [*compile_args[:1], "-O1", "-g", *sanitize]

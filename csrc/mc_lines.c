@@ -10,7 +10,7 @@
  * marked for the Python reader, which reads it, or names its defect, exactly as before:
  * what is read here is what the Python reader would make of the line, never something
  * else. */
-/* strtod_l and newlocale (POSIX 2008 and GNU) under -std=c11. */
+/* strtod_l and newlocale (POSIX 2008 and GNU) under -std=c99. */
 #define _GNU_SOURCE
 #include "minolcore.h"
 

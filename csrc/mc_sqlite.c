@@ -8,7 +8,10 @@
  * SQLite's functions are looked up at run time in the very library the sqlite3 module
  * loaded, never linked: a second copy of SQLite in one process would break the POSIX file
  * locks of the first. The connection's handle comes from SQLite's auto-extension hook, which
- * the library calls for every connection it opens.
+ * the library calls for every connection it opens: it gives each connection an SQL function,
+ * minolcore_connection(), returning a number of the connection's own, which leads back to the
+ * handle (mc_sql_connection) until the connection closes and SQLite drops the function. So
+ * the handle is asked of the connection itself, never guessed from the order of opens.
  */
 #include "minolcore.h"
 
@@ -18,7 +21,7 @@
 
 int mc_sql_bind_library(const char *module_path) { return 0; }
 int mc_sql_watch_opens(void) { return 1; }
-void *mc_sql_take_opened(void) { return NULL; }
+void *mc_sql_connection(int64_t number) { return NULL; }
 int mc_sql_prepare(void *db, const char *sql, void **statement) { return 1; }
 void mc_sql_finalize(void *statement) {}
 int mc_sql_insert(void *db, void *many, int64_t rows_per_many, void *one, const mc_sql_column *columns,
@@ -27,6 +30,7 @@ int mc_sql_insert(void *db, void *many, int64_t rows_per_many, void *one, const 
 #else
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #define SQLITE_OK 0
@@ -39,6 +43,9 @@ int mc_sql_insert(void *db, void *many, int64_t rows_per_many, void *one, const 
 
 typedef struct sqlite3 sqlite3;
 typedef struct sqlite3_stmt sqlite3_stmt;
+typedef struct sqlite3_context sqlite3_context;
+typedef struct sqlite3_value sqlite3_value;
+typedef void (*sqlite3_function)(sqlite3_context *, int, sqlite3_value **);
 typedef void (*sqlite3_destructor)(void *);
 typedef int64_t sqlite3_int64;
 typedef uint64_t sqlite3_uint64;
@@ -59,6 +66,10 @@ static struct {
     int (*reset)(sqlite3_stmt *);
     const char *(*errmsg)(sqlite3 *);
     const char *(*errstr)(int);
+    int (*create_function_v2)(sqlite3 *, const char *, int, int, void *, sqlite3_function, sqlite3_function,
+                              void (*)(sqlite3_context *), void (*)(void *));
+    void *(*user_data)(sqlite3_context *);
+    void (*result_int64)(sqlite3_context *, sqlite3_int64);
 } sql;
 
 static int library_bound = 0;
@@ -76,46 +87,81 @@ int mc_sql_bind_library(const char *module_path)
 #endif
     if (module == NULL)
         return 0;
-    void *found[13] = {
-        dlsym(module, "sqlite3_auto_extension"), dlsym(module, "sqlite3_prepare_v2"),
-        dlsym(module, "sqlite3_finalize"),       dlsym(module, "sqlite3_bind_int64"),
-        dlsym(module, "sqlite3_bind_double"),    dlsym(module, "sqlite3_bind_null"),
-        dlsym(module, "sqlite3_bind_text64"),    dlsym(module, "sqlite3_bind_parameter_count"),
-        dlsym(module, "sqlite3_clear_bindings"), dlsym(module, "sqlite3_step"),
-        dlsym(module, "sqlite3_reset"),          dlsym(module, "sqlite3_errmsg"),
-        dlsym(module, "sqlite3_errstr"),
+    static const char *const names[] = {
+        "sqlite3_auto_extension", "sqlite3_prepare_v2", "sqlite3_finalize", "sqlite3_bind_int64",
+        "sqlite3_bind_double", "sqlite3_bind_null", "sqlite3_bind_text64", "sqlite3_bind_parameter_count",
+        "sqlite3_clear_bindings", "sqlite3_step", "sqlite3_reset", "sqlite3_errmsg",
+        "sqlite3_errstr", "sqlite3_create_function_v2", "sqlite3_user_data", "sqlite3_result_int64",
     };
-    for (size_t i = 0; i < sizeof found / sizeof found[0]; i++) {
+    /* In the order of the names. */
+    void *slots[] = {
+        &sql.auto_extension, &sql.prepare_v2, &sql.finalize, &sql.bind_int64,
+        &sql.bind_double, &sql.bind_null, &sql.bind_text64, &sql.bind_parameter_count,
+        &sql.clear_bindings, &sql.step, &sql.reset, &sql.errmsg,
+        &sql.errstr, &sql.create_function_v2, &sql.user_data, &sql.result_int64,
+    };
+    void *found[sizeof names / sizeof names[0]];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        found[i] = dlsym(module, names[i]);
         if (found[i] == NULL) {
             dlclose(module);
             return 0;
         }
     }
-    /* The module stays loaded as long as Python runs: the handle is kept, not closed. */
-    memcpy(&sql.auto_extension, &found[0], sizeof(void *));
-    memcpy(&sql.prepare_v2, &found[1], sizeof(void *));
-    memcpy(&sql.finalize, &found[2], sizeof(void *));
-    memcpy(&sql.bind_int64, &found[3], sizeof(void *));
-    memcpy(&sql.bind_double, &found[4], sizeof(void *));
-    memcpy(&sql.bind_null, &found[5], sizeof(void *));
-    memcpy(&sql.bind_text64, &found[6], sizeof(void *));
-    memcpy(&sql.bind_parameter_count, &found[7], sizeof(void *));
-    memcpy(&sql.clear_bindings, &found[8], sizeof(void *));
-    memcpy(&sql.step, &found[9], sizeof(void *));
-    memcpy(&sql.reset, &found[10], sizeof(void *));
-    memcpy(&sql.errmsg, &found[11], sizeof(void *));
-    memcpy(&sql.errstr, &found[12], sizeof(void *));
+    /* The module stays loaded as long as Python runs: the handle is kept, not closed. Object
+     * pointers become function pointers by copying their bytes (ISO C has no cast for it). */
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        memcpy(slots[i], &found[i], sizeof(void *));
     library_bound = 1;
     return 1;
 }
 
-/* Per thread: sqlite3_open runs in the thread that called it, so a connection opened here
- * is the one this thread's Python code just asked for, whatever other threads open. */
-static _Thread_local sqlite3 *last_opened = NULL;
+/* The connections opened since mc_sql_watch_opens, each with its number, until they close. */
+typedef struct known_connection {
+    int64_t number;
+    sqlite3 *db;
+    struct known_connection *next;
+} known_connection;
+
+static known_connection *known = NULL;
+static int64_t last_number = 0;
+static pthread_mutex_t known_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* minolcore_connection(): the number of the connection that runs it. */
+static void connection_number(sqlite3_context *context, int argc, sqlite3_value **argv)
+{
+    const known_connection *entry = sql.user_data(context);
+    sql.result_int64(context, entry->number);
+}
+
+/* SQLite drops the function when its connection closes (or when creating it failed). */
+static void forget_connection(void *data)
+{
+    known_connection *entry = data;
+    pthread_mutex_lock(&known_lock);
+    for (known_connection **at = &known; *at != NULL; at = &(*at)->next) {
+        if (*at == entry) {
+            *at = entry->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&known_lock);
+    free(entry);
+}
 
 static int note_opened(sqlite3 *db, char **error, const void *api)
 {
-    last_opened = db;
+    known_connection *entry = malloc(sizeof *entry);
+    if (entry == NULL)
+        return SQLITE_OK; /* the connection stays unknown: Python's sqlite3 binds its rows */
+    pthread_mutex_lock(&known_lock);
+    entry->number = ++last_number;
+    entry->db = db;
+    entry->next = known;
+    known = entry;
+    pthread_mutex_unlock(&known_lock);
+    sql.create_function_v2(db, "minolcore_connection", 0, SQLITE_UTF8, entry, connection_number, NULL, NULL,
+                           forget_connection);
     return SQLITE_OK;
 }
 
@@ -131,10 +177,17 @@ int mc_sql_watch_opens(void)
     return sql.auto_extension(entry);
 }
 
-void *mc_sql_take_opened(void)
+void *mc_sql_connection(int64_t number)
 {
-    sqlite3 *db = last_opened;
-    last_opened = NULL;
+    sqlite3 *db = NULL;
+    pthread_mutex_lock(&known_lock);
+    for (const known_connection *entry = known; entry != NULL; entry = entry->next) {
+        if (entry->number == number) {
+            db = entry->db;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&known_lock);
     return db;
 }
 

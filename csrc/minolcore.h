@@ -1,7 +1,7 @@
 /* minolcore C core: the hot loops of the frame layer and the dedupe table.
  *
- * C11 (for one thread-local), libc only; mc_sqlite.c calls the SQLite library that
- * Python's sqlite3 module loaded. Every function here has a pure-Python twin in
+ * C99, libc only (mc_sqlite.c: POSIX dlopen and threads, and the SQLite library that
+ * Python's sqlite3 module loaded). Every function here has a pure-Python twin in
  * src/minolcore/_reference/, and the equivalence tests prove them equal.
  * The cdef part of build_ffi.py repeats these declarations for cffi.
  */
@@ -207,8 +207,8 @@ typedef struct {
     const void *values;    /* int64_t[rows] or double[rows]; for MC_SQL_TEXT the UTF-8 text of
                               each row that is not null, followed by a NUL byte; for
                               MC_SQL_TABLE int64_t[rows], each row's entry of the table */
-    const uint8_t *nulls;  /* NULL, or 1 for each row that binds NULL */
-    const char *table;     /* MC_SQL_TABLE: entry e is the UTF-8 text table[offsets[e]:offsets[e+1]] */
+    const uint8_t *nulls;  /* NULL, or per row: not 0 where the row binds NULL */
+    const char *table;     /* MC_SQL_TABLE: entry e is table[offsets[e]:offsets[e+1]] (UTF-8) */
     const int64_t *offsets; /* entries + 1 of them, from 0 up to table_bytes */
     int64_t entries;
     int64_t table_bytes;
@@ -218,19 +218,22 @@ typedef struct {
  * module's extension, which uses the library). 1 when all are found, else 0: the caller
  * binds through Python's sqlite3 instead. */
 int mc_sql_bind_library(const char *module_path);
-/* Have SQLite note every connection it opens from now on (its auto-extension hook);
- * returns SQLite's result code. */
+/* Have SQLite give every connection it opens from now on (its auto-extension hook) an SQL
+ * function minolcore_connection() returning a number of the connection's own; returns
+ * SQLite's result code. */
 int mc_sql_watch_opens(void);
-/* The connection this thread opened last since the previous call, or NULL. */
-void *mc_sql_take_opened(void);
-/* sqlite3_prepare_v2 and sqlite3_finalize on a connection from mc_sql_take_opened. */
+/* The connection whose minolcore_connection() returns `number`, or NULL once it closed. */
+void *mc_sql_connection(int64_t number);
+/* sqlite3_prepare_v2 and sqlite3_finalize on a connection from mc_sql_connection. */
 int mc_sql_prepare(void *db, const char *sql, void **statement);
 void mc_sql_finalize(void *statement);
-/* Run an INSERT for `rows` rows of `width` columns (a row's table entry out of range, or a
- * table's offsets out of order, refuse it whole with SQLITE_RANGE before any row runs): `many` (NULL or a statement of
+/* Run an INSERT for `rows` rows of `width` columns: `many` (NULL or a statement of
  * rows_per_many rows) as often as whole chunks fit, then `one` (a one-row statement) for each
  * row left. Returns SQLite's result code (0 when every row ran) with SQLite's message in
- * error; rows run before a failing one stay in the open transaction, as with executemany. */
+ * error; rows run before a failing one stay in the open transaction, as with executemany. A
+ * row's table entry out of range, or a table's offsets out of order, refuse the call whole
+ * with SQLITE_RANGE before any row runs; statements that do not take `width` values per row,
+ * with SQLITE_MISUSE. */
 int mc_sql_insert(void *db, void *many, int64_t rows_per_many, void *one, const mc_sql_column *columns,
                   int width, int64_t rows, char *error, size_t error_size);
 

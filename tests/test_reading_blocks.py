@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from minolcore import ingest
 from minolcore.errors import InputError
 from minolcore.store import SQLiteStore
 from minolcore.store._columns import text_order, unpack_rows
@@ -225,15 +226,69 @@ def test_distinct_uplinks_pack_in_the_order_of_their_keys(keys: list[str]) -> No
     assert both is not None and unpack_rows(both) == sorted(rows)
 
 
-def test_an_uplink_block_whose_receptions_entry_is_outside_its_table_is_an_input_error() -> None:
-    row = ("0a", "wmbus:A", 20, "ok", "", 100, 100, '[["GW-1",100,null,null]]')
-    block = UplinkBlock.from_rows([row])
-    broken = msgspec.structs.replace(block, reception_entry=np.array([1], dtype=np.int64))
-    assert pack_uplinks([broken], []) is None
-    with SQLiteStore(":memory:") as store, pytest.raises(InputError, match="outside its table"):
-        store.write(StoreBatch(uplink_blocks=[broken]))
+ROW = ("0a", "wmbus:A", 20, "ok", "", 100, 100, '[["GW-1",100,null,null]]')
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"reception_entry": np.array([1], dtype=np.int64)}, "outside its table"),
+        ({"reception_entry": np.array([-1], dtype=np.int64)}, "outside its table"),
+        ({"receptions": b"\xff\xfe"}, "ascend within|not UTF-8"),
+        ({"receptions": '[["GW-1",100,null,null]]'}, "must be bytes"),
+        ({"device_uids": ["wmbus:A", "wmbus:B"]}, "one value per uplink"),
+        ({"size": np.array([1.5])}, "64-bit integers"),
+        ({"first_ms": np.array([2**63 + 4096], dtype=np.uint64)}, "64-bit integers"),
+        ({"offsets": np.array([5, 0], dtype=np.int64)}, "ascend"),
+    ],
+)
+def test_a_malformed_uplink_block_is_an_input_error(change: dict[str, Any], message: str) -> None:
+    broken = msgspec.structs.replace(UplinkBlock.from_rows([ROW]), **change)
+    with pytest.raises(InputError, match=message):
+        broken.check()
+    for native in (True, False):
+        store = SQLiteStore(":memory:")
+        if not native:
+            store._close_native_rows()
+            store._native_rows = None
+        with pytest.raises(InputError, match=message):
+            store.write(StoreBatch(uplink_blocks=[broken]))
+        assert store.counts()["uplinks"] == 0
+        store.close()
     with pytest.raises(InputError, match="8 values"):
-        UplinkBlock.from_rows([row[:7]])  # type: ignore[list-item]
+        UplinkBlock.from_rows([ROW[:7]])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("column", [1, 3, 4, 7])
+def test_a_missing_uplink_text_is_refused_either_way(column: int) -> None:
+    # NOT NULL columns: a None binds NULL from C as from Python, and the store refuses it.
+    row = (*ROW[:column], None, *ROW[column + 1 :])
+    for native in (True, False):
+        store = SQLiteStore(":memory:")
+        if not native:
+            store._close_native_rows()
+            store._native_rows = None
+        with pytest.raises(InputError):
+            store.write(StoreBatch(uplink_values=[row]))  # type: ignore[list-item]
+        assert store.counts()["uplinks"] == 0
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"device": np.array([1], dtype=np.int64)}, "name entries"),
+        ({"time": np.array([-1], dtype=np.int64)}, "name entries"),
+        ({"field": np.array([0.0])}, "name entries"),
+        ({"has_value": np.array([1])}, "bool array"),
+        ({"valid": np.array([1, 1], dtype=np.uint8)}, "one value per row"),
+    ],
+)
+def test_a_malformed_reading_block_is_an_input_error(change: dict[str, Any], message: str) -> None:
+    row = ("wmbus:A", "2024-01-01T00:00", "volume", 0, 0, 0, "instantaneous", 1.5, "m3", 1, None, None, "0a")
+    broken = msgspec.structs.replace(ReadingBlock.from_rows([row]), **change)
+    with SQLiteStore(":memory:") as store, pytest.raises(InputError, match=message):
+        store.write(StoreBatch(reading_blocks=[broken]))
 
 
 @given(st.lists(st.text(max_size=3) | st.sampled_from(["0a", "0b", "a0", "ff", "FF", "é"]), max_size=12))
@@ -245,3 +300,42 @@ def test_text_order_is_pythons_stable_sort(texts: list[str]) -> None:
 def test_text_order_of_content_keys_is_pythons_stable_sort(keys: list[str]) -> None:
     # Texts of one length in ASCII: numpy sorts their bytes.
     assert text_order(keys).tolist() == sorted(range(len(keys)), key=keys.__getitem__)
+
+
+@given(reading_rows(), st.lists(st.sampled_from(["0a", 5, 1, 1.0, True]), min_size=14, max_size=14))
+def test_uplink_keys_of_any_type_merge_as_the_upsert_compares_them(
+    rows: list[tuple[Any, ...]], keys: list[Any]
+) -> None:
+    # Keys are only compared within a reading key's rows, as the upsert compares them: a
+    # text and a number in one run cannot be compared, in different runs they never meet.
+    rows = [(*row[:12], key) for row, key in zip(rows, keys, strict=False)]
+    try:
+        expected = exact(merged_row_by_row(rows))
+    except TypeError:
+        with pytest.raises(TypeError):
+            merge_reading_blocks([ReadingBlock.from_rows(rows)])
+        return
+    assert exact(merge_reading_blocks(split(rows, [len(rows) // 2])).rows()) == expected
+
+
+def test_pooled_batches_keep_their_order_whatever_kind_their_rows_are() -> None:
+    # One reading, first as a block (1.0), then as a value tuple (2.0): written in turn the
+    # first stays; pooled into one write, it must stay as well.
+    row = ("wmbus:A", "2024-01-01T00:00", "volume", 0, 0, 0, "instantaneous", 1.0, "m3", 1, None, None, "0a")
+    later = (*row[:7], 2.0, *row[8:])
+    uplink = ("0a", "wmbus:A", 20, "ok", "", 100, 100, '[["GW-1",100,null,null]]')
+    other_head = ("0a", "wmbus:A", 21, "ok", "", 100, 100, '[["GW-2",100,null,null]]')
+    first = StoreBatch(
+        reading_blocks=[ReadingBlock.from_rows([row])], uplink_blocks=[UplinkBlock.from_rows([uplink])]
+    )
+    second = StoreBatch(reading_values=[later], uplink_values=[other_head])
+    in_turn, pooled_store = SQLiteStore(":memory:"), SQLiteStore(":memory:")
+    in_turn.write(first)
+    in_turn.write(second)
+    pool = ingest._PooledStore(pooled_store, rows=1000)
+    pool.write(first)
+    pool.write(second)
+    pool.flush()
+    assert pooled_store.digest() == in_turn.digest()
+    in_turn.close()
+    pooled_store.close()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import gc
 import sqlite3
+import sys
 import threading
 from array import array
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -30,6 +32,7 @@ from minolcore.store._columns import (
     TEXT,
     PackedColumns,
     pack_columns,
+    table_column,
     text_table,
     unpack_rows,
 )
@@ -183,6 +186,9 @@ def exact(row: tuple[object, ...]) -> tuple[object, ...]:
         ([1, 2.0], False),  # mixed: each binds as its own type
         ([b"x"], False),
         (["a", 1], False),
+        ([1, np.int64(2)], False),  # Python's sqlite3 binds numpy's integers as blobs
+        ([1.0, np.float32(2)], False),
+        (["a", type("Text", (str,), {})("b")], False),  # a subclass: its adapter may differ
     ],
 )
 def test_which_columns_pack(column: list[object], packs: bool) -> None:
@@ -298,7 +304,7 @@ def test_a_store_dropped_unclosed_finalizes_its_statements() -> None:
     gc.collect()
     if native is not None:
         assert native._statements == {}
-        assert native._handle is None
+        assert native._number is None
 
 
 @st.composite
@@ -361,7 +367,7 @@ def test_a_table_whose_offsets_go_backwards_is_refused_whole() -> None:
 
 @pytest.mark.parametrize(
     ("entries", "packs"),
-    [(["a", "m³", ""], True), (["a", None], True), (["a", 1], False), (["\udc80"], False), ([], True)],
+    [(["a", "m³", ""], True), (["a", None], False), (["a", 1], False), (["\udc80"], False), ([], True)],
 )
 def test_which_tables_pack(entries: list[object], packs: bool) -> None:
     table = text_table(entries)
@@ -369,4 +375,34 @@ def test_which_tables_pack(entries: list[object], packs: bool) -> None:
     if table is not None:
         texts, offsets = table
         decoded = [texts[offsets[e] : offsets[e + 1]].decode() for e in range(len(entries))]
-        assert decoded == ["" if entry is None else entry for entry in entries]
+        assert decoded == entries
+
+
+def test_rows_of_a_none_entry_bind_null() -> None:
+    column = table_column(["a", None, "b"], np.array([1, 0, 1, 2], dtype=np.int64))
+    assert column is not None
+    (texts, offsets), nulls = column
+    assert nulls == bytes([1, 0, 1, 0])
+    assert [texts[offsets[e] : offsets[e + 1]] for e in range(3)] == [b"a", b"", b"b"]
+    assert table_column(["a", "b"], np.array([1], dtype=np.int64)) is not None
+    assert table_column(["a", 1], np.array([1], dtype=np.int64)) is None
+
+
+def test_the_store_binds_on_its_own_connection_when_opening_it_opens_another(tmp_path: Path) -> None:
+    # An audit hook that opens a database of its own right after the store's was opened: the
+    # C core must bind on the store's connection, not on the one opened last.
+    other = tmp_path / "other.sqlite"
+    armed: list[bool] = []
+
+    def open_another(event: str, args: tuple[object, ...]) -> None:
+        if event == "sqlite3.connect/handle" and armed and armed.pop():
+            sqlite3.connect(other).close()
+
+    sys.addaudithook(open_another)  # hooks stay for the process: this one fires once
+    armed.append(True)
+    store = SQLiteStore(tmp_path / "store.sqlite")
+    assert not armed
+    store.write(sample_batch())
+    assert store.counts()["readings"] > 0
+    store.close()
+    assert sqlite3.connect(other).execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)

@@ -17,14 +17,24 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
-from minolcore._model import Record
+import msgspec
+
+from minolcore._model import Record, replace
 from minolcore.adapters.collector import RejectedLine
 from minolcore.adapters.gateway_log import LogBatch, iter_log_batches
 from minolcore.pipeline import Pipeline, PipelineStats
 from minolcore.reception import ReceptionColumns
-from minolcore.store.base import RejectedRow, Store, StoreBatch
+from minolcore.store.base import (
+    ReadingBlock,
+    ReadingRow,
+    ReadingValues,
+    RejectedRow,
+    Store,
+    StoreBatch,
+    UplinkBlock,
+)
 
 __all__ = ["IngestSummary", "fewer_collections", "ingest_files", "print_stats"]
 
@@ -90,6 +100,30 @@ class IngestSummary(Record):
 _BATCH_FIELDS = tuple(StoreBatch.__annotations__)
 
 
+def _as_blocks(batch: StoreBatch) -> StoreBatch:
+    """The batch with its readings, and its uplinks given as value tuples, in blocks: a
+    batch's readings count in the order objects, value tuples, blocks (its uplinks: value
+    tuples, blocks), so pooled batches that differ in kind would otherwise be reordered.
+    Uplink row objects, which the store puts first, are left as they are."""
+    if not (batch.readings or batch.reading_values or batch.uplink_values):
+        return batch  # the pipeline's columnar batches
+    astuple = cast(Callable[[ReadingRow], ReadingValues], msgspec.structs.astuple)
+    readings = [
+        ReadingBlock.from_rows(rows)
+        for rows in (list(map(astuple, batch.readings)), batch.reading_values)
+        if rows
+    ]
+    uplinks = [UplinkBlock.from_rows(batch.uplink_values)] if batch.uplink_values else []
+    return replace(
+        batch,
+        readings=(),
+        reading_values=(),
+        reading_blocks=[*readings, *batch.reading_blocks],
+        uplink_values=(),
+        uplink_blocks=[*uplinks, *batch.uplink_blocks],
+    )
+
+
 class _PooledStore:
     """Batches for ``store`` pooled and written as one batch of at most ``rows`` uplinks,
     late copies and rejected lines (a larger batch alone). Batches written in turn leave
@@ -120,10 +154,12 @@ class _PooledStore:
         if len(held) == 1:
             merged = held[0]
         else:
-            # Field by field, whatever fields a batch has: each the rows of every batch in turn.
+            # Field by field, whatever fields a batch has: each the rows of every batch in turn
+            # (readings and uplinks as blocks, so that they keep the order of the batches).
+            in_order = list(map(_as_blocks, held))
             merged = StoreBatch(
                 **{
-                    name: list(itertools.chain.from_iterable(getattr(batch, name) for batch in held))
+                    name: list(itertools.chain.from_iterable(getattr(batch, name) for batch in in_order))
                     for name in _BATCH_FIELDS
                 }
             )

@@ -2,19 +2,19 @@
 
 Python's ``sqlite3`` binds one value at a time: a type test through Python's C API and a
 copy of every text. Packed, a statement's rows become a few buffers: per column an array of
-64-bit integers or doubles, or its texts one after another, each ended by a NUL byte. The C
-core binds them in place (see csrc/mc_sqlite.c). The common columns (all texts, all
-integers) pack in C-level passes that check their values' types as they go (``str.join``
-and ``array('q')`` take nothing else); only a column with ``None`` or floats in it is first
-tested value by value (``set(map(type, ...))``).
+64-bit integers or doubles, its texts one after another (each ended by a NUL byte), or a
+table of texts with each row's entry number. The C core binds them in place (see
+csrc/mc_sqlite.c). Packing tests each value's type once (``set(map(type, ...))``) and joins
+or converts a column in C-level passes; the blocks of the pipeline
+(:class:`~minolcore.store.base.ReadingBlock`, :class:`~minolcore.store.base.UplinkBlock`)
+come as arrays and tables already, with no value per row to test.
 
-A column packs where binding it from C gives what Python's ``sqlite3`` binds: every value a
-``str`` (with no NUL inside, encodable), every value an integer within 64 bits (``bool``
-included), or every value a ``float``, each kind with or without ``None``. Anything else
-(bytes, integers and floats mixed in one column, integers beyond 64 bits, a lone surrogate)
-leaves the statement's rows to Python's ``sqlite3``, which binds them or refuses them as it
-always did. One widening: an integer column whose first value is an ``int`` also takes what
-``array('q')`` takes as an integer (numpy's integers, say), which Python's ``sqlite3`` refuses.
+A column packs where binding it from C gives exactly what Python's ``sqlite3`` binds: every
+value a ``str`` (with no NUL inside, encodable), every value an ``int`` or ``bool`` within
+64 bits, or every value a ``float``, each kind with or without ``None``. Anything else
+(bytes, subclasses, numpy's scalars, integers and floats mixed in one column, integers
+beyond 64 bits, a lone surrogate) leaves the statement's rows to Python's ``sqlite3``, which
+binds them or refuses them as it always did.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ __all__ = [
     "TextTable",
     "pack_column",
     "pack_columns",
+    "table_column",
     "text_order",
     "text_table",
     "unpack_rows",
@@ -78,26 +79,38 @@ class PackedColumns:
 
 
 def text_table(entries: Sequence[object]) -> TextTable | None:
-    """The entries as a :data:`TextTable` (None entries as empty texts), or None where an
-    entry is neither a ``str`` nor None, or cannot be encoded."""
-    types = set(map(type, entries))
-    if types <= {str}:
-        texts = cast(Sequence[str], entries)
-        joined = "".join(texts)
-        if joined.isascii():
-            # One byte per character: the offsets follow from the lengths.
-            offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-            np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=offsets[1:])
-            return joined.encode(), offsets
-    elif not types <= {str, _NONE}:
+    """The entries as a :data:`TextTable`, or None where an entry is not a ``str`` (None
+    included: see :func:`table_column`) or cannot be encoded."""
+    if not set(map(type, entries)) <= {str}:
         return None
+    texts = cast(Sequence[str], entries)
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    joined = "".join(texts)
+    if joined.isascii():
+        # One byte per character: the offsets follow from the lengths.
+        np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=offsets[1:])
+        return joined.encode(), offsets
     try:
-        encoded = [b"" if entry is None else cast(str, entry).encode() for entry in entries]
+        encoded = [text.encode() for text in texts]
     except UnicodeEncodeError:
         return None
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
     return b"".join(encoded), offsets
+
+
+def table_column(
+    entries: Sequence[object], numbers: np.ndarray[Any, np.dtype[np.int64]]
+) -> tuple[TextTable, bytes | None] | None:
+    """A TABLE column whose rows are ``entries[numbers[i]]``: the table, and the rows' null
+    mask where an entry is None (such rows bind NULL, as Python's sqlite3 binds None); None
+    where an entry is neither a ``str`` nor None, or cannot be encoded."""
+    # A set: hashing texts is cheaper than comparing each with None.
+    if None not in set(entries):
+        table = text_table(entries)
+        return None if table is None else (table, None)
+    missing = np.fromiter((entry is None for entry in entries), dtype=np.bool_, count=len(entries))
+    table = text_table(["" if entry is None else entry for entry in entries])
+    return None if table is None else (table, missing[numbers].view(np.uint8).tobytes())
 
 
 def text_order(texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
@@ -141,40 +154,33 @@ _Packed = tuple[int, "array[int] | array[float] | bytes | None", "bytes | None"]
 
 
 def pack_column(column: Sequence[object], count: int) -> _Packed | None:
-    """One column of ``count`` values, packed: (kind, values, nulls), or None where it does not
-    pack; the common columns (all texts, or all integers) without a type
-    test per value, since ``str.join`` and ``array('q')`` refuse anything else."""
+    """One column of ``count`` values packed: (kind, values, nulls), or None where it does not
+    pack (see the module's docstring)."""
     if not count:
         return NULL, None, None
-    first = type(column[0])
-    try:
-        if first is str:
-            return TEXT, _texts(column, count), None
-        if first is int or first is bool:
-            return INT64, array("q", cast(Sequence[int], column)), None
-    except TypeError:
-        pass  # a None (or another type) further on
-    except (ValueError, OverflowError):
-        return None  # a NUL or a lone surrogate in a text, an integer beyond 64 bits
     types = set(map(type, column))
-    if not types <= {str, int, bool, float, _NONE}:
-        return None
-    present = list(map(operator.is_not, column, itertools.repeat(None)))
-    mask = None if all(present) else bytes(map(operator.not_, present))
-    given = list(itertools.compress(column, present))
+    nullable = _NONE in types
     types.discard(_NONE)
-    if not types:
-        return NULL, None, mask
+    mask = None
+    given = column
+    if nullable:
+        present = list(map(operator.is_not, column, itertools.repeat(None)))
+        mask = bytes(map(operator.not_, present))
+        given = list(itertools.compress(column, present))
     try:
+        if not types:
+            return NULL, None, mask
         if types == {str}:
             return TEXT, _texts(given, len(given)), mask
         if types <= _INTEGERS:
-            return INT64, array("q", [0 if value is None else cast(int, value) for value in column]), mask
+            numbers = [0 if value is None else value for value in column] if nullable else column
+            return INT64, array("q", cast(Sequence[int], numbers)), mask
+        if types == {float}:
+            numbers = [0.0 if value is None else value for value in column] if nullable else column
+            return DOUBLE, array("d", cast(Sequence[float], numbers)), mask
     except (ValueError, OverflowError):
-        return None
-    if types == {float}:
-        return DOUBLE, array("d", [0.0 if value is None else cast(float, value) for value in column]), mask
-    return None  # integers and floats mixed: Python's sqlite3 binds each as its own type
+        return None  # a NUL or a lone surrogate in a text, an integer beyond 64 bits
+    return None  # another type, or integers and floats mixed: each binds as its own type
 
 
 def _texts(texts: Sequence[object], count: int) -> bytes:

@@ -3,10 +3,13 @@
 The C core gets the connection's ``sqlite3*`` from SQLite itself: it registers an
 auto-extension, an entry point the SQLite library calls for every connection it opens, in
 the very library Python's ``sqlite3`` module loaded (found through that module, see
-csrc/mc_sqlite.c). Its statements then run inside the transactions the store begins and
-commits through Python. Where that library cannot be found (the pure-Python backend, a
-Python whose ``sqlite3`` is linked in statically, Windows), :func:`connect` returns no
-native rows and the store binds through Python's ``sqlite3`` as before.
+csrc/mc_sqlite.c). The entry point gives each connection an SQL function,
+``minolcore_connection()``, whose number leads the C core back to the connection for as
+long as it is open; the store asks its own connection for the number. The statements then
+run inside the transactions the store begins and commits through Python. Where that
+library cannot be found (the pure-Python backend, a Python whose ``sqlite3`` is linked in
+statically, Windows), :func:`connect` returns no native rows and the store binds through
+Python's ``sqlite3`` as before.
 """
 
 from __future__ import annotations
@@ -34,13 +37,14 @@ _ERRORS: dict[int, type[Exception]] = {
     18: sqlite3.DataError,  # TOOBIG
     19: sqlite3.IntegrityError,  # CONSTRAINT
     20: sqlite3.IntegrityError,  # MISMATCH
-    21: sqlite3.InterfaceError,  # MISUSE
-    25: sqlite3.InterfaceError,  # RANGE
+    25: sqlite3.InterfaceError,  # RANGE (the C core's: a table entry out of range)
     # ERROR, PERM, ABORT, BUSY, LOCKED, READONLY, INTERRUPT, IOERR, FULL, CANTOPEN, PROTOCOL,
     # EMPTY, SCHEMA
     **dict.fromkeys((1, 3, 4, 5, 6, 8, 9, 10, 13, 14, 15, 16, 17), sqlite3.OperationalError),
 }
+_MISUSE = 21
 _ERROR_BYTES = 512
+_LIBRARY_LOCK = threading.Lock()
 
 
 @functools.cache
@@ -51,42 +55,48 @@ def _library_found() -> bool:
     import _sqlite3  # noqa: PLC0415  (the module whose SQLite library is wanted)
 
     path = getattr(_sqlite3, "__file__", None)  # None where it is built into Python
-    if path is None or lib.mc_sql_bind_library(os.fsencode(path)) != 1:
-        return False
-    return bool(lib.mc_sql_watch_opens() == 0)
+    with _LIBRARY_LOCK:
+        if path is None or lib.mc_sql_bind_library(os.fsencode(path)) != 1:
+            return False
+        return bool(lib.mc_sql_watch_opens() == 0)
 
 
 def connect(
     open_connection: Callable[[], sqlite3.Connection],
 ) -> tuple[sqlite3.Connection, NativeRows | None]:
-    """Open a connection with ``open_connection`` (in this thread) and, where the C core can
-    bind on it, its :class:`NativeRows`."""
+    """Open a connection with ``open_connection`` and, where the C core can bind on it, its
+    :class:`NativeRows`."""
     if not _library_found():
         return open_connection(), None
-    lib.mc_sql_take_opened()  # forget a connection this thread opened earlier
     db = open_connection()
-    handle = lib.mc_sql_take_opened()
-    return db, (None if handle == ffi.NULL else NativeRows(handle))
+    try:
+        (number,) = db.execute("SELECT minolcore_connection()").fetchone()
+    except sqlite3.Error:
+        return db, None  # the function could not be added: Python's sqlite3 binds
+    return db, (NativeRows(number) if lib.mc_sql_connection(number) != ffi.NULL else None)
 
 
 class NativeRows:
     """Runs INSERT statements for packed rows on one connection, binding them from C.
 
-    Prepared statements are kept per statement text until :meth:`close`, which must come
-    before the connection closes. A lock keeps :meth:`close` from finalizing statements
-    that another thread is running (the call into C lets other threads run)."""
+    The connection is looked up by its number for every call, so a closed one is noticed,
+    not used. Prepared statements are kept per statement text until :meth:`close`, which
+    should come before the connection closes (SQLite keeps a connection closed with
+    statements left open until they are finalized). A lock keeps :meth:`close` from
+    finalizing statements that another thread is running (the call into C lets other
+    threads run)."""
 
-    def __init__(self, handle: Any) -> None:
-        self._handle = handle
+    def __init__(self, number: int) -> None:
+        self._number: int | None = number
         self._lock = threading.Lock()
         self._statements: dict[str, Any] = {}
         self._error = ffi.new("char[]", _ERROR_BYTES)
 
-    def _prepared(self, text: str) -> Any:
+    def _prepared(self, handle: Any, text: str) -> Any:
         statement = self._statements.get(text)
         if statement is None:
             out = ffi.new("void **")
-            rc = lib.mc_sql_prepare(self._handle, text.encode(), out)
+            rc = lib.mc_sql_prepare(handle, text.encode(), out)
             if rc != 0:
                 lib.mc_sql_finalize(out[0])
                 raise _ERRORS.get(rc & 0xFF, sqlite3.DatabaseError)(
@@ -104,7 +114,8 @@ class NativeRows:
             self._insert(many, rows_per_many, one, packed)
 
     def _insert(self, many: str | None, rows_per_many: int, one: str, packed: PackedColumns) -> None:
-        if self._handle is None:
+        handle = ffi.NULL if self._number is None else lib.mc_sql_connection(self._number)
+        if handle == ffi.NULL:
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
         width = len(packed.kinds)
         columns = ffi.new("mc_sql_column[]", width)
@@ -127,12 +138,12 @@ class NativeRows:
                 column.table, column.offsets = views
                 column.entries = len(offsets) - 1
                 column.table_bytes = len(texts)
-        many_statement = ffi.NULL if many is None else self._prepared(many)
+        many_statement = ffi.NULL if many is None else self._prepared(handle, many)
         rc = lib.mc_sql_insert(
-            self._handle,
+            handle,
             many_statement,
             rows_per_many,
-            self._prepared(one),
+            self._prepared(handle, one),
             columns,
             width,
             packed.rows,
@@ -141,6 +152,9 @@ class NativeRows:
         )
         if rc != 0:
             message = ffi.string(self._error).decode(errors="replace")
+            if rc & 0xFF == _MISUSE:
+                # Statements that do not fit the columns: a fault of the caller, not of the rows.
+                raise RuntimeError(f"the C core refused the insert: {message}")
             raise _ERRORS.get(rc & 0xFF, sqlite3.DatabaseError)(message)
 
     def close(self) -> None:
@@ -149,7 +163,7 @@ class NativeRows:
             statements, self._statements = self._statements, {}
             for statement in statements.values():
                 lib.mc_sql_finalize(statement)
-            self._handle = None
+            self._number = None
 
 
 def _checked(packed: PackedColumns, number: int) -> tuple[int, Any, bytes | None, TextTable | None]:
@@ -170,7 +184,7 @@ def _checked(packed: PackedColumns, number: int) -> tuple[int, Any, bytes | None
     elif kind == DOUBLE:
         values = np.ascontiguousarray(values, dtype=np.float64)
     elif kind == TEXT:
-        present = rows if mask is None else rows - sum(mask)
+        present = rows if mask is None else rows - np.count_nonzero(np.frombuffer(mask, dtype=np.uint8))
         if not isinstance(values, bytes) or values.count(0) != present:
             raise ValueError("texts that do not end once per row")
     elif kind == NULL:

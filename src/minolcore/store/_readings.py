@@ -26,8 +26,8 @@ from minolcore.store._columns import (
     PackedColumns,
     TextTable,
     pack_column,
+    table_column,
     text_order,
-    text_table,
 )
 from minolcore.store.base import ReadingBlock
 
@@ -124,28 +124,35 @@ def _ranks(entries: Sequence[Any]) -> npt.NDArray[np.int64]:
     return rank[classes]
 
 
-def _uplink_keys(
-    blocks: Sequence[ReadingBlock],
-) -> tuple[list[Any], list[npt.NDArray[np.int64]], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """The blocks' uplink keys in one table; the numbers of each block's entries in it; per
-    entry its key's rank in sorted order (the smaller key, the smaller rank); per rank an
-    entry of it. Texts alone (the pipeline's) are put one after another, not made distinct:
-    only their order matters."""
+def _uplink_keys(blocks: Sequence[ReadingBlock]) -> tuple[list[Any], list[npt.NDArray[np.int64]]]:
+    """The blocks' uplink keys one table after another (not made distinct: a row's key is
+    only compared, never looked up), and the numbers of each block's entries in it."""
     tables = [block.uplink_keys for block in blocks]
-    if all(map(_all_texts, tables)):
-        joined = list(itertools.chain.from_iterable(tables))
-        starts = itertools.accumulate(map(len, tables), initial=0)  # one more than tables
-        numbers = [
-            np.arange(start, start + len(table), dtype=np.int64)
-            for start, table in zip(starts, tables, strict=False)
-        ]
-        order = text_order(joined)
-        rank = np.empty(len(joined), dtype=np.int64)
-        rank[order] = np.arange(len(joined))
-        return joined, numbers, rank, order
-    joined, numbers = _joined(tables)
-    rank = _ranks(joined)
-    return joined, numbers, rank, np.unique(rank, return_index=True)[1]  # ranks are 0, 1, ...
+    starts = itertools.accumulate(map(len, tables), initial=0)  # one more than tables
+    numbers = [
+        np.arange(start, start + len(table), dtype=np.int64)
+        for start, table in zip(starts, tables, strict=False)
+    ]
+    return list(itertools.chain.from_iterable(tables)), numbers
+
+
+def _smallest_keys(
+    uplink_keys: Sequence[Any], ordered: npt.NDArray[np.int64], starts: npt.NDArray[np.intp]
+) -> npt.NDArray[np.int64]:
+    """Per run of rows of one reading key (``ordered`` the rows' uplink entries, runs from
+    ``starts``) the entry of its smallest uplink key: of equal ones the first, as the upsert
+    leaves it (a later row replaces the key only with a smaller one). Most runs are one row;
+    the longer ones (a historic value repeated by the batches of one write) are compared in
+    Python, as the upsert compares them."""
+    chosen = ordered[starts].copy()
+    ends = np.append(starts[1:], len(ordered))
+    for run in np.flatnonzero(ends - starts > 1).tolist():
+        best = int(chosen[run])
+        for entry in ordered[starts[run] + 1 : ends[run]].tolist():
+            if uplink_keys[entry] < uplink_keys[best]:
+                best = entry
+        chosen[run] = best
+    return chosen
 
 
 def merge_reading_blocks(blocks: Sequence[ReadingBlock]) -> ReadingBlock:
@@ -160,7 +167,7 @@ def merge_reading_blocks(blocks: Sequence[ReadingBlock]) -> ReadingBlock:
     times, time_numbers = _joined([block.times for block in blocks])
     fields, field_numbers = _joined([block.fields for block in blocks])
     places, place_numbers = _joined([block.places for block in blocks])
-    uplink_keys, uplink_numbers, key_rank, entry_of_rank = _uplink_keys(blocks)
+    uplink_keys, uplink_numbers = _uplink_keys(blocks)
 
     def column(numbers: list[npt.NDArray[np.int64]], name: str) -> npt.NDArray[np.int64]:
         return np.concatenate(
@@ -193,9 +200,7 @@ def merge_reading_blocks(blocks: Sequence[ReadingBlock]) -> ReadingBlock:
         same[1:] &= part[1:] == part[:-1]
     starts = np.flatnonzero(~same)
     winners = order[starts]
-    # The smallest uplink key of each run: the entry of the smallest rank.
-    smallest = np.minimum.reduceat(key_rank[uplink][order], starts)
-    chosen_uplink = entry_of_rank[smallest]
+    chosen_uplink = _smallest_keys(uplink_keys, uplink[order], starts)
     # Grouped by device uid in sorted order, each device's rows in batch order.
     regroup = np.lexsort((winners, _ranks(device_uids)[device[winners]]))
     kept = winners[regroup]
@@ -262,9 +267,12 @@ def placements(block: ReadingBlock) -> list[tuple[str, str, str]]:
     """(building or '', unit or '', device) of every row placed in a building or unit."""
     if not len(block):
         return []
-    pairs = np.unique(block.place * len(block.device_uids) + block.device)
+    # Each (place, device) pair once, in the order the rows first have it: of equal ids of
+    # different types (1 and 1.0) the set keeps the first, as it would over the rows.
+    pairs = block.place * len(block.device_uids) + block.device
+    _, first = np.unique(pairs, return_index=True)
     found = set()
-    for pair in pairs.tolist():
+    for pair in pairs[np.sort(first)].tolist():
         building, unit = block.places[pair // len(block.device_uids)]
         if building is not None or unit is not None:
             found.add((building or "", unit or "", block.device_uids[pair % len(block.device_uids)]))
@@ -282,16 +290,13 @@ def pack_readings(block: ReadingBlock) -> PackedColumns | None:
     nulls: list[bytes | None] = []
 
     def text(entries: Sequence[Any], numbers: npt.NDArray[np.int64]) -> bool:
-        table = text_table(entries)
-        if table is None:
+        column = table_column(entries, numbers)
+        if column is None:
             return False
         kinds.append(TABLE)
         values.append(numbers)
-        nulls.append(None)
-        if None in set(entries):  # a set: hashing texts is cheaper than comparing them with None
-            missing = np.fromiter((entry is None for entry in entries), dtype=np.bool_, count=len(entries))
-            nulls[-1] = missing[numbers].view(np.uint8).tobytes()
-        tables.append(table)
+        nulls.append(column[1])
+        tables.append(column[0])
         return True
 
     def integers(entries: Sequence[Any], numbers: npt.NDArray[np.int64]) -> bool:

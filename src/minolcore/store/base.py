@@ -118,17 +118,44 @@ class UplinkBlock(Record):
     def __len__(self) -> int:
         return len(self.uplink_keys)
 
-    def reception_texts(self) -> list[str]:
-        """Each row's receptions' stored text. Raises :class:`~minolcore.errors.InputError`
-        for an entry outside the table, or a text that is not UTF-8."""
-        bounds = self.offsets.tolist()
-        entries = self.reception_entry.tolist()
-        if any(not 0 <= entry < len(bounds) - 1 for entry in entries):
+    def check(self) -> None:
+        """Raise :class:`~minolcore.errors.InputError` unless the columns are one per row,
+        the numbers integers within 64 bits, the receptions UTF-8 bytes with ascending
+        offsets, and every row's entry within them."""
+        count = len(self)
+        columns = (self.device_uids, self.size, self.security_status, self.decode_errors, self.first_ms)
+        if any(len(column) != count for column in (*columns, self.last_ms, self.reception_entry)):
+            raise InputError("an uplink block's columns must have one value per uplink")
+        for numbers in (self.size, self.first_ms, self.last_ms, self.reception_entry, self.offsets):
+            if not _int64_column(numbers):
+                raise InputError("an uplink block's sizes, times and offsets must be 64-bit integers")
+        if not isinstance(self.receptions, bytes):
+            raise InputError("an uplink block's receptions must be bytes")
+        offsets = np.asarray(self.offsets)
+        if (
+            not len(offsets)
+            or offsets[0] < 0
+            or offsets[-1] > len(self.receptions)
+            or np.any(np.diff(offsets) < 0)
+        ):
+            raise InputError("an uplink block's receptions offsets must ascend within its bytes")
+        entry = np.asarray(self.reception_entry)
+        if count and (entry.min() < 0 or entry.max() >= len(offsets) - 1):
             raise InputError("an uplink's receptions entry outside its table")
-        try:
-            return [self.receptions[bounds[entry] : bounds[entry + 1]].decode() for entry in entries]
-        except UnicodeDecodeError:
-            raise InputError("an uplink's receptions text is not UTF-8") from None
+        if not self.receptions.isascii():
+            try:
+                self.receptions.decode()
+            except UnicodeDecodeError:
+                raise InputError("an uplink block's receptions are not UTF-8") from None
+
+    def reception_texts(self) -> list[str]:
+        """Each row's receptions' stored text (see :meth:`check` for what it raises)."""
+        self.check()
+        bounds = np.asarray(self.offsets).tolist()
+        return [
+            self.receptions[bounds[entry] : bounds[entry + 1]].decode()
+            for entry in self.reception_entry.tolist()
+        ]
 
     @classmethod
     def from_rows(cls, rows: Sequence[UplinkValues]) -> UplinkBlock:
@@ -149,10 +176,12 @@ class UplinkBlock(Record):
             raise InputError(f"an uplink's receptions text cannot be stored: {error}") from None
         offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
         np.cumsum([len(text) for text in encoded], out=offsets[1:])
+        if not set(map(type, (*sizes, *first, *last))) <= {int, bool}:
+            raise InputError("an uplink's size and times must be integers")
         try:
             numbers = [np.asarray(column, dtype=np.int64) for column in (sizes, first, last)]
-        except (TypeError, ValueError, OverflowError) as error:
-            raise InputError(f"an uplink's size and times must be integers: {error}") from None
+        except OverflowError:
+            raise InputError("an uplink's size and times must be integers within 64 bits") from None
         return cls(
             uplink_keys=keys,
             device_uids=uids,
@@ -167,7 +196,8 @@ class UplinkBlock(Record):
         )
 
     def rows(self) -> list[UplinkValues]:
-        """The rows as value tuples, in order."""
+        """The rows as value tuples, in order (see :meth:`check` for what it raises)."""
+        texts = self.reception_texts()
         return list(
             zip(
                 self.uplink_keys,
@@ -177,7 +207,7 @@ class UplinkBlock(Record):
                 self.decode_errors,
                 self.first_ms.tolist(),
                 self.last_ms.tolist(),
-                self.reception_texts(),
+                texts,
                 strict=True,
             )
         )
@@ -251,8 +281,43 @@ class ReadingBlock(Record):
     def __len__(self) -> int:
         return len(self.device)
 
+    def check(self) -> None:
+        """Raise :class:`~minolcore.errors.InputError` unless every column has one value
+        per row, the numbers are integers naming entries of their tables, and ``has_value``
+        is boolean."""
+        count = len(self)
+        indexes = (
+            (self.device, self.device_uids),
+            (self.time, self.times),
+            (self.field, self.fields),
+            (self.place, self.places),
+            (self.uplink, self.uplink_keys),
+        )
+        if any(
+            len(column) != count
+            for column in (
+                self.time,
+                self.field,
+                self.place,
+                self.uplink,
+                self.value,
+                self.has_value,
+                self.valid,
+            )
+        ):
+            raise InputError("a reading block's columns must have one value per row")
+        for numbers, table in indexes:
+            numbers = np.asarray(numbers)
+            if numbers.dtype.kind not in "iu" or (
+                count and (numbers.min() < 0 or numbers.max() >= len(table))
+            ):
+                raise InputError("a reading block's numbers must name entries of its tables")
+        if np.asarray(self.has_value).dtype != np.bool_:
+            raise InputError("a reading block's has_value must be a bool array")
+
     def rows(self) -> list[ReadingValues]:
-        """The rows as value tuples, in order."""
+        """The rows as value tuples, in order (see :meth:`check` for what it raises)."""
+        self.check()
         if not len(self):
             return []
         quantity, storage, tariff, subunit, function, unit = zip(
@@ -322,6 +387,14 @@ class ReadingBlock(Record):
 
 
 _READING_WIDTH = 13
+
+
+def _int64_column(numbers: npt.NDArray[Any]) -> bool:
+    """Whether ``numbers`` are integers that int64 holds (numpy's int64 arrays, the pipeline's)."""
+    array = np.asarray(numbers)
+    if array.dtype.kind in "ib":
+        return array.dtype.itemsize <= 8
+    return array.dtype.kind == "u" and (not len(array) or int(array.max()) < 2**63)
 
 
 def _objects(items: Sequence[Any]) -> npt.NDArray[Any]:

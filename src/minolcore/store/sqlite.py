@@ -417,6 +417,8 @@ class SQLiteStore:
         """The batch's uplinks: the pipeline's (every key once, no row objects) packed in key
         order and bound from C; otherwise merged per key first (see :func:`_merged_uplinks`)."""
         blocks, values = batch.uplink_blocks, batch.uplink_values
+        for block in blocks:
+            block.check()
         if self._native_rows is not None and not batch.uplinks and distinct_keys(blocks, values):
             packed = pack_uplinks(blocks, values)
             if packed is not None:
@@ -625,11 +627,11 @@ def _late_reception_values(rows: Sequence[tuple[str, ReceptionRow]]) -> list[tup
     return values
 
 
-@functools.cache
 def _nothing() -> None:
     pass
 
 
+@functools.cache
 def _values_clause(statement: str) -> tuple[str, int, str]:
     """(what comes before VALUES, the number of values per row, what follows the row)."""
     head, _, rest = statement.partition("VALUES (")
@@ -679,6 +681,8 @@ def _merged_readings(batch: StoreBatch) -> ReadingBlock:
     value tuples, then the blocks."""
     astuple = cast(Callable[[ReadingRow], tuple[Any, ...]], msgspec.structs.astuple)
     blocks = list(batch.reading_blocks)
+    for block in blocks:
+        block.check()
     if batch.reading_values:
         blocks.insert(0, ReadingBlock.from_rows(batch.reading_values))
     if batch.readings:
