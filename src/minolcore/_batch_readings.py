@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from minolcore._layout_plans import ReadingColumn, ReadingTimes
-from minolcore.store._readings import EMPTY
+from minolcore.store._readings import EMPTY, run_starts
 from minolcore.store.base import ReadingBlock, ReadingValues
 from minolcore.wmbus.dates import NO_MINUTE
 
@@ -135,11 +135,7 @@ def merge_reading_rows(
     order = np.lexsort((record, uplink, field, stamp, device))
     # Runs of one reading key, each in batch order: its first row wins, with the smallest
     # uplink key of the run.
-    same = np.ones(len(order), dtype=np.bool_)
-    same[0] = False
-    for part in (device[order], stamp[order], field[order]):
-        same[1:] &= part[1:] == part[:-1]
-    starts = np.flatnonzero(~same)
+    starts = run_starts(order, (device, stamp, field))
     winners = order[starts]
     smallest_rank = np.minimum.reduceat(rank[order], starts)
     # The column rows first, then the appended ones, each in the order of their keys.

@@ -38,6 +38,7 @@ __all__ = [
     "pack_readings",
     "placements",
     "reading_keys",
+    "run_starts",
     "select_rows",
 ]
 
@@ -155,6 +156,17 @@ def _smallest_keys(
     return chosen
 
 
+def run_starts(order: npt.NDArray[np.intp], keys: Sequence[npt.NDArray[Any]]) -> npt.NDArray[np.intp]:
+    """Where each run of rows with equal ``keys`` starts among the rows in ``order`` (which
+    sorts them by those keys)."""
+    same = np.ones(len(order), dtype=np.bool_)
+    same[:1] = False
+    for key in keys:
+        part = key[order]
+        same[1:] &= part[1:] == part[:-1]
+    return np.flatnonzero(~same)
+
+
 def merge_reading_blocks(blocks: Sequence[ReadingBlock]) -> ReadingBlock:
     """The rows of ``blocks`` (in order) as the upsert leaves them: one row per reading key,
     the first in order with the smallest uplink key of them all. The rows come grouped by
@@ -192,13 +204,8 @@ def merge_reading_blocks(blocks: Sequence[ReadingBlock]) -> ReadingBlock:
     key_device = _classes(device_uids)[device]
     key_time = _classes(times)[time]
     key_fields = _classes(fields, lambda entry: entry[:5])[field]
-    position = np.arange(len(device))
-    order = np.lexsort((position, key_fields, key_time, key_device))
-    same = np.ones(len(order), dtype=np.bool_)
-    same[0] = False
-    for part in (key_device[order], key_time[order], key_fields[order]):
-        same[1:] &= part[1:] == part[:-1]
-    starts = np.flatnonzero(~same)
+    order = np.lexsort((np.arange(len(device)), key_fields, key_time, key_device))
+    starts = run_starts(order, (key_device, key_time, key_fields))
     winners = order[starts]
     chosen_uplink = _smallest_keys(uplink_keys, uplink[order], starts)
     # Grouped by device uid in sorted order, each device's rows in batch order.
