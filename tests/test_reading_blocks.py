@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from minolcore import ingest
 from minolcore.errors import InputError
 from minolcore.store import SQLiteStore
-from minolcore.store._columns import text_order, unpack_rows
+from minolcore.store._columns import distinct_text_order, text_order, unpack_rows
 from minolcore.store._readings import (
     EMPTY,
     historic_rows,
@@ -25,7 +25,7 @@ from minolcore.store._readings import (
     reading_keys,
     select_rows,
 )
-from minolcore.store._uplinks import distinct_keys, pack_uplinks
+from minolcore.store._uplinks import pack_uplinks
 from minolcore.store.base import ReadingBlock, StoreBatch, UplinkBlock
 
 from .test_store import repeating_batch
@@ -218,7 +218,7 @@ def test_distinct_uplinks_pack_in_the_order_of_their_keys(keys: list[str]) -> No
     ]
     block = UplinkBlock.from_rows(rows)
     assert block.rows() == rows
-    assert distinct_keys([block], [])
+    assert pack_uplinks([block], [*rows[:1]]) is None or not rows  # a key twice: merged first
     packed = pack_uplinks([block], rows[:0])
     assert packed is not None
     assert unpack_rows(packed) == sorted(rows)
@@ -339,3 +339,15 @@ def test_pooled_batches_keep_their_order_whatever_kind_their_rows_are() -> None:
     assert pooled_store.digest() == in_turn.digest()
     in_turn.close()
     pooled_store.close()
+
+
+@given(
+    st.lists(st.text("0123456789abcdef", min_size=2, max_size=2), max_size=30)
+    | st.lists(st.text(max_size=2), max_size=12)
+)
+def test_distinct_text_order_is_none_exactly_when_a_text_repeats(texts: list[str]) -> None:
+    order = distinct_text_order(texts)
+    if len(set(texts)) < len(texts):
+        assert order is None
+    else:
+        assert order is not None and order.tolist() == sorted(range(len(texts)), key=texts.__getitem__)

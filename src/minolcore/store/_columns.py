@@ -36,6 +36,7 @@ __all__ = [
     "TEXT",
     "PackedColumns",
     "TextTable",
+    "distinct_text_order",
     "pack_column",
     "pack_columns",
     "table_column",
@@ -83,7 +84,10 @@ def text_table(entries: Sequence[object]) -> TextTable | None:
     included: see :func:`table_column`) or cannot be encoded."""
     if not set(map(type, entries)) <= {str}:
         return None
-    texts = cast(Sequence[str], entries)
+    return _encoded(cast(Sequence[str], entries))
+
+
+def _encoded(texts: Sequence[str]) -> TextTable | None:
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     joined = "".join(texts)
     if joined.isascii():
@@ -104,12 +108,14 @@ def table_column(
     """A TABLE column whose rows are ``entries[numbers[i]]``: the table, and the rows' null
     mask where an entry is None (such rows bind NULL, as Python's sqlite3 binds None); None
     where an entry is neither a ``str`` nor None, or cannot be encoded."""
-    # A set: hashing texts is cheaper than comparing each with None.
-    if None not in set(entries):
-        table = text_table(entries)
+    types = set(map(type, entries))
+    if types <= {str}:
+        table = _encoded(cast(Sequence[str], entries))
         return None if table is None else (table, None)
+    if not types <= {str, _NONE}:
+        return None
     missing = np.fromiter((entry is None for entry in entries), dtype=np.bool_, count=len(entries))
-    table = text_table(["" if entry is None else entry for entry in entries])
+    table = _encoded(["" if entry is None else cast(str, entry) for entry in entries])
     return None if table is None else (table, missing[numbers].view(np.uint8).tobytes())
 
 
@@ -117,15 +123,29 @@ def text_order(texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
     """The positions of ``texts`` in sorted order (equal texts in their order). Texts of one
     length in ASCII (the uplinks' content keys) are sorted by numpy as fixed-width bytes,
     which orders them as Python orders the texts; any others by Python."""
+    return _sorted_texts(texts)[0]
+
+
+def distinct_text_order(texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.int64]] | None:
+    """:func:`text_order` of texts that are all distinct, or None where two are equal."""
+    order, repeated = _sorted_texts(texts)
+    return None if repeated else order
+
+
+def _sorted_texts(texts: Sequence[str]) -> tuple[np.ndarray[Any, np.dtype[np.int64]], bool]:
+    """(:func:`text_order`, whether two texts are equal)."""
     lengths = set(map(len, texts))
     if len(lengths) == 1:
         joined = "".join(texts)
         width = lengths.pop()
         if width and joined.isascii():
-            return np.argsort(np.frombuffer(joined.encode(), dtype=f"S{width}"), kind="stable").astype(
-                np.int64
-            )
-    return np.asarray(sorted(range(len(texts)), key=texts.__getitem__), dtype=np.int64)
+            fixed = np.frombuffer(joined.encode(), dtype=f"S{width}")
+            order = np.argsort(fixed, kind="stable").astype(np.int64)
+            in_order = fixed[order]
+            return order, bool(np.any(in_order[1:] == in_order[:-1]))
+    order = np.asarray(sorted(range(len(texts)), key=texts.__getitem__), dtype=np.int64)
+    ordered = list(map(texts.__getitem__, order.tolist()))
+    return order, any(map(operator.eq, ordered, itertools.islice(ordered, 1, None)))
 
 
 def pack_columns(rows: Sequence[Sequence[object]], width: int) -> PackedColumns | None:

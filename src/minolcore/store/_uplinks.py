@@ -6,7 +6,6 @@ texts from the tables the C core joined them into (see :mod:`minolcore.store.rec
 from __future__ import annotations
 
 import itertools
-import operator
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -18,26 +17,20 @@ from minolcore.store._columns import (
     TABLE,
     PackedColumns,
     TextTable,
+    distinct_text_order,
     table_column,
-    text_order,
     text_table,
 )
 from minolcore.store.base import UplinkBlock, UplinkValues
 
-__all__ = ["distinct_keys", "pack_uplinks"]
-
-
-def distinct_keys(blocks: Sequence[UplinkBlock], rows: Sequence[UplinkValues]) -> bool:
-    """Whether every uplink key of the blocks and rows comes once (the pipeline's batches)."""
-    keys = list(itertools.chain(*(block.uplink_keys for block in blocks), map(operator.itemgetter(0), rows)))
-    return len(set(keys)) == len(keys)
+__all__ = ["pack_uplinks"]
 
 
 def pack_uplinks(blocks: Sequence[UplinkBlock], rows: Sequence[UplinkValues]) -> PackedColumns | None:
-    """The uplinks of ``blocks`` (checked: :meth:`UplinkBlock.check`) and ``rows`` (keys all
-    distinct, see :func:`distinct_keys`) packed for the uplinks' INSERT, in the order of their
-    keys (the B-tree of the key then takes its inserts in order); None where a column does
-    not pack exactly: the rows then go through Python's sqlite3."""
+    """The uplinks of ``blocks`` (checked: :meth:`UplinkBlock.check`) and ``rows`` packed for
+    the uplinks' INSERT, in the order of their keys (the B-tree of the key then takes its
+    inserts in order); None where a key comes twice (such rows are merged first) or a column
+    does not pack exactly: the rows then go through Python's sqlite3."""
     if not all(len(row) == 8 for row in rows):
         return None
     blocks = [block for block in blocks if len(block)]
@@ -45,7 +38,10 @@ def pack_uplinks(blocks: Sequence[UplinkBlock], rows: Sequence[UplinkValues]) ->
     keys = list(itertools.chain(*(block.uplink_keys for block in blocks), columns[0]))
     if not set(map(type, keys)) <= {str}:
         return None
-    order = text_order(keys)
+    key_order = distinct_text_order(keys)
+    if key_order is None:
+        return None
+    order: npt.NDArray[np.int64] = key_order
 
     def text(parts: Sequence[Sequence[Any]]) -> tuple[TextTable, bytes | None] | None:
         return table_column(list(itertools.chain.from_iterable(parts)), order)

@@ -33,7 +33,7 @@ from minolcore.store._readings import (
     reading_keys,
     select_rows,
 )
-from minolcore.store._uplinks import distinct_keys, pack_uplinks
+from minolcore.store._uplinks import pack_uplinks
 from minolcore.store.base import (
     DeviceRow,
     ReadingBlock,
@@ -419,7 +419,7 @@ class SQLiteStore:
         blocks, values = batch.uplink_blocks, batch.uplink_values
         for block in blocks:
             block.check()
-        if self._native_rows is not None and not batch.uplinks and distinct_keys(blocks, values):
+        if self._native_rows is not None and not batch.uplinks:
             packed = pack_uplinks(blocks, values)
             if packed is not None:
                 self._insert_packed(_INSERT_UPLINK, packed)
