@@ -243,8 +243,9 @@ def reading_columns() -> tuple[Any, ...]:
 
 @pytest.mark.parametrize("path", ["columns", "one_by_one"])
 def test_batch_reading_rows(benchmark: Any, reading_columns: tuple[Any, ...], path: str) -> None:
-    """One row per reading key from a batch's reading columns: the numpy merge against
-    building every row and merging them one by one in batch order (the store's rule)."""
+    """One row per reading key from a batch's reading columns: the numpy merge into a
+    ReadingBlock (no row tuples) against building every row and merging them one by one in
+    batch order (the store's rule)."""
     columns, places = reading_columns
     times = ReadingTimes()
 

@@ -35,7 +35,6 @@ int mc_sql_insert(void *db, void *many, int64_t rows_per_many, void *one, const 
 
 #define SQLITE_OK 0
 #define SQLITE_NOMEM 7
-#define SQLITE_ERROR 1
 #define SQLITE_MISUSE 21
 #define SQLITE_RANGE 25
 #define SQLITE_DONE 101

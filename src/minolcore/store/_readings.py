@@ -321,7 +321,7 @@ def pack_readings(block: ReadingBlock) -> PackedColumns | None:
 
     def objects(column: npt.NDArray[Any]) -> bool:
         packed = pack_column(column.tolist(), count)
-        if packed is None or packed[0] == TABLE:
+        if packed is None:
             return False
         kinds.append(packed[0])
         values.append(packed[1])
