@@ -67,7 +67,6 @@ enum { KEY_OTHER, KEY_FRAME, KEY_TELEGRAM, KEY_HEX, KEY_GATEWAY, KEY_GATEWAY_ID,
 
 static const char *const KEY_NAMES[KEY_COUNT] = {"", "frame", "telegram", "hex", "gateway", "gateway_id",
                                                  "received_at", "time", "ts", "rssi", "mode"};
-static const size_t KEY_LENGTHS[KEY_COUNT] = {0, 5, 8, 3, 7, 10, 11, 4, 2, 4, 4};
 
 typedef struct {
     const uint8_t *at;
@@ -89,12 +88,43 @@ static void skip_space(cursor *c)
         c->at++;
 }
 
+static uint64_t load_8(const uint8_t *p)
+{
+    uint64_t word;
+    memcpy(&word, p, sizeof word);
+    return word;
+}
+
+/* Nonzero when one of the 8 bytes of word is '"', '\\', below 0x20 or above 0x7E (the
+ * bit tricks of "Bit Twiddling Hacks": each test is exact as a whole, for n <= 128). */
+static uint64_t has_string_stop(uint64_t word)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+    uint64_t quote = word ^ (ones * '"'), backslash = word ^ (ones * '\\');
+    uint64_t zero_in_quote = (quote - ones) & ~quote, zero_in_backslash = (backslash - ones) & ~backslash;
+    uint64_t below_space = (word - ones * 0x20) & ~word, above_tilde = (word + ones) | word;
+    return (zero_in_quote | zero_in_backslash | below_space | above_tilde) & highs;
+}
+
 /* A string without escapes or bytes outside printable ASCII; 0 when the line needs Python. */
 static int read_string(cursor *c, const uint8_t **text, size_t *length)
 {
     if (c->at >= c->end || *c->at != '"')
         return 0;
     const uint8_t *start = ++c->at;
+    /* Eight bytes at a time up to the chunk that holds the end (or a byte to refuse). */
+    while (c->end - c->at >= 8) {
+        uint64_t stops = has_string_stop(load_8(c->at));
+        if (stops == 0) {
+            c->at += 8;
+            continue;
+        }
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* The lowest flagged byte is the first stop (each test is exact at its lowest). */
+        c->at += __builtin_ctzll(stops) / 8;
+#endif
+        break;
+    }
     while (c->at < c->end && *c->at != '"') {
         uint8_t byte = *c->at;
         if (byte < 0x20 || byte > 0x7E || byte == '\\')
@@ -237,23 +267,114 @@ static int iso_seconds(const uint8_t *text, size_t length, double *seconds)
     return 1;
 }
 
-static int key_of(const uint8_t *text, size_t length)
+static int key_is(const uint8_t *text, size_t length, int key)
 {
-    for (int key = 1; key < KEY_COUNT; key++) {
-        if (KEY_LENGTHS[key] == length && memcmp(KEY_NAMES[key], text, length) == 0)
-            return key;
-    }
-    return KEY_OTHER;
+    return memcmp(text, KEY_NAMES[key], length) == 0 ? key : KEY_OTHER;
 }
 
-static const int8_t HEX_VALUES[256] = {
-    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
-    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+static int key_of(const uint8_t *text, size_t length)
+{
+    /* By length first: one comparison per key rather than one per known key. */
+    switch (length) {
+    case 2:
+        return key_is(text, 2, KEY_TS);
+    case 3:
+        return key_is(text, 3, KEY_HEX);
+    case 4:
+        return text[0] == 't' ? key_is(text, 4, KEY_TIME)
+               : text[0] == 'r' ? key_is(text, 4, KEY_RSSI)
+                                : key_is(text, 4, KEY_MODE);
+    case 5:
+        return key_is(text, 5, KEY_FRAME);
+    case 7:
+        return key_is(text, 7, KEY_GATEWAY);
+    case 8:
+        return key_is(text, 8, KEY_TELEGRAM);
+    case 10:
+        return key_is(text, 10, KEY_GATEWAY_ID);
+    case 11:
+        return key_is(text, 11, KEY_RECEIVED_AT);
+    default:
+        return KEY_OTHER;
+    }
+}
+
+/* The value of each hex digit, and NOT_HEX (a bit no digit has) for every other byte. */
+#define NOT_HEX 16
+static const uint8_t HEX_NIBBLES[256] = {
+    16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+    16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+    16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+     0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 16, 16, 16, 16, 16, 16,
+    16, 10, 11, 12, 13, 14, 15, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+    16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+    16, 10, 11, 12, 13, 14, 15, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+    16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+    16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+    16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+    16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+    16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+    16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+    16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+    16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+    16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
 };
 
-/* The value of a hex digit, or -1. */
-static int hex_value(uint8_t c) { return HEX_VALUES[c] - 1; }
+/* Eight hex digits (the first in the lowest byte) as four bytes in memory order; 0 when one
+ * is not a hex digit. With every byte below 0x80, (byte | 0x80) - n has its top bit set
+ * exactly when byte >= n, and no borrow crosses into the next byte. */
+static int hex_8(uint64_t digits, uint32_t *bytes)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = ones * 0x80;
+    if (digits & highs)
+        return 0;
+    uint64_t set = digits | highs, folded = digits | ones * 0x20 | highs; /* 'A'-'F' as 'a'-'f' */
+    uint64_t decimal = ((set - ones * '0') & ~(set - ones * ('9' + 1))) & highs;
+    uint64_t letter = ((folded - ones * 'a') & ~(folded - ones * ('f' + 1))) & highs;
+    if ((decimal | letter) != highs)
+        return 0;
+    /* A digit's value is its low four bits, plus 9 for a letter (bit 0x40 set). */
+    uint64_t nibbles = (digits & ones * 0x0F) + ((digits >> 6) & ones) * 9;
+    uint64_t pairs = ((nibbles << 4) | (nibbles >> 8)) & UINT64_C(0x00FF00FF00FF00FF);
+    pairs = (pairs | (pairs >> 8)) & UINT64_C(0x0000FFFF0000FFFF);
+    *bytes = (uint32_t)(pairs | (pairs >> 16));
+    return 1;
+}
+
+/* A string of hex digits decoded into out as it is read, in one pass: such a string is
+ * one read_string takes, so the line reads as before. 0 for any other string (which then
+ * leaves the line to Python) and for an odd number of digits. */
+static int read_hex_string(cursor *c, const uint8_t **text, size_t *length, uint8_t *out)
+{
+    if (c->at >= c->end || *c->at != '"')
+        return 0;
+    const uint8_t *start = c->at + 1;
+    const uint8_t *close = memchr(start, '"', (size_t)(c->end - start));
+    if (close == NULL || (close - start) % 2)
+        return 0;
+    size_t bytes = (size_t)(close - start) / 2;
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; i + 4 <= bytes; i += 4) {
+        uint32_t four;
+        if (!hex_8(load_8(start + 2 * i), &four))
+            return 0;
+        memcpy(out + i, &four, sizeof four);
+    }
+#endif
+    unsigned seen = 0; /* NOT_HEX once any byte is not a hex digit */
+    for (; i < bytes; i++) {
+        unsigned high = HEX_NIBBLES[start[2 * i]], low = HEX_NIBBLES[start[2 * i + 1]];
+        seen |= high | low;
+        out[i] = (uint8_t)(high << 4 | low);
+    }
+    if (seen & NOT_HEX)
+        return 0;
+    *text = start;
+    *length = (size_t)(close - start);
+    c->at = close + 1;
+    return 1;
+}
 
 static int32_t gateway_index(const uint8_t *text, size_t length, const uint8_t *names,
                              const int64_t *name_offsets, size_t n_names)
@@ -292,20 +413,24 @@ static int read_line(const uint8_t *line, size_t length, const uint8_t *names, c
                 return 0;
             c.at++;
             skip_space(&c);
+            int key = key_of(key_text, key_length);
+            if (key != KEY_OTHER && fields[key].present)
+                return 0; /* given twice */
             field value = {1, 0, NULL, 0};
             if (c.at < c.end && *c.at == '"') {
                 value.is_string = 1;
-                if (!read_string(&c, &value.text, &value.length))
+                if (key >= KEY_FRAME && key <= KEY_HEX) {
+                    /* Any second frame leaves the line to Python below: out is then unused. */
+                    if (!read_hex_string(&c, &value.text, &value.length, out))
+                        return 0;
+                } else if (!read_string(&c, &value.text, &value.length)) {
                     return 0;
+                }
             } else if (!read_number(&c, &value.text, &value.length)) {
                 return 0;
             }
-            int key = key_of(key_text, key_length);
-            if (key != KEY_OTHER) {
-                if (fields[key].present)
-                    return 0; /* given twice */
+            if (key != KEY_OTHER)
                 fields[key] = value;
-            }
             skip_space(&c);
             if (c.at < c.end && *c.at == ',') {
                 c.at++;
@@ -338,15 +463,10 @@ static int read_line(const uint8_t *line, size_t length, const uint8_t *names, c
             frames++;
         }
     }
-    if (frames != 1 || frame->length == 0 || frame->length % 2)
+    /* A frame given as a string is in out already (read_hex_string). */
+    if (frames != 1 || frame->length == 0 || !frame->is_string)
         return 0;
     size_t payload_length = frame->length / 2;
-    for (size_t i = 0; i < payload_length; i++) {
-        int high = hex_value(frame->text[2 * i]), low = hex_value(frame->text[2 * i + 1]);
-        if (high < 0 || low < 0)
-            return 0;
-        out[i] = (uint8_t)(high << 4 | low);
-    }
     const field *gateway = fields[KEY_GATEWAY].present ? &fields[KEY_GATEWAY] : &fields[KEY_GATEWAY_ID];
     if (fields[KEY_GATEWAY].present && fields[KEY_GATEWAY_ID].present)
         return 0;
