@@ -44,6 +44,7 @@ typedef struct sqlite3 sqlite3;
 typedef struct sqlite3_stmt sqlite3_stmt;
 typedef struct sqlite3_context sqlite3_context;
 typedef struct sqlite3_value sqlite3_value;
+typedef struct sqlite3_mutex sqlite3_mutex;
 typedef void (*sqlite3_function)(sqlite3_context *, int, sqlite3_value **);
 typedef void (*sqlite3_destructor)(void *);
 typedef int64_t sqlite3_int64;
@@ -69,6 +70,9 @@ static struct {
                               void (*)(sqlite3_context *), void (*)(void *));
     void *(*user_data)(sqlite3_context *);
     void (*result_int64)(sqlite3_context *, sqlite3_int64);
+    sqlite3_mutex *(*db_mutex)(sqlite3 *);
+    void (*mutex_enter)(sqlite3_mutex *);
+    void (*mutex_leave)(sqlite3_mutex *);
 } sql;
 
 static int library_bound = 0;
@@ -91,6 +95,7 @@ int mc_sql_bind_library(const char *module_path)
         "sqlite3_bind_double", "sqlite3_bind_null", "sqlite3_bind_text64", "sqlite3_bind_parameter_count",
         "sqlite3_clear_bindings", "sqlite3_step", "sqlite3_reset", "sqlite3_errmsg",
         "sqlite3_errstr", "sqlite3_create_function_v2", "sqlite3_user_data", "sqlite3_result_int64",
+        "sqlite3_db_mutex", "sqlite3_mutex_enter", "sqlite3_mutex_leave",
     };
     /* In the order of the names. */
     void *slots[] = {
@@ -98,6 +103,7 @@ int mc_sql_bind_library(const char *module_path)
         &sql.bind_double, &sql.bind_null, &sql.bind_text64, &sql.bind_parameter_count,
         &sql.clear_bindings, &sql.step, &sql.reset, &sql.errmsg,
         &sql.errstr, &sql.create_function_v2, &sql.user_data, &sql.result_int64,
+        &sql.db_mutex, &sql.mutex_enter, &sql.mutex_leave,
     };
     void *found[sizeof names / sizeof names[0]];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -313,6 +319,13 @@ int mc_sql_insert(void *db, void *many, int64_t rows_per_many, void *one, const 
     }
     for (int c = 0; c < width; c++)
         texts[c] = columns[c].kind == MC_SQL_TEXT ? (const char *)columns[c].values : NULL;
+    /* The connection's own (recursive) mutex, held across all rows: each bind and step then
+     * re-enters a mutex this thread owns, without an atomic operation, and the error message
+     * read after a failing step is that step's (another thread cannot run in between). NULL
+     * where SQLite runs without mutexes. */
+    sqlite3_mutex *mutex = sql.db_mutex((sqlite3 *)db);
+    if (mutex != NULL)
+        sql.mutex_enter(mutex);
     int rc = SQLITE_OK;
     int64_t row = 0;
     if (many_rows != NULL) {
@@ -324,6 +337,8 @@ int mc_sql_insert(void *db, void *many, int64_t rows_per_many, void *one, const 
     for (; rc == SQLITE_OK && row < rows; row++)
         rc = run_rows(db, one_row, columns, texts, width, row, 1, error, error_size);
     sql.clear_bindings(one_row);
+    if (mutex != NULL)
+        sql.mutex_leave(mutex);
     free(texts);
     return rc;
 }
