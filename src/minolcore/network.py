@@ -768,16 +768,18 @@ class NetworkServer:
             gateway[rows] = gw
             received_ms[rows] = times
             opened = np.flatnonzero(columns.outcome == Outcome.OPENED)
-            info = columns.scan.info[opened]
+            info = columns.scan.info
             output = columns.scan.output.tobytes()
             mcr = int(Flag.MCR)
-            # Whole columns as Python lists: indexing numpy scalars per uplink costs more.
+            # Whole columns as Python lists: indexing numpy scalars per uplink costs more. Each
+            # field is taken alone: gathering whole records of the structured array would
+            # copy every field of every record, field by field.
             for j, start, length, flag, counter, key in zip(
                 opened.tolist(),
-                info["out_offset"].tolist(),
-                info["out_length"].tolist(),
-                info["flags"].tolist(),
-                info["message_counter"].tolist(),
+                info["out_offset"][opened].tolist(),
+                info["out_length"][opened].tolist(),
+                info["flags"][opened].tolist(),
+                info["message_counter"][opened].tolist(),
                 columns.device_key[opened].tolist(),
                 strict=True,
             ):
