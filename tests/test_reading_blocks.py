@@ -302,6 +302,30 @@ def test_text_order_of_content_keys_is_pythons_stable_sort(keys: list[str]) -> N
     assert text_order(keys).tolist() == sorted(range(len(keys)), key=keys.__getitem__)
 
 
+# 32-character texts sorted as two 64-bit halves (lowercase hex digests): halves that
+# repeat, texts that repeat, capital letters, spaces and other characters all included.
+HALVES = st.sampled_from(["0" * 16, "f" * 16, "0123456789abcdef", "0123456789abcdee", "a" * 16])
+DIGEST_TEXTS = st.lists(
+    st.builds(str.__add__, HALVES, HALVES)
+    | st.text("0123456789abcdef", min_size=32, max_size=32)
+    | st.text("0123456789abcdefABCDEF ", min_size=32, max_size=32)
+    | st.text("0123456789", min_size=32, max_size=32)
+    | st.text(min_size=32, max_size=32),
+    max_size=20,
+)
+
+
+@given(DIGEST_TEXTS)
+def test_digest_texts_sort_as_python_sorts_them(texts: list[str]) -> None:
+    expected = sorted(range(len(texts)), key=texts.__getitem__)
+    assert text_order(texts).tolist() == expected
+    order = distinct_text_order(texts)
+    if len(set(texts)) < len(texts):
+        assert order is None
+    else:
+        assert order is not None and order.tolist() == expected
+
+
 @given(reading_rows(), st.lists(st.sampled_from(["0a", 5, 1, 1.0, True]), min_size=14, max_size=14))
 def test_uplink_keys_of_any_type_merge_as_the_upsert_compares_them(
     rows: list[tuple[Any, ...]], keys: list[Any]

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from minolcore._layout_plans import ReadingColumn, ReadingTimes
+from minolcore.store._columns import text_order
 from minolcore.store._readings import EMPTY, run_starts
 from minolcore.store.base import ReadingBlock, ReadingValues
 from minolcore.wmbus.dates import NO_MINUTE
@@ -127,9 +128,7 @@ def merge_reading_rows(
         device[on_appended] = row_devices[appended_at[on_appended]]
         key[on_appended] = np.asarray(appended_keys, dtype=np.int64)[appended_at[on_appended]]
     # Key numbers in the order of the keys: the smallest rank is the smallest key.
-    ranked = sorted(key_ids)
-    key_rank = np.empty(len(ranked), dtype=np.int64)
-    key_rank[[key_ids[text] for text in ranked]] = np.arange(len(ranked))
+    ranked, key_rank = _ranked(list(key_ids))
     rank = key_rank[key]
 
     order = np.lexsort((record, uplink, field, stamp, device))
@@ -152,6 +151,21 @@ def merge_reading_rows(
     )
     appended_rows = [appended[at] for at in appended_at[chosen[~is_column[chosen]]].tolist()]
     return _block(columns, places, times, rows, appended_rows, list(device_ids), ranked), read
+
+
+def _ranked(keys: list[str]) -> tuple[list[str], np.ndarray[Any, np.dtype[np.int64]]]:
+    """(the distinct ``keys`` sorted, each key's place there). The "" of uplinks without a
+    place sorts first; the content keys, all of one width, sort in numpy (text_order)."""
+    positions = np.arange(len(keys), dtype=np.int64)
+    empty = keys.index("") if "" in keys else None
+    if empty is None:
+        order = text_order(keys)
+    else:
+        rest = np.delete(positions, empty)
+        order = np.concatenate([[empty], rest[text_order(keys[:empty] + keys[empty + 1 :])]])
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[order] = positions
+    return list(map(keys.__getitem__, order.tolist())), rank
 
 
 class _Chosen(NamedTuple):
