@@ -119,27 +119,36 @@ def decrypt_mode5_columns(result: ScanResult, keys: Sequence[AesKey | None]) -> 
         objects = np.fromiter(
             map(id, map(chosen_keys.__getitem__, keyed.tolist())), dtype=np.uint64, count=len(keyed)
         )
-        _, first_of_group, group_of = np.unique(objects, return_index=True, return_inverse=True)
-        order = np.argsort(group_of, kind="stable")
+        # One stable sort puts each key's frames together, in batch order within the key.
+        order = np.argsort(objects, kind="stable")
+        grouped = objects[order]
+        group_starts = np.flatnonzero(np.concatenate(([True], grouped[1:] != grouped[:-1])))
         rows = chosen[keyed[order]]
         sizes = size[rows]
-        cipher_index = ranges(apl_offset[rows], sizes)
-        cipher = plain[cipher_index]
+        blocks = sizes // _BLOCK
+        first_block = np.cumsum(blocks) - blocks
+        # Blocks are gathered and put back as 16-byte rows of a view of plain with a row
+        # starting at every byte: one index per block, not per byte. A frame's blocks never
+        # overlap another's, so writing through the view changes each byte once.
+        windows = np.lib.stride_tricks.as_strided(
+            plain, shape=(len(plain) - _BLOCK + 1, _BLOCK), strides=(1, 1)
+        )
+        block_at = np.repeat(apl_offset[rows] - first_block * _BLOCK, blocks)
+        block_at += np.arange(len(block_at), dtype=np.int64) * _BLOCK
+        cipher = windows[block_at]
         ciphertext = cipher.tobytes()
-        byte_ends = np.cumsum(sizes)[np.cumsum(np.bincount(group_of)) - 1].tolist()
+        byte_ends = np.cumsum(sizes)[np.append(group_starts[1:], len(order)) - 1].tolist()
         pieces = []
         start = 0
-        for first, end in zip(keyed[first_of_group].tolist(), byte_ends, strict=True):
+        for first, end in zip(keyed[order[group_starts]].tolist(), byte_ends, strict=True):
             key = cast(AesKey, chosen_keys[first])
             pieces.append(key.ecb_decrypt(ciphertext[start:end]))
             start = end
-        decrypted = np.frombuffer(b"".join(pieces), dtype=np.uint8)
+        decrypted = np.frombuffer(b"".join(pieces), dtype=np.uint8).reshape(-1, _BLOCK)
         chain = np.empty_like(cipher)
-        chain[_BLOCK:] = cipher[:-_BLOCK]
-        firsts = np.zeros(len(rows), dtype=np.int64)
-        np.cumsum(sizes[:-1], out=firsts[1:])
-        chain[ranges(firsts, np.full(len(rows), _BLOCK, dtype=np.int64))] = _ivs(info, rows).ravel()
-        plain[cipher_index] = decrypted ^ chain
+        chain[1:] = cipher[:-1]
+        chain[first_block] = _ivs(info, rows)
+        windows[block_at] = decrypted ^ chain
         starts = apl_offset[rows]
         ok = (plain[starts] == 0x2F) & (plain[starts + 1] == 0x2F)
         status[rows] = np.where(ok, Mode5Status.DECRYPTED, Mode5Status.WRONG_KEY)
