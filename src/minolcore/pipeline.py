@@ -408,10 +408,7 @@ class Pipeline:
                         else:
                             self._relearn(out[i])
             else:
-                for i in learnt:
-                    item = fast[i]
-                    assert item is not None
-                    self._layouts.learn(item)
+                self._layouts.learn_all(cast(list[FastRecords], list(map(fast.__getitem__, learnt))))
             pending.clear()
             learnt.clear()
 

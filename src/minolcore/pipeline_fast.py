@@ -18,6 +18,7 @@ the object path's own code, and reuses its kind and faults.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
@@ -557,6 +558,10 @@ def _read(
     )
 
 
+_SIGNATURE = operator.attrgetter("signature")
+_LAYOUT = operator.attrgetter("layout")
+
+
 class LayoutLearner:
     """Teaches a signature cache the layouts of fast-path telegrams, as the object path
     does for every full frame. ``known`` mirrors what the cache holds for the signatures
@@ -568,6 +573,16 @@ class LayoutLearner:
 
     def forget(self) -> None:
         self.known.clear()
+
+    def learn_all(self, items: Sequence[FastRecords]) -> None:
+        """:meth:`learn` each of ``items`` in order. Most batches bring only layouts the
+        cache already holds for their signatures: that is checked once per distinct pair."""
+        known = self.known
+        pairs = dict.fromkeys(zip(map(_SIGNATURE, items), map(_LAYOUT, items), strict=True))
+        if all(not layout or known.get(signature) == layout for signature, layout in pairs):
+            return
+        for item in items:
+            self.learn(item)
 
     def learn(self, fast: FastRecords) -> None:
         if not fast.layout:
