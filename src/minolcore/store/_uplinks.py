@@ -43,8 +43,15 @@ def pack_uplinks(blocks: Sequence[UplinkBlock], rows: Sequence[UplinkValues]) ->
         return None
     order: npt.NDArray[np.int64] = key_order
 
-    def text(parts: Sequence[Sequence[Any]]) -> tuple[TextTable, bytes | None] | None:
-        return table_column(list(itertools.chain.from_iterable(parts)), order)
+    def text(parts: Sequence[Sequence[Any]]) -> tuple[npt.NDArray[np.int64], TextTable, bytes | None] | None:
+        """(the rows' entries, the table, the null mask) of a text column."""
+        entries = list(itertools.chain.from_iterable(parts))
+        if entries and type(entries[0]) is str and entries.count(entries[0]) == len(entries):
+            # One text in every row (the pipeline's status and errors): a table of one entry.
+            table = text_table(entries[:1])
+            return None if table is None else (np.zeros(len(entries), dtype=np.int64), table, None)
+        column = table_column(entries, order)
+        return None if column is None else (order, *column)
 
     def integers(parts: Sequence[npt.NDArray[Any]], given: Sequence[Any]) -> npt.NDArray[np.int64] | None:
         if not set(map(type, given)) <= {int, bool}:
@@ -69,15 +76,15 @@ def pack_uplinks(blocks: Sequence[UplinkBlock], rows: Sequence[UplinkValues]) ->
     receptions = _reception_table(blocks, columns[7])
     if any(part is None for part in texts) or any(part is None for part in numbers) or receptions is None:
         return None
-    key, device, status, errors = cast(list[tuple[TextTable, bytes | None]], texts)
+    key, device, status, errors = cast(list[tuple[npt.NDArray[np.int64], TextTable, bytes | None]], texts)
     size, first_ms, last_ms = numbers
     entries = np.take(_reception_entries(blocks, len(columns[7])), order)
     return PackedColumns(
         len(keys),
         (TABLE, TABLE, INT64, TABLE, TABLE, INT64, INT64, TABLE),
-        (order, order, size, order, order, first_ms, last_ms, entries),
-        (key[1], device[1], None, status[1], errors[1], None, None, None),
-        (key[0], device[0], None, status[0], errors[0], None, None, receptions),
+        (key[0], device[0], size, status[0], errors[0], first_ms, last_ms, entries),
+        (key[2], device[2], None, status[2], errors[2], None, None, None),
+        (key[1], device[1], None, status[1], errors[1], None, None, receptions),
     )
 
 
