@@ -33,6 +33,7 @@ __all__ = ["UplinkPlace", "merge_reading_rows"]
 # (device uid, uplink key, building id, unit id) of a wireless M-Bus uplink the columnar
 # path read: the fields of its rows that the reading columns do not hold.
 UplinkPlace = tuple[str, str, str | None, str | None]
+_NO_PLACE: UplinkPlace = ("", "", None, None)
 
 
 def _ids() -> defaultdict[Any, int]:
@@ -65,16 +66,10 @@ def merge_reading_rows(
     field_ids = _ids()
     key_ids = _ids()
     # Uplinks without a place have no column rows: their "" is never read.
-    uplink_device = np.fromiter(
-        map(device_ids.__getitem__, ["" if p is None else p[0] for p in places]),
-        dtype=np.int64,
-        count=len(places),
-    )
-    uplink_key = np.fromiter(
-        map(key_ids.__getitem__, ["" if p is None else p[1] for p in places]),
-        dtype=np.int64,
-        count=len(places),
-    )
+    filled = [_NO_PLACE if p is None else p for p in places]
+    uids, keys, buildings, units = zip(*filled, strict=True) if filled else ((), (), (), ())
+    uplink_device = np.fromiter(map(device_ids.__getitem__, uids), dtype=np.int64, count=len(places))
+    uplink_key = np.fromiter(map(key_ids.__getitem__, keys), dtype=np.int64, count=len(places))
     appended_keys = [key_ids[row[12]] for row in appended]
 
     # Every row of the batch as a candidate: the column rows first, then the appended
@@ -150,7 +145,8 @@ def merge_reading_rows(
         at=kept[chosen],
     )
     appended_rows = [appended[at] for at in appended_at[chosen[~is_column[chosen]]].tolist()]
-    return _block(columns, places, times, rows, appended_rows, list(device_ids), ranked), read
+    uplink_places = list(zip(buildings, units, strict=True))
+    return _block(columns, uplink_places, times, rows, appended_rows, list(device_ids), ranked), read
 
 
 def _ranked(keys: list[str]) -> tuple[list[str], np.ndarray[Any, np.dtype[np.int64]]]:
@@ -183,14 +179,15 @@ class _Chosen(NamedTuple):
 
 def _block(
     columns: Sequence[ReadingColumn],
-    places: Sequence[UplinkPlace | None],
+    uplink_places: Sequence[tuple[str | None, str | None]],
     times: ReadingTimes,
     rows: _Chosen,
     appended: list[ReadingValues],
     device_uids: list[str],
     uplink_keys: list[str],
 ) -> ReadingBlock:
-    """The block of the rows kept: the column rows of ``rows``, then the ``appended`` rows."""
+    """The block of the rows kept: the column rows of ``rows``, then the ``appended`` rows;
+    ``uplink_places``: per uplink index its (building, unit)."""
     on_column = slice(0, len(rows.device) - len(appended))
     distinct_stamps, time = np.unique(rows.stamp, return_inverse=True)
     # Tables of fields (with their unit) and of places: a number per entry, not per row.
@@ -198,9 +195,7 @@ def _block(
     column_field = _numbers((field_ids[column.fields] for column in columns), len(columns))
     appended_field = _numbers((field_ids[(*row[2:7], row[8])] for row in appended), len(appended))
     place_ids = _ids()
-    uplink_place = _numbers(
-        (place_ids[(None, None) if p is None else (p[2], p[3])] for p in places), len(places)
-    )
+    uplink_place = _numbers(map(place_ids.__getitem__, uplink_places), len(uplink_places))
     appended_place = _numbers((place_ids[(row[10], row[11])] for row in appended), len(appended))
     at = rows.at[on_column]
     values = np.concatenate([c.values for c in columns])[at] if columns else np.zeros(0)

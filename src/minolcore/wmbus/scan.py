@@ -118,7 +118,7 @@ def pack_frames(
     frames: Sequence[bytes],
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int32]]:
     """Pack a list of frames into one buffer with offsets and lengths (in bytes)."""
-    lengths = np.fromiter((len(frame) for frame in frames), dtype=np.int32, count=len(frames))
+    lengths = np.fromiter(map(len, frames), dtype=np.int32, count=len(frames))
     offsets = np.zeros(len(frames), dtype=np.int64)
     if len(frames) > 1:
         np.cumsum(lengths[:-1], out=offsets[1:])
