@@ -576,10 +576,10 @@ class LayoutLearner:
 
     def learn_all(self, items: Sequence[FastRecords]) -> None:
         """:meth:`learn` each of ``items`` in order. Most batches bring only layouts the
-        cache already holds for their signatures: that is checked once per distinct pair."""
-        known = self.known
-        pairs = dict.fromkeys(zip(map(_SIGNATURE, items), map(_LAYOUT, items), strict=True))
-        if all(not layout or known.get(signature) == layout for signature, layout in pairs):
+        cache already holds for their signatures (learning them changes nothing): that is
+        checked first, in one C-level pass."""
+        held = map(self.known.get, map(_SIGNATURE, items))
+        if all(map(operator.eq, held, map(_LAYOUT, items))):
             return
         for item in items:
             self.learn(item)
