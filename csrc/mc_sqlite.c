@@ -224,9 +224,10 @@ static void copy_message(const char *message, char *error, size_t error_size)
     error[length] = '\0';
 }
 
-/* Binds row `row` of the columns to parameters first .. first + width - 1. */
+/* Binds row `row` of the columns to parameters first .. first + width - 1. spans[c] holds
+ * for a TABLE column the (start, end) of each row's text in its table. */
 static int bind_row(sqlite3_stmt *statement, int first, const mc_sql_column *columns, const char **texts,
-                    int width, int64_t row)
+                    int64_t *const *spans, int width, int64_t row)
 {
     for (int c = 0; c < width; c++) {
         const mc_sql_column *column = &columns[c];
@@ -239,9 +240,7 @@ static int bind_row(sqlite3_stmt *statement, int first, const mc_sql_column *col
         } else if (column->kind == MC_SQL_DOUBLE) {
             rc = sql.bind_double(statement, index, ((const double *)column->values)[row]);
         } else if (column->kind == MC_SQL_TABLE) {
-            /* Entries and offsets were checked by mc_sql_insert. */
-            int64_t entry = ((const int64_t *)column->values)[row];
-            int64_t start = column->offsets[entry], end = column->offsets[entry + 1];
+            int64_t start = spans[c][2 * row], end = spans[c][2 * row + 1];
             rc = sql.bind_text64(statement, index, column->table + start, (sqlite3_uint64)(end - start),
                                  NULL /* SQLITE_STATIC */, SQLITE_UTF8);
         } else if (column->kind == MC_SQL_TEXT) {
@@ -261,11 +260,11 @@ static int bind_row(sqlite3_stmt *statement, int first, const mc_sql_column *col
 
 /* Binds `count` rows from row `row` on and runs the statement once. */
 static int run_rows(sqlite3 *db, sqlite3_stmt *statement, const mc_sql_column *columns, const char **texts,
-                    int width, int64_t row, int64_t count, char *error, size_t error_size)
+                    int64_t *const *spans, int width, int64_t row, int64_t count, char *error, size_t error_size)
 {
     int rc = SQLITE_OK;
     for (int64_t r = 0; r < count && rc == SQLITE_OK; r++)
-        rc = bind_row(statement, (int)(r * width) + 1, columns, texts, width, row + r);
+        rc = bind_row(statement, (int)(r * width) + 1, columns, texts, spans, width, row + r);
     if (rc == SQLITE_OK) {
         rc = sql.step(statement);
         if (rc == SQLITE_DONE) {
@@ -313,7 +312,33 @@ int mc_sql_insert(void *db, void *many, int64_t rows_per_many, void *one, const 
         }
     }
     const char **texts = malloc((size_t)width * sizeof *texts);
-    if (texts == NULL) {
+    int64_t **spans = calloc((size_t)width, sizeof *spans);
+    int spans_made = texts != NULL && spans != NULL;
+    for (int c = 0; spans_made && c < width; c++) {
+        const mc_sql_column *column = &columns[c];
+        if (column->kind != MC_SQL_TABLE)
+            continue;
+        /* Each row's text span, looked up in one pass before any bind: the lookups follow
+         * the rows' entries all over the offsets, and in a loop of their own the processor
+         * overlaps them, where between binds each would wait alone. */
+        spans[c] = malloc((size_t)(rows > 0 ? rows : 1) * 2 * sizeof(int64_t));
+        if (spans[c] == NULL) {
+            spans_made = 0;
+            break;
+        }
+        const int64_t *entries = (const int64_t *)column->values;
+        for (int64_t row = 0; row < rows; row++) {
+            int null = column->nulls != NULL && column->nulls[row];
+            int64_t entry = null ? 0 : entries[row]; /* a null row's entry was not checked */
+            spans[c][2 * row] = null ? 0 : column->offsets[entry];
+            spans[c][2 * row + 1] = null ? 0 : column->offsets[entry + 1];
+        }
+    }
+    if (!spans_made) {
+        for (int c = 0; spans != NULL && c < width; c++)
+            free(spans[c]);
+        free(spans);
+        free(texts);
         copy_message("out of memory", error, error_size);
         return SQLITE_NOMEM;
     }
@@ -330,15 +355,18 @@ int mc_sql_insert(void *db, void *many, int64_t rows_per_many, void *one, const 
     int64_t row = 0;
     if (many_rows != NULL) {
         for (; rc == SQLITE_OK && rows - row >= rows_per_many; row += rows_per_many)
-            rc = run_rows(db, many_rows, columns, texts, width, row, rows_per_many, error, error_size);
+            rc = run_rows(db, many_rows, columns, texts, spans, width, row, rows_per_many, error, error_size);
         /* The statement holds no pointer into the caller's texts once the call returns. */
         sql.clear_bindings(many_rows);
     }
     for (; rc == SQLITE_OK && row < rows; row++)
-        rc = run_rows(db, one_row, columns, texts, width, row, 1, error, error_size);
+        rc = run_rows(db, one_row, columns, texts, spans, width, row, 1, error, error_size);
     sql.clear_bindings(one_row);
     if (mutex != NULL)
         sql.mutex_leave(mutex);
+    for (int c = 0; c < width; c++)
+        free(spans[c]);
+    free(spans);
     free(texts);
     return rc;
 }
