@@ -31,6 +31,7 @@ Keys (session keys, the fingerprint key) never appear in reprs, logs, errors or 
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 import os
 import struct
@@ -761,7 +762,6 @@ class NetworkServer:
         decoded: dict[int, Uplink] = {}
         rows, buffer, offsets, lengths, gw, times = wmbus
         if len(rows):
-            wmbus_rows = rows.tolist()
             columns = self._wmbus_columns(buffer, offsets, lengths, gw, times)
             outcome[rows] = columns.outcome
             uplink_ids[rows] = columns.uplink_id
@@ -770,23 +770,17 @@ class NetworkServer:
             opened = np.flatnonzero(columns.outcome == Outcome.OPENED)
             info = columns.scan.info
             output = columns.scan.output.tobytes()
-            mcr = int(Flag.MCR)
-            # Whole columns as Python lists: indexing numpy scalars per uplink costs more. Each
-            # field is taken alone: gathering whole records of the structured array would
-            # copy every field of every record, field by field.
-            for j, start, length, flag, counter, key in zip(
-                opened.tolist(),
-                info["out_offset"][opened].tolist(),
-                info["out_length"][opened].tolist(),
-                info["flags"][opened].tolist(),
-                info["message_counter"][opened].tolist(),
-                columns.device_key[opened].tolist(),
-                strict=True,
-            ):
-                row = wmbus_rows[j]
-                frames[row] = output[start : start + length]
-                counters[row] = counter if flag & mcr else None
-                devices[row] = key
+            # Whole columns at C level (map, zip), each field of the structured array taken
+            # alone: no Python step per uplink, no copy of whole records.
+            opened_rows = rows[opened].tolist()
+            starts = info["out_offset"][opened].astype(np.int64)
+            ends = (starts + info["out_length"][opened]).tolist()
+            spans = map(slice, starts.tolist(), ends)
+            frames.update(zip(opened_rows, map(output.__getitem__, spans), strict=True))
+            counters.update(zip(opened_rows, info["message_counter"][opened].tolist(), strict=True))
+            without_counter = np.flatnonzero((info["flags"][opened] & int(Flag.MCR)) == 0).tolist()
+            counters.update(zip(map(opened_rows.__getitem__, without_counter), itertools.repeat(None)))
+            devices.update(zip(opened_rows, columns.device_key[opened].tolist(), strict=True))
         if lorawan_rows:
             selected = [receptions[i] for i in lorawan_rows]
             gw = np.array([self._gateway_index.get(r.gateway_id, -1) for r in selected], dtype=np.int64)
