@@ -18,6 +18,7 @@ import collections
 import datetime as dt
 import itertools
 import logging
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
@@ -315,14 +316,16 @@ class Pipeline:
         frames = list(map(grouped.frames.__getitem__, openers))
         meters = list(map(grouped.devices.__getitem__, openers))
         # Per meter once: its key and its device (a batch holds a few uplinks of each meter).
-        per_meter = {}
+        key_of = {}
+        device_of = {}
         mappable = {}
         for meter in set(meters):
             address = self.network.meter(meter)[1]
-            per_meter[meter] = (self._cached_key(address), self._fast_device(address))
-            mappable[meter] = per_meter[meter][1][2] is not None
-        keys = [per_meter[meter][0] for meter in meters]
-        devices = [per_meter[meter][1] for meter in meters]
+            key_of[meter] = self._cached_key(address)
+            device_of[meter] = self._fast_device(address)
+            mappable[meter] = device_of[meter][2] is not None
+        keys = list(map(key_of.__getitem__, meters))
+        devices = list(map(device_of.__getitem__, meters))
         first_times = copies.first_received_at[wmbus].tolist()
         scanned = scan_uplink_frames(frames)
         eligible = np.fromiter(map(mappable.__getitem__, meters), dtype=np.bool_, count=len(wmbus))
@@ -336,17 +339,14 @@ class Pipeline:
         places: list[UplinkPlace | None] = [None] * (len(wmbus) + len(lorawan))
         appended: list[int] = []
         read_batch = _FastBatch(frames, first_times, devices, fast, wmbus, read.times)
-        run: list[int] = []  # consecutive uplinks the columnar path read
-        for i, item in enumerate(fast):
-            if item is not None:
-                run.append(i)
-                continue
-            self._store_fast_run(rows, run, read_batch, places, appended)
-            run = []
+        start = 0  # of the run of consecutive uplinks the columnar path read
+        for i, uplink in slow.items():  # in batch order
+            self._store_fast_run(rows, start, i, read_batch, places, appended)
+            start = i + 1
             before = len(rows.reading_values)
-            self._store_uplink(rows, *self._wmbus_item(slow[i], telegrams[i]))
+            self._store_uplink(rows, *self._wmbus_item(uplink, telegrams[i]))
             appended.extend(itertools.repeat(i, len(rows.reading_values) - before))
-        self._store_fast_run(rows, run, read_batch, places, appended)
+        self._store_fast_run(rows, start, len(fast), read_batch, places, appended)
         rows.uplink_blocks.append(rows.fast_uplinks.block(stored))
         for i, position in enumerate(lorawan, start=len(wmbus)):
             before = len(rows.reading_values)
@@ -438,25 +438,28 @@ class Pipeline:
     def _store_fast_run(
         self,
         rows: _Rows,
-        run: list[int],
+        start: int,
+        stop: int,
         batch: _FastBatch,
         places: list[UplinkPlace | None],
         appended: list[int],
     ) -> None:
-        """The rows of the consecutive wireless M-Bus uplinks ``run`` (indexes into
-        ``batch``'s lists and ``places``) that the columnar path read, field by field over
-        the whole run: per uplink its key, its uplink row, its status events and where its
-        reading columns' rows go (into ``places``); record-by-record rows are appended with
-        their uplink in ``appended``. The rows keep batch order, as the store's merge needs."""
-        if not run:
+        """The rows of the consecutive wireless M-Bus uplinks ``start`` to ``stop`` - 1
+        (indexes into ``batch``'s lists and ``places``) that the columnar path read, field by
+        field over the whole run: per uplink its key, its uplink row, its status events and
+        where its reading columns' rows go (into ``places``); record-by-record rows are
+        appended with their uplink in ``appended``. The rows keep batch order, as the
+        store's merge needs."""
+        if start >= stop:
             return
-        frames, received_at, devices, fast, positions, times = batch
-        # Field by field with C-level passes (map over the run) where a field is a lookup.
-        items = cast(list[FastRecords], list(map(fast.__getitem__, run)))
-        uids = [devices[i][0] for i in run]
-        run_frames = list(map(frames.__getitem__, run))
+        # Field by field: slices of the batch's lists, and C-level passes (map) over them.
+        items = cast(list[FastRecords], batch.fast[start:stop])
+        devices = batch.devices[start:stop]
+        received_at = batch.received_at[start:stop]
+        uids = list(map(_FIRST, devices))
+        run_frames = batch.frames[start:stop]
         keys = list(map(content_key, uids, run_frames))
-        at = list(map(positions.__getitem__, run))
+        at = batch.positions[start:stop]
         read_uplinks = rows.fast_uplinks
         read_uplinks.keys += keys
         read_uplinks.device_uids += uids
@@ -465,41 +468,39 @@ class Pipeline:
         known = self._fast_status
         # A (kind, faults) pair is never empty: a miss alone builds the model.
         statuses = [
-            known.get((devices[i][2], item.status_key))
-            or self._fast_status_of(devices[i], item, received_at[i])
-            for i, item in zip(run, items, strict=True)
+            known.get((device[2], item.status_key)) or self._fast_status_of(device, item, when)
+            for device, item, when in zip(devices, items, received_at, strict=True)
         ]
-        kinds = [status[0] for status in statuses]
-        assignments = self._assign_run(run, received_at, devices)
+        kinds = list(map(_FIRST, statuses))
+        assignments = self._assign_run(received_at, devices)
         places_of: list[UplinkPlace] = [
             (uid, key, None, None)
             if a is None
             else (uid, key, a.building.id, None if a.unit is None else a.unit.id)
             for uid, key, a in zip(uids, keys, assignments, strict=True)
         ]
-        for i, place in zip(run, places_of, strict=True):
-            places[i] = place
+        places[start:stop] = places_of
         rows.unassigned += assignments.count(None)
-        rows.decoded += len(run)
+        rows.decoded += stop - start
         counts = rows.kinds
         for kind, n in collections.Counter(kinds).items():
             counts[kind] = counts.get(kind, 0) + n
         # Each meter and kind once, in the order they first come (an uplink of the meter
         # gives its identity: they all have the same).
         seen = rows.device_rows
-        for device_key, i in dict(zip(zip(uids, kinds, strict=True), run, strict=True)).items():
+        for device_key, n in dict(zip(zip(uids, kinds, strict=True), itertools.count())).items():
             if device_key not in seen:
                 seen.add(device_key)
-                rows.devices.append(self._fast_device_row(device_key, devices[i][1]))
+                rows.devices.append(self._fast_device_row(device_key, devices[n][1]))
         # A telegram read record by record brings its rows; the rest are in reading columns.
         for n in [n for n, item in enumerate(items) if item.readings]:
             readings = items[n].readings
             _, _, building, unit_id = places_of[n]
             rows.values_read += len(readings)
             rows.reading_values.extend([(uids[n], *row, building, unit_id, keys[n]) for row in readings])
-            appended.extend(itertools.repeat(run[n], len(readings)))
+            appended.extend(itertools.repeat(start + n, len(readings)))
         for n in [n for n, status in enumerate(statuses) if status[1]]:
-            when = times.text(items[n].event_minute)
+            when = batch.times.text(items[n].event_minute)
             rows.status_events.extend(
                 [
                     StatusEventRow(device_uid=uids[n], event_time=when, event=fault, detail=detail)
@@ -544,24 +545,22 @@ class Pipeline:
 
     def _assign_run(
         self,
-        run: list[int],
         received_at: Sequence[float],
         devices: Sequence[tuple[str, DeviceIdentity, object | None]],
     ) -> list[Assignment | None]:
-        """The assignments of the wireless M-Bus uplinks ``run`` (first heard at
-        ``received_at``, s since the epoch): most fall in their meter's remembered span,
+        """The assignments of wireless M-Bus uplinks of ``devices``, first heard at
+        ``received_at`` (s since the epoch): most fall in their meter's remembered span,
         checked here without a call; the others are looked up and their span remembered."""
         spans = self._assignment_spans
         site = self.site
         revision = site.revision
         out: list[Assignment | None] = []
-        for i in run:
-            when = received_at[i]
-            held = spans.get(devices[i][0])
+        for when, device in zip(received_at, devices, strict=True):
+            held = spans.get(device[0])
             if held is not None and held[0] is site and held[1] == revision and held[2] <= when < held[3]:
                 out.append(held[4])
             else:
-                out.append(self._assign_remembering_span(when, devices[i][0], devices[i][1]))
+                out.append(self._assign_remembering_span(when, device[0], device[1]))
         return out
 
     def run(self, source: Iterable[Reception], *, batch_size: int = 20_000) -> PipelineStats:
@@ -818,6 +817,9 @@ class Pipeline:
             readings=stats.readings + update["readings"],
             devices_by_kind=dict(sorted(kinds.items())),
         )
+
+
+_FIRST = operator.itemgetter(0)
 
 
 class _FastBatch(NamedTuple):
