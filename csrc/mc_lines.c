@@ -416,21 +416,28 @@ static int read_line(const uint8_t *line, size_t length, const uint8_t *names, c
             int key = key_of(key_text, key_length);
             if (key != KEY_OTHER && fields[key].present)
                 return 0; /* given twice */
-            field value = {1, 0, NULL, 0};
-            if (c.at < c.end && *c.at == '"') {
-                value.is_string = 1;
+            /* Scalars, not a field struct filled through pointers and then copied whole:
+             * a wide load of narrower stores just made stalls the processor. */
+            const uint8_t *text = NULL;
+            size_t text_length = 0;
+            int is_string = c.at < c.end && *c.at == '"';
+            if (is_string) {
                 if (key >= KEY_FRAME && key <= KEY_HEX) {
                     /* Any second frame leaves the line to Python below: out is then unused. */
-                    if (!read_hex_string(&c, &value.text, &value.length, out))
+                    if (!read_hex_string(&c, &text, &text_length, out))
                         return 0;
-                } else if (!read_string(&c, &value.text, &value.length)) {
+                } else if (!read_string(&c, &text, &text_length)) {
                     return 0;
                 }
-            } else if (!read_number(&c, &value.text, &value.length)) {
+            } else if (!read_number(&c, &text, &text_length)) {
                 return 0;
             }
-            if (key != KEY_OTHER)
-                fields[key] = value;
+            if (key != KEY_OTHER) {
+                fields[key].present = 1;
+                fields[key].is_string = is_string;
+                fields[key].text = text;
+                fields[key].length = text_length;
+            }
             skip_space(&c);
             if (c.at < c.end && *c.at == ',') {
                 c.at++;
