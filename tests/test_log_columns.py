@@ -190,6 +190,46 @@ def test_c_reader_equals_its_twin_on_any_lines(lines: list[bytes], final_newline
         assert out[start:end].tobytes() == expected_out[start:end].tobytes()
 
 
+# Strings near what the C reader reads eight bytes at a time: hex digits of both cases and
+# the bytes that end or spoil a string (quote, backslash, controls, DEL, non-ASCII).
+STRING_BYTES = st.lists(
+    st.sampled_from(list(b'0123456789abcdefABCDEFgG- "\\\x7f\x1f\x00\x80\xc3\xa9')), max_size=40
+).map(bytes)
+
+
+@pytest.mark.equivalence
+@settings(max_examples=300)
+@given(st.sampled_from([b"frame", b"telegram", b"hex", b"gateway", b"mode"]), STRING_BYTES, STRING_BYTES)
+def test_c_reader_equals_its_twin_on_any_string_bytes(key: bytes, value: bytes, other: bytes) -> None:
+    line = b'{"' + key + b'": "' + value + b'", "x": "' + other + b'", "frame": "2E44"}'
+    rows, out = read_collector_block(line, GATEWAYS)
+    expected, expected_out = twin(line)
+    same_rows(rows, expected)
+    if rows["status"][0] == LINE_READ:
+        length = int(rows["payload_length"][0])
+        assert out[:length].tobytes() == expected_out[:length].tobytes()
+
+
+@pytest.mark.equivalence
+def test_c_reader_equals_its_twin_for_every_byte_at_every_place_of_a_frame() -> None:
+    # Every byte value at each place of an 8-digit group, and in the digits after the last group.
+    for place in range(11):
+        lines = []
+        for byte in range(256):
+            digits = bytearray(b"0123456789abcdefABCD"[:20])
+            digits[place] = byte
+            lines.append(b'{"frame": "' + bytes(digits) + b'", "gateway": "GW-1"}')
+        block = b"\n".join(lines)
+        rows, out = read_collector_block(block, GATEWAYS)
+        expected, expected_out = twin(block)
+        same_rows(rows, expected)
+        read = rows[rows["status"] == LINE_READ]
+        assert len(read) == 22  # the hex digits (16 values, 6 of them twice), and nothing else
+        for row in read:
+            start, end = int(row["payload_offset"]), int(row["payload_offset"] + row["payload_length"])
+            assert out[start:end].tobytes() == expected_out[start:end].tobytes()
+
+
 def test_a_block_whose_later_lines_are_shorter_has_a_row_for_every_line() -> None:
     # 90 KB of long lines, then many short ones: far more lines than the first 64 KB promise.
     long_line = b'{"gateway":"GW-2","received_at":2.5,"frame":"' + b"AB" * 200 + b'"}'
