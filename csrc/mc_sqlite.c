@@ -95,7 +95,6 @@ int mc_sql_bind_library(const char *module_path)
         "sqlite3_bind_double", "sqlite3_bind_null", "sqlite3_bind_text64", "sqlite3_bind_parameter_count",
         "sqlite3_clear_bindings", "sqlite3_step", "sqlite3_reset", "sqlite3_errmsg",
         "sqlite3_errstr", "sqlite3_create_function_v2", "sqlite3_user_data", "sqlite3_result_int64",
-        "sqlite3_db_mutex", "sqlite3_mutex_enter", "sqlite3_mutex_leave",
     };
     /* In the order of the names. */
     void *slots[] = {
@@ -103,7 +102,6 @@ int mc_sql_bind_library(const char *module_path)
         &sql.bind_double, &sql.bind_null, &sql.bind_text64, &sql.bind_parameter_count,
         &sql.clear_bindings, &sql.step, &sql.reset, &sql.errmsg,
         &sql.errstr, &sql.create_function_v2, &sql.user_data, &sql.result_int64,
-        &sql.db_mutex, &sql.mutex_enter, &sql.mutex_leave,
     };
     void *found[sizeof names / sizeof names[0]];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -117,6 +115,15 @@ int mc_sql_bind_library(const char *module_path)
      * pointers become function pointers by copying their bytes (ISO C has no cast for it). */
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         memcpy(slots[i], &found[i], sizeof(void *));
+    /* Optional: a library built without mutexes (SQLITE_THREADSAFE=0) need not export them,
+     * and then has none to hold. */
+    void *db_mutex = dlsym(module, "sqlite3_db_mutex"), *enter = dlsym(module, "sqlite3_mutex_enter"),
+         *leave = dlsym(module, "sqlite3_mutex_leave");
+    if (db_mutex != NULL && enter != NULL && leave != NULL) {
+        memcpy(&sql.db_mutex, &db_mutex, sizeof(void *));
+        memcpy(&sql.mutex_enter, &enter, sizeof(void *));
+        memcpy(&sql.mutex_leave, &leave, sizeof(void *));
+    }
     library_bound = 1;
     return 1;
 }
@@ -271,8 +278,11 @@ static int run_rows(sqlite3 *db, sqlite3_stmt *statement, const mc_sql_column *c
         if (spans[c] == NULL)
             continue;
         for (int64_t r = row; r < row + count; r++) {
-            __builtin_prefetch(columns[c].table + spans[c][2 * r]);
-            __builtin_prefetch(columns[c].table + spans[c][2 * r + 1] - 1);
+            int64_t start = spans[c][2 * r], end = spans[c][2 * r + 1];
+            if (end > start) { /* not a null row's (0, 0), nor an empty text */
+                __builtin_prefetch(columns[c].table + start);
+                __builtin_prefetch(columns[c].table + end - 1);
+            }
         }
     }
 #endif
@@ -333,7 +343,7 @@ int mc_sql_insert(void *db, void *many, int64_t rows_per_many, void *one, const 
             continue;
         /* Each row's text span, looked up in one pass before any bind: the lookups follow
          * the rows' entries all over the offsets, and in a loop of their own the processor
-         * overlaps them, where between binds each would wait alone. */
+         * overlaps them, where between binds each would wait alone (16 bytes a row). */
         spans[c] = malloc((size_t)(rows > 0 ? rows : 1) * 2 * sizeof(int64_t));
         if (spans[c] == NULL) {
             spans_made = 0;
@@ -361,7 +371,7 @@ int mc_sql_insert(void *db, void *many, int64_t rows_per_many, void *one, const 
      * re-enters a mutex this thread owns, without an atomic operation, and the error message
      * read after a failing step is that step's (another thread cannot run in between). NULL
      * where SQLite runs without mutexes. */
-    sqlite3_mutex *mutex = sql.db_mutex((sqlite3 *)db);
+    sqlite3_mutex *mutex = sql.db_mutex != NULL ? sql.db_mutex((sqlite3 *)db) : NULL;
     if (mutex != NULL)
         sql.mutex_enter(mutex);
     int rc = SQLITE_OK;

@@ -375,3 +375,18 @@ def test_distinct_text_order_is_none_exactly_when_a_text_repeats(texts: list[str
         assert order is None
     else:
         assert order is not None and order.tolist() == sorted(range(len(texts)), key=texts.__getitem__)
+
+
+def test_a_column_of_one_text_packs_only_when_every_row_holds_a_str() -> None:
+    class Tag(str):
+        pass
+
+    row = ("a" * 32, "wmbus:A", 20, "ok", "", 100, 100, '[["GW-1",100,null,null]]')
+    tagged = ("b" * 32, "wmbus:A", 20, Tag("ok"), "", 100, 100, '[["GW-1",100,null,null]]')
+    packed = pack_uplinks([UplinkBlock.from_rows([row, (*tagged[:3], "ok", *tagged[4:])])], [])
+    assert packed is not None
+    status_table = packed.tables[3]
+    assert status_table is not None and status_table[0] == b"ok"
+    assert status_table[1].tolist() == [0, 2] and packed.values[3].tolist() == [0, 0]
+    # A str subclass is bound by Python's sqlite3, which may adapt it: the rows are not packed.
+    assert pack_uplinks([], [row, tagged]) is None

@@ -216,8 +216,10 @@ def read_collector_lines_into(
     out: npt.NDArray[np.uint8],
     long_numbers: bool = True,
 ) -> int:
-    """Fill ``rows`` and ``out`` exactly as ``mc_read_collector_lines`` does (``rows`` holds
-    at most as many lines as it has rows); returns the lines done. ``long_numbers``: read
+    """Fill ``rows``, and ``out`` at the frames of the lines read, exactly as
+    ``mc_read_collector_lines`` does (``rows`` holds at most as many lines as it has rows;
+    beyond the frames of the lines read, ``out`` holds whatever the C reader left there, which
+    nothing reads); returns the lines done. ``long_numbers``: read
     numbers of 16 to 40 digits with a fraction, as the C reader does where its C library
     can (``mc_long_numbers``)."""
     count = used = at = 0

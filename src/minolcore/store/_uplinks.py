@@ -6,6 +6,7 @@ texts from the tables the C core joined them into (see :mod:`minolcore.store.rec
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -46,8 +47,10 @@ def pack_uplinks(blocks: Sequence[UplinkBlock], rows: Sequence[UplinkValues]) ->
     def text(parts: Sequence[Sequence[Any]]) -> tuple[npt.NDArray[np.int64], TextTable, bytes | None] | None:
         """(the rows' entries, the table, the null mask) of a text column."""
         entries = list(itertools.chain.from_iterable(parts))
-        if entries and type(entries[0]) is str and entries.count(entries[0]) == len(entries):
-            # One text in every row (the pipeline's status and errors): a table of one entry.
+        first = entries[0] if entries else None
+        if type(first) is str and all(map(operator.is_, entries, itertools.repeat(first))):
+            # One text object in every row (the pipeline's status and errors): a table of one
+            # entry. Equal texts in other objects take table_column, which tests their types.
             table = text_table(entries[:1])
             return None if table is None else (np.zeros(len(entries), dtype=np.int64), table, None)
         column = table_column(entries, order)
