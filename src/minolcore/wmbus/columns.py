@@ -23,7 +23,7 @@ from minolcore.secret import AesKey
 from minolcore.wmbus.frame import FrameStatus
 from minolcore.wmbus.scan import Flag, ScanResult
 
-__all__ = ["Mode5Columns", "Mode5Status", "decrypt_mode5_columns", "ranges"]
+__all__ = ["Mode5Columns", "Mode5Status", "decrypt_mode5_columns"]
 
 _BLOCK = 16
 
@@ -59,14 +59,6 @@ class Mode5Columns:
 
     def __len__(self) -> int:
         return len(self.status)
-
-
-def ranges(starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """The indexes of the concatenated ranges ``starts[i] : starts[i] + lengths[i]``."""
-    ends = np.cumsum(lengths)
-    index: npt.NDArray[np.int64] = np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
-    shifted: npt.NDArray[np.int64] = index + np.repeat(starts - (ends - lengths), lengths)
-    return shifted
 
 
 def _ivs(info: npt.NDArray[np.void], rows: npt.NDArray[np.intp]) -> npt.NDArray[np.uint8]:
