@@ -107,8 +107,11 @@ def both_paths(apls: list[bytes], received: list[float]) -> tuple[dict[int, Any]
     )
     found = telegram_rows(columns, times)
     planned = {
-        position: (found.get(position, []), times.text(moment), *rest)
-        for position, (moment, *rest) in read.items()
+        position: (found.get(position, []), times.text(moment), (errors, head), group.layout)
+        for group in read
+        for position, moment, errors, head in zip(
+            group.positions, group.event_minutes, group.error_flags, group.heads, strict=True
+        )
     }
     entries = _entries(buffer.tobytes(), offsets, walked.rows, ok[walked.rows["telegram"]])
     expected = {}

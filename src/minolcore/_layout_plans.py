@@ -18,9 +18,8 @@ give the same rows.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
-from typing import Any, Final, cast
+from typing import Any, Final, NamedTuple, cast
 
 import numpy as np
 
@@ -64,9 +63,18 @@ _NEUTRAL: Final = frozenset(("standard_conform_data_content", "forward_flow", "v
 _EXACT: Final = float(2**53)  # integers below this convert to float exactly
 _PLAN_LIMIT: Final = 4096
 
-# (the model's time "YYYY-MM-DDTHH:MM" as a ReadingTimes number, (error flags, EI head
-# value), layout entries)
-LayoutRead = tuple[int, tuple[int | None, int | None], tuple[str, ...]]
+
+class LayoutRead(NamedTuple):
+    """What one layout group's telegrams read besides their readings, column by column:
+    per telegram (a position in :func:`read_by_layout`'s ``chosen``) the model's time
+    "YYYY-MM-DDTHH:MM" as a :class:`ReadingTimes` number, the error flags and the EI head
+    value (None where the layout has none); and the group's layout entries."""
+
+    positions: list[int]
+    event_minutes: list[int]
+    error_flags: list[int | None]
+    heads: list[int | None]
+    layout: tuple[str, ...]
 
 
 # Reading times that are not "YYYY-MM-DDThh:mm" are numbered from here on (a YYYYMMDDhhmm
@@ -188,8 +196,8 @@ def _first_item(item: tuple[int, Any]) -> int:
     return item[0]
 
 
-# (per telegram position what it read besides its readings, the reading columns)
-LayoutReads = tuple[dict[int, LayoutRead], list[ReadingColumn]]
+# (per layout group what its telegrams read besides their readings, the reading columns)
+LayoutReads = tuple[list[LayoutRead], list[ReadingColumn]]
 
 
 def plain_main(header: Any) -> bool:
@@ -454,7 +462,7 @@ def read_by_layout(
     ``received_at``: first reception time per position in s; ``minute_of``:
     "YYYY-MM-DDTHH:MM" of a date-time value."""
     if not chosen:
-        return {}, []
+        return [], []
     data = buffer.tobytes()
     # The header bytes (DIB + VIB, or the DIF of a special record) of every row, packed:
     # a telegram's layout key is one slice of them.
@@ -474,7 +482,7 @@ def read_by_layout(
             groups[key] = [position]
         else:
             group.append(position)
-    out: dict[int, LayoutRead] = {}
+    out: list[LayoutRead] = []
     columns: list[ReadingColumn] = []
     for key, members in groups.items():
         if key in _plans:
@@ -535,12 +543,12 @@ def _read_group(
     firsts: Sequence[int],
     received_at: Sequence[float],
     minute_of: Callable[[str], str],
-    out: dict[int, LayoutRead],
+    out: list[LayoutRead],
     columns: list[ReadingColumn],
     times: ReadingTimes,
 ) -> None:
     """Read every telegram of one layout group, column by column: per reading position its
-    column of rows into ``columns``, per telegram the rest into ``out``."""
+    column of rows into ``columns``, the rest of its telegrams into ``out``."""
     first_rows = np.asarray([firsts[m] for m in members], dtype=np.int64)
     telegrams = np.asarray(members, dtype=np.int64)
     bases = apl_offsets[telegrams]
@@ -620,5 +628,4 @@ def _read_group(
     for j in plan.heads:
         selected = column(j)
         heads = _coalesce(heads, _status_numbers(positions[j], data, selected, data_starts(selected)))
-    statuses = zip(errors, heads, strict=True)
-    out.update(zip(members, zip(event.tolist(), statuses, itertools.repeat(plan.layout)), strict=True))
+    out.append(LayoutRead(members, event.tolist(), errors, heads, plan.layout))

@@ -248,7 +248,7 @@ def fast_records(
     firsts = walked.info["first_record"].tolist()
     received = [received_at[row] for row in positions]
     times = ReadingTimes()
-    by_layout, columns = read_by_layout(
+    layout_reads, columns = read_by_layout(
         buffer,
         apl_offsets,
         walked.rows,
@@ -262,20 +262,23 @@ def fast_records(
     telegram_of = np.asarray(positions, dtype=np.int64)
     for column in columns:
         column.telegrams = telegram_of[column.telegrams]
-    for position, (event_minute, (error_flags, head), layout) in by_layout.items():
-        sts = sts_column[position]
-        out[positions[position]] = FastRecords(
-            [],
-            event_minute,
-            sts,
-            (sts, error_flags, head),
-            apls[position],
-            layout,
-            walked_signatures[position],
-        )
-    # The rest (layouts without a plan) record by record.
-    rest = ok.copy()
-    rest[list(by_layout)] = False
+    rest = ok.copy()  # left: the layouts without a plan, read record by record
+    for read in layout_reads:
+        layout = read.layout
+        for position, event_minute, error_flags, head in zip(
+            read.positions, read.event_minutes, read.error_flags, read.heads, strict=True
+        ):
+            sts = sts_column[position]
+            out[positions[position]] = FastRecords(
+                [],
+                event_minute,
+                sts,
+                (sts, error_flags, head),
+                apls[position],
+                layout,
+                walked_signatures[position],
+            )
+        rest[read.positions] = False
     if not rest.any():
         return FastRead(out, dependent, columns, times)
     entries = _entries(buffer.tobytes(), apl_offsets, walked.rows, rest[walked.rows["telegram"]])
