@@ -472,22 +472,16 @@ def read_by_layout(
     ends = np.cumsum(lengths)
     within = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - lengths, lengths)
     headers = buffer[np.repeat(starts, lengths) + within].tobytes()
-    bounds = np.concatenate(([0], ends))
-    # Each telegram's layout key, and the telegrams of each key in batch order: C-level
-    # passes and one stable sort, no Python step per telegram.
-    chosen_at = np.asarray(chosen, dtype=np.int64)
-    first_rows = np.asarray(firsts, dtype=np.int64)[chosen_at]
-    key_starts = bounds[first_rows].tolist()
-    key_ends = bounds[first_rows + np.asarray(counts, dtype=np.int64)[chosen_at]].tolist()
-    keys = list(map(headers.__getitem__, map(slice, key_starts, key_ends)))
-    number_of = {key: number for number, key in enumerate(dict.fromkeys(keys))}
-    numbers = np.fromiter(map(number_of.__getitem__, keys), dtype=np.int64, count=len(keys))
-    order = np.argsort(numbers, kind="stable")
-    group_starts = np.searchsorted(numbers[order], np.arange(len(number_of) + 1)).tolist()
-    in_order = chosen_at[order].tolist()
-    groups = {
-        key: in_order[group_starts[number] : group_starts[number + 1]] for key, number in number_of.items()
-    }
+    bounds = np.concatenate(([0], ends)).tolist()
+    groups: dict[bytes, list[int]] = {}
+    for position in chosen:
+        first = firsts[position]
+        key = headers[bounds[first] : bounds[first + counts[position]]]
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [position]
+        else:
+            group.append(position)
     out: list[LayoutRead] = []
     columns: list[ReadingColumn] = []
     for key, members in groups.items():
