@@ -1,7 +1,7 @@
 """Records walked in the C core: decrypt + decode throughput of the mode-5 corpus mix of
 bench_decode.py, as record objects (:func:`decode_batch`) and as numpy columns, and the C
-walker against its pure-Python reference on the same application layers. Rates are stored in
-``extra_info``. Run:
+walker and the layout groups against their pure-Python references on the same application
+layers. Rates are stored in ``extra_info``. Run:
 
     python -m pytest benchmarks/bench_records_native.py --benchmark-only \
         --benchmark-columns=median,ops
@@ -17,6 +17,8 @@ import numpy.typing as npt
 from benchmarks.bench_decode import BATCH, BATCH_SIZE, KEY
 from benchmarks.conftest import record_rate
 from minolcore import _native
+from minolcore._layout_plans import layout_groups
+from minolcore._reference.layouts import layout_groups_into
 from minolcore._reference.records import walk_into
 from minolcore.wmbus.columns import Mode5Status, decrypt_mode5_columns
 from minolcore.wmbus.record_batch import (
@@ -117,3 +119,35 @@ def test_walker_reference(benchmark: Any) -> None:
 
     assert benchmark(run) > 0
     record_rate(benchmark, "apls_per_s", REFERENCE_APLS)
+
+
+WALKED = walk(APLS, APL_OFFSETS, APL_LENGTHS)
+WALKED_FIRSTS = np.ascontiguousarray(WALKED.info["first_record"])
+WALKED_COUNTS = np.ascontiguousarray(WALKED.info["record_count"])
+WALKED_OK = np.flatnonzero(WALKED.info["status"] == WalkStatus.OK)
+
+
+def test_layout_groups_c(benchmark: Any) -> None:
+    # The telegrams of a batch numbered by their records' header bytes (mc_layout_groups).
+    group_of, layouts = benchmark(
+        layout_groups, APLS, APL_OFFSETS, WALKED.rows, WALKED_FIRSTS, WALKED_COUNTS, WALKED_OK
+    )
+    assert len(group_of) == len(WALKED_OK) and layouts
+    benchmark.extra_info["backend"] = _native.BACKEND
+    benchmark.extra_info["layouts"] = len(layouts)
+    record_rate(benchmark, "apls_per_s", len(WALKED_OK))
+
+
+def test_layout_groups_reference(benchmark: Any) -> None:
+    data = APLS.tobytes()
+    chosen = WALKED_OK[:REFERENCE_APLS]
+
+    def run() -> int:
+        group_of = np.empty(len(chosen), dtype=np.int64)
+        heads = np.empty(len(chosen), dtype=np.int64)
+        return layout_groups_into(
+            data, APL_OFFSETS, WALKED.rows, WALKED_FIRSTS, WALKED_COUNTS, chosen, group_of, heads
+        )
+
+    assert benchmark(run) > 0
+    record_rate(benchmark, "apls_per_s", len(chosen))

@@ -127,6 +127,20 @@ void mc_scan(const uint8_t *buf, const int64_t *offsets, const int32_t *lengths,
 size_t mc_walk_records(const uint8_t *buf, const int64_t *offsets, const int32_t *lengths, size_t n,
                        mc_record *rows, size_t max_rows, mc_walk_info *info);
 
+/* Number the layouts of the telegrams chosen[0..n_chosen) (mc_layouts.c). Telegram t's
+ * records are rows[firsts[t] : firsts[t] + counts[t]]; its layout key is their header bytes
+ * buffer[apl_offsets[t] + offset : apl_offsets[t] + data_offset], one record after the
+ * other. Telegrams whose keys are the same bytes share a layout. group_of[i] is the layout
+ * of chosen[i], numbered in order of first appearance; heads[g] is the i of layout g's first
+ * telegram (heads needs room for n_chosen). Returns the number of layouts, or
+ * MC_LAYOUT_RANGE when a telegram, its rows or a header lie outside their arrays, or
+ * MC_LAYOUT_NOMEM; the outputs are then unspecified. */
+enum { MC_LAYOUT_RANGE = -1, MC_LAYOUT_NOMEM = -2 };
+int64_t mc_layout_groups(const uint8_t *buffer, size_t buffer_len, const int64_t *apl_offsets,
+                         size_t n_telegrams, const mc_record *rows, size_t n_rows, const int64_t *firsts,
+                         const int32_t *counts, const int64_t *chosen, size_t n_chosen, int64_t *group_of,
+                         int64_t *heads);
+
 /* The dedupe table (mc_dedupe.c). */
 typedef struct mc_dedupe mc_dedupe;
 

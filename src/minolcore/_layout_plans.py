@@ -22,7 +22,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple, cast
 
 import numpy as np
+import numpy.typing as npt
 
+from minolcore import _native
+from minolcore.errors import InputError
 from minolcore.readings import READING_QUANTITIES, iso_minute
 from minolcore.wmbus.dates import (
     NO_MINUTE,
@@ -32,7 +35,7 @@ from minolcore.wmbus.dates import (
     type_f_minutes,
     type_g_minutes,
 )
-from minolcore.wmbus.record_batch import RecordFlag, _header, _value
+from minolcore.wmbus.record_batch import RECORD_DTYPE, RecordFlag, _header, _value
 from minolcore.wmbus.vif import (
     CODING_BCD,
     CODING_INT,
@@ -50,6 +53,7 @@ __all__ = [
     "ReadingColumn",
     "ReadingTimes",
     "ei_head",
+    "layout_groups",
     "plain_main",
     "read_by_layout",
     "telegram_rows",
@@ -62,6 +66,8 @@ NUMBER: Final = int(RecordFlag.NUMBER)
 _NEUTRAL: Final = frozenset(("standard_conform_data_content", "forward_flow", "value_at_base_conditions"))
 _EXACT: Final = float(2**53)  # integers below this convert to float exactly
 _PLAN_LIMIT: Final = 4096
+# mc_layout_groups' result when it found no memory for its table.
+_LAYOUT_NOMEM: Final = -2
 
 
 class LayoutRead(NamedTuple):
@@ -426,32 +432,105 @@ def _status_numbers(
 ) -> list[int | None]:
     """The decoded value of a status position for every telegram where it is an integer,
     else None (the per-record reader's value, then the status inputs' test)."""
-    numbers = (rows["real"] if p.coding == CODING_REAL else rows["value"]).tolist()
-    has_numbers = ((rows["flags"] & NUMBER) != 0).tolist()
+    column = rows["real"] if p.coding == CODING_REAL else rows["value"]
+    flagged = (rows["flags"] & NUMBER) != 0
     if p.kind == KIND_TIMEPOINT:
+        numbers, has_numbers = column.tolist(), flagged.tolist()
         return [
             _integer_or_none(_value(p.header, p.coding, raw[start : start + p.length], has_number, number)[0])
             for start, has_number, number in zip(starts.tolist(), has_numbers, numbers, strict=True)
         ]
     # Other kinds read only the number (and the data length): status values repeat, so
-    # each distinct one is decoded once and the telegrams map onto them in C-level passes.
+    # each distinct one is decoded once and the telegrams take theirs in numpy.
     filler = bytes(p.length)
-    keys = list(zip(has_numbers, numbers, strict=True))
-    found = {key: _integer_or_none(_value(p.header, p.coding, filler, *key)[0]) for key in set(keys)}
-    return list(map(found.__getitem__, keys))
+    found = np.empty(len(flagged), dtype=object)
+    for has_number in (True, False):
+        telegrams = np.flatnonzero(flagged == has_number)
+        if len(telegrams):
+            distinct, which = np.unique(column[telegrams], return_inverse=True)
+            decoded = [
+                _integer_or_none(_value(p.header, p.coding, filler, has_number, number)[0])
+                for number in distinct.tolist()
+            ]
+            found[telegrams] = np.array(decoded, dtype=object)[which]
+    return cast(list[int | None], found.tolist())
 
 
 def _integer_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def layout_groups(
+    buffer: np.ndarray[Any, Any],
+    apl_offsets: np.ndarray[Any, Any],
+    rows: np.ndarray[Any, Any],
+    firsts: np.ndarray[Any, Any],
+    counts: np.ndarray[Any, Any],
+    chosen: np.ndarray[Any, Any],
+) -> tuple[npt.NDArray[np.int64], list[int]]:
+    """(per telegram of ``chosen`` its layout number, layouts numbered in order of first
+    appearance; per layout the place in ``chosen`` of its first telegram).
+
+    Telegram ``t``'s records are ``rows[firsts[t] : firsts[t] + counts[t]]`` (the walker's
+    rows and counts); its layout is their header bytes (DIB + VIB, or a special record's
+    DIF), one record after the other. Raises :class:`InputError` when a telegram, its rows or
+    a header lie outside their arrays."""
+    buffer = np.ascontiguousarray(buffer, dtype=np.uint8)
+    bases = np.ascontiguousarray(apl_offsets, dtype=np.int64)
+    first_rows = np.ascontiguousarray(firsts, dtype=np.int64)
+    row_counts = np.ascontiguousarray(counts, dtype=np.int32)
+    telegrams = np.ascontiguousarray(chosen, dtype=np.int64)
+    rows = np.ascontiguousarray(rows)
+    if rows.dtype != RECORD_DTYPE or first_rows.shape != bases.shape or row_counts.shape != bases.shape:
+        raise InputError("layout groups need the walker's rows, and a first row and count per telegram")
+    group_of = np.empty(len(telegrams), dtype=np.int64)
+    heads = np.empty(len(telegrams), dtype=np.int64)
+    if not len(telegrams):
+        found = 0
+    elif _native.BACKEND == "cffi":
+        ffi = _native.ffi
+        found = _native.lib.mc_layout_groups(
+            ffi.from_buffer("uint8_t[]", buffer),
+            len(buffer),
+            ffi.from_buffer("int64_t[]", bases),
+            len(bases),
+            ffi.from_buffer("mc_record[]", rows),
+            len(rows),
+            ffi.from_buffer("int64_t[]", first_rows),
+            ffi.from_buffer("int32_t[]", row_counts),
+            ffi.from_buffer("int64_t[]", telegrams),
+            len(telegrams),
+            ffi.from_buffer("int64_t[]", group_of),
+            ffi.from_buffer("int64_t[]", heads),
+        )
+    else:
+        from minolcore._reference.layouts import layout_groups_into  # noqa: PLC0415
+
+        found = layout_groups_into(
+            buffer.tobytes(), bases, rows, first_rows, row_counts, telegrams, group_of, heads
+        )
+    if found == _LAYOUT_NOMEM:
+        raise MemoryError("no memory for the layout groups")
+    if found < 0:
+        raise InputError("a telegram, its rows or a record header lie outside their arrays")
+    return group_of, heads[:found].tolist()
+
+
+def _layout_key(data: bytes, rows: np.ndarray[Any, Any], base: int, first: int, count: int) -> bytes:
+    """A telegram's layout key (see :func:`layout_groups`) from its application layer at
+    ``base`` in ``data`` and its rows."""
+    own = rows[first : first + count]
+    spans = zip(own["offset"].tolist(), own["data_offset"].tolist(), strict=True)
+    return b"".join([data[base + start : base + end] for start, end in spans])
+
+
 def read_by_layout(
     buffer: np.ndarray[Any, Any],
     apl_offsets: np.ndarray[Any, Any],
     rows: np.ndarray[Any, Any],
-    firsts: Sequence[int],
-    counts: Sequence[int],
-    chosen: Sequence[int],
+    firsts: Sequence[int] | np.ndarray[Any, Any],
+    counts: Sequence[int] | np.ndarray[Any, Any],
+    chosen: Sequence[int] | np.ndarray[Any, Any],
     received_at: Sequence[float],
     minute_of: Callable[[str], str],
     times: ReadingTimes,
@@ -459,37 +538,32 @@ def read_by_layout(
     """What the per-record path reads from the telegram positions of ``chosen`` (walked
     without error) whose layout has a plan: per position its model time, status inputs and
     layout, and the reading rows of them all as columns (telegrams named by position).
+    ``firsts``, ``counts``: per position its first row and row count in ``rows``;
     ``received_at``: first reception time per position in s; ``minute_of``:
     "YYYY-MM-DDTHH:MM" of a date-time value."""
-    if not chosen:
+    if not len(chosen):
         return [], []
     data = buffer.tobytes()
-    # The header bytes (DIB + VIB, or the DIF of a special record) of every row, packed:
-    # a telegram's layout key is one slice of them.
-    base_of_row = apl_offsets[rows["telegram"]]
-    starts = base_of_row + rows["offset"]
-    lengths = (rows["data_offset"] - rows["offset"]).astype(np.int64)
-    ends = np.cumsum(lengths)
-    within = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - lengths, lengths)
-    headers = buffer[np.repeat(starts, lengths) + within].tobytes()
-    bounds = np.concatenate(([0], ends)).tolist()
-    groups: dict[bytes, list[int]] = {}
-    for position in chosen:
-        first = firsts[position]
-        key = headers[bounds[first] : bounds[first + counts[position]]]
-        group = groups.get(key)
-        if group is None:
-            groups[key] = [position]
-        else:
-            group.append(position)
+    first_rows = np.asarray(firsts, dtype=np.int64)
+    row_counts = np.asarray(counts, dtype=np.int32)
+    positions = np.asarray(chosen, dtype=np.int64)
+    group_of, heads = layout_groups(buffer, apl_offsets, rows, first_rows, row_counts, positions)
+    # Each layout's positions in their order: one stable sort by layout number.
+    by_layout = positions[np.argsort(group_of, kind="stable")].tolist()
+    ends = np.cumsum(np.bincount(group_of, minlength=len(heads))).tolist()
     out: list[LayoutRead] = []
     columns: list[ReadingColumn] = []
-    for key, members in groups.items():
+    start = 0
+    for end in ends:
+        members = by_layout[start:end]
+        start = end
+        head = members[0]
+        first, count, base = int(first_rows[head]), int(row_counts[head]), int(apl_offsets[head])
+        key = _layout_key(data, rows, base, first, count)
         if key in _plans:
             plan = _plans[key]
         else:
-            head = members[0]
-            plan = _make_plan(data, rows, firsts[head], counts[head], int(apl_offsets[head]))
+            plan = _make_plan(data, rows, first, count, base)
             if len(_plans) >= _PLAN_LIMIT:
                 _plans.clear()
             _plans[key] = plan
@@ -501,7 +575,7 @@ def read_by_layout(
                 data,
                 apl_offsets,
                 rows,
-                firsts,
+                first_rows,
                 received_at,
                 minute_of,
                 out,
@@ -540,7 +614,7 @@ def _read_group(
     data: bytes,
     apl_offsets: np.ndarray[Any, Any],
     rows: np.ndarray[Any, Any],
-    firsts: Sequence[int],
+    firsts: np.ndarray[Any, np.dtype[np.int64]],
     received_at: Sequence[float],
     minute_of: Callable[[str], str],
     out: list[LayoutRead],
@@ -549,8 +623,8 @@ def _read_group(
 ) -> None:
     """Read every telegram of one layout group, column by column: per reading position its
     column of rows into ``columns``, the rest of its telegrams into ``out``."""
-    first_rows = np.asarray([firsts[m] for m in members], dtype=np.int64)
     telegrams = np.asarray(members, dtype=np.int64)
+    first_rows = firsts[telegrams]
     bases = apl_offsets[telegrams]
     positions: list[Any] = plan.positions
     count = len(members)
