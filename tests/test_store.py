@@ -402,11 +402,12 @@ def test_a_value_deleted_behind_the_store_is_written_again(tmp_path: Path, elsew
         assert store.counts()["readings"] == 1
 
 
-def test_reading_rows_are_the_readings_columns_in_order() -> None:
-    # The store binds a ReadingRow's fields as the table's columns, in order.
+@pytest.mark.parametrize(("row_type", "table"), [(ReadingRow, "readings"), (StatusEventRow, "status_events")])
+def test_rows_are_their_tables_columns_in_order(row_type: type, table: str) -> None:
+    # The store binds a ReadingRow's (a StatusEventRow's) fields as the table's columns, in order.
     with SQLiteStore(":memory:") as store:
-        columns = [row[1] for row in store._db.execute("PRAGMA table_info(readings)")]
-    assert [field.name for field in msgspec.structs.fields(ReadingRow)] == columns  # type: ignore[arg-type]
+        columns = [row[1] for row in store._db.execute(f"PRAGMA table_info({table})")]
+    assert [field.name for field in msgspec.structs.fields(row_type)] == columns
 
 
 def test_a_deletion_right_after_a_commit_is_not_mistaken_for_the_stores_own(tmp_path: Path) -> None:

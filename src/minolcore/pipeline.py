@@ -860,8 +860,10 @@ class _Copies:
         first = np.full(uplinks, np.inf)
         np.minimum.at(first, grouped.copy_uplinks, times)
         self.first_received_at = first
-        self._order = np.argsort(grouped.copy_uplinks, kind="stable").tolist()
-        self._starts = np.concatenate(([0], np.cumsum(np.bincount(grouped.copy_uplinks, minlength=uplinks))))
+        # Each uplink's copies in batch order, found on the first call of uplink(): only
+        # the uplinks the object path stores need them.
+        self._order: list[int] | None = None
+        self._starts: list[int] = []
 
     def encoded(self) -> EncodedReceptions:
         """Every uplink's receptions in their stored form."""
@@ -879,7 +881,12 @@ class _Copies:
 
     def uplink(self, network: NetworkServer, position: int) -> NetworkUplink:
         """The uplink at ``position`` as the object path has it."""
-        start, end = int(self._starts[position]), int(self._starts[position + 1])
+        if self._order is None:
+            copy_uplinks = self.grouped.copy_uplinks
+            counts = np.bincount(copy_uplinks, minlength=len(self.grouped.openers))
+            self._starts = np.concatenate(([0], np.cumsum(counts))).tolist()
+            self._order = np.argsort(copy_uplinks, kind="stable").tolist()
+        start, end = self._starts[position], self._starts[position + 1]
         receptions, rows = self.grouped.receptions, self.grouped.copy_rows
         infos = tuple(reception_info(receptions[int(rows[i])]) for i in self._order[start:end])
         return network.uplink(self.grouped, position, infos)
