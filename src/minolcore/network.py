@@ -31,7 +31,6 @@ Keys (session keys, the fingerprint key) never appear in reprs, logs, errors or 
 from __future__ import annotations
 
 import enum
-import itertools
 import logging
 import os
 import struct
@@ -222,6 +221,38 @@ class NetworkBatch(Record):
     late_indexes: dict[int, tuple[int, ...]] = msgspec.field(default_factory=dict)
 
 
+class OpenedFrames:
+    """The wireless M-Bus receptions of a batch that opened an uplink, as columns in
+    reception order: their ``rows`` (reception indexes), canonical ``frames`` and meters
+    (``devices``, :func:`wmbus_device_key`); :meth:`counters` gives their message counters."""
+
+    __slots__ = ("_has_counter", "_message_counters", "devices", "frames", "rows")
+
+    def __init__(
+        self,
+        rows: list[int],
+        frames: list[bytes],
+        devices: list[int],
+        message_counters: npt.NDArray[np.uint32],
+        has_counter: npt.NDArray[np.bool_],
+    ) -> None:
+        self.rows = rows
+        self.frames = frames
+        self.devices = devices
+        self._message_counters = message_counters
+        self._has_counter = has_counter
+
+    def counters(self) -> list[int | None]:
+        """Each frame's AFL message counter, None where it has none."""
+        counters: list[int | None] = list(self._message_counters.tolist())
+        for row in np.flatnonzero(~self._has_counter).tolist():
+            counters[row] = None
+        return counters
+
+
+_NOTHING_OPENED = OpenedFrames([], [], [], np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.bool_))
+
+
 class GroupedBatch:
     """What :meth:`NetworkServer.feed_grouped` made of a batch, as columns.
 
@@ -229,22 +260,24 @@ class GroupedBatch:
     ``openers[p]`` and has id ``uplink_ids[p]``; ``copy_rows`` lists the receptions merged
     into the batch's uplinks (openers included, in batch order) and ``copy_uplinks`` the
     uplink position of each. Per reception: ``gateway`` (the server's gateway index, -1
-    unknown) and ``received_ms`` (ms since the epoch; 0 for a refused time). Keyed by
-    opening reception: the canonical wireless M-Bus ``frames``, their message ``counters``
-    and meter ``devices`` (:func:`wmbus_device_key`), the ``decoded`` LoRaWAN uplinks.
-    ``late`` maps the id of an uplink emitted earlier to the receptions that are late
-    copies of it; ``rejected`` are the refused receptions.
+    unknown) and ``received_ms`` (ms since the epoch; 0 for a refused time). The wireless
+    M-Bus receptions that opened an uplink are ``opened`` (columns); keyed by opening
+    reception: their canonical ``frames``, message ``counters`` and meter ``devices``
+    (:func:`wmbus_device_key`), and the ``decoded`` LoRaWAN uplinks. ``late`` maps the id of
+    an uplink emitted earlier to the receptions that are late copies of it; ``rejected``
+    are the refused receptions.
     """
 
     __slots__ = (
+        "_counters",
+        "_devices",
+        "_frames",
         "copy_rows",
         "copy_uplinks",
-        "counters",
         "decoded",
-        "devices",
-        "frames",
         "gateway",
         "late",
+        "opened",
         "openers",
         "received_ms",
         "receptions",
@@ -262,9 +295,7 @@ class GroupedBatch:
         copy_uplinks: npt.NDArray[np.int64],
         gateway: npt.NDArray[np.int64],
         received_ms: npt.NDArray[np.int64],
-        frames: dict[int, bytes],
-        counters: dict[int, int | None],
-        devices: dict[int, int],
+        opened: OpenedFrames,
         decoded: dict[int, Uplink],
         late: dict[int, list[int]],
         rejected: tuple[RejectedReception, ...],
@@ -276,12 +307,38 @@ class GroupedBatch:
         self.copy_uplinks = copy_uplinks
         self.gateway = gateway
         self.received_ms = received_ms
-        self.frames = frames
-        self.counters = counters
-        self.devices = devices
+        self.opened = opened
         self.decoded = decoded
         self.late = late
         self.rejected = rejected
+        # The tables by opening reception, made when first asked for: the columnar path
+        # reads the columns of `opened`.
+        self._frames: dict[int, bytes] | None = None
+        self._counters: dict[int, int | None] | None = None
+        self._devices: dict[int, int] | None = None
+
+    @property
+    def frames(self) -> dict[int, bytes]:
+        """The canonical frame of each wireless M-Bus uplink, by opening reception."""
+        if self._frames is None:
+            self._frames = dict(zip(self.opened.rows, self.opened.frames, strict=True))
+        return self._frames
+
+    @property
+    def counters(self) -> dict[int, int | None]:
+        """The AFL message counter of each wireless M-Bus uplink (None without one), by
+        opening reception."""
+        if self._counters is None:
+            self._counters = dict(zip(self.opened.rows, self.opened.counters(), strict=True))
+        return self._counters
+
+    @property
+    def devices(self) -> dict[int, int]:
+        """The meter (:func:`wmbus_device_key`) of each wireless M-Bus uplink, by opening
+        reception."""
+        if self._devices is None:
+            self._devices = dict(zip(self.opened.rows, self.opened.devices, strict=True))
+        return self._devices
 
     def late_copies(self) -> int:
         """The number of late copies."""
@@ -756,9 +813,7 @@ class NetworkServer:
                 _times_ms([r.received_at for r in selected]),
             )
         uplink_ids = np.full(count, -1, dtype=np.int64)
-        frames: dict[int, bytes] = {}
-        counters: dict[int, int | None] = {}
-        devices: dict[int, int] = {}
+        opened_frames = _NOTHING_OPENED
         decoded: dict[int, Uplink] = {}
         rows, buffer, offsets, lengths, gw, times = wmbus
         if len(rows):
@@ -770,17 +825,17 @@ class NetworkServer:
             opened = np.flatnonzero(columns.outcome == Outcome.OPENED)
             info = columns.scan.info
             output = columns.scan.output.tobytes()
-            # Whole columns at C level (map, zip), each field of the structured array taken
+            # Whole columns at C level (map), each field of the structured array taken
             # alone: no Python step per uplink, no copy of whole records.
-            opened_rows = rows[opened].tolist()
             starts = info["out_offset"][opened].astype(np.int64)
             ends = (starts + info["out_length"][opened]).tolist()
-            spans = map(slice, starts.tolist(), ends)
-            frames.update(zip(opened_rows, map(output.__getitem__, spans), strict=True))
-            counters.update(zip(opened_rows, info["message_counter"][opened].tolist(), strict=True))
-            without_counter = np.flatnonzero((info["flags"][opened] & int(Flag.MCR)) == 0).tolist()
-            counters.update(zip(map(opened_rows.__getitem__, without_counter), itertools.repeat(None)))
-            devices.update(zip(opened_rows, columns.device_key[opened].tolist(), strict=True))
+            opened_frames = OpenedFrames(
+                rows[opened].tolist(),
+                list(map(output.__getitem__, map(slice, starts.tolist(), ends))),
+                columns.device_key[opened].tolist(),
+                info["message_counter"][opened],
+                (info["flags"][opened] & int(Flag.MCR)) != 0,
+            )
         if lorawan_rows:
             selected = [receptions[i] for i in lorawan_rows]
             gw = np.array([self._gateway_index.get(r.gateway_id, -1) for r in selected], dtype=np.int64)
@@ -829,9 +884,7 @@ class NetworkServer:
             copy_uplinks=found.astype(np.int64),
             gateway=gateway,
             received_ms=received_ms,
-            frames=frames,
-            counters=counters,
-            devices=devices,
+            opened=opened_frames,
             decoded=decoded,
             late=late,
             rejected=rejected,

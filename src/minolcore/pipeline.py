@@ -306,15 +306,17 @@ class Pipeline:
         grouped = self.network.feed_grouped(receptions)
         copies = _Copies(grouped, self.network.gateway_ids)
         decoded = grouped.decoded  # the LoRaWAN uplinks, by opening reception
-        if decoded:
+        if len(grouped.opened.rows) == len(grouped.openers):
+            # Every uplink wireless M-Bus (both lists ascend): the opened columns are theirs.
+            wmbus, lorawan = list(range(len(grouped.openers))), []
+            frames, meters = grouped.opened.frames, grouped.opened.devices
+        else:
             wmbus = [p for p, row in enumerate(grouped.openers) if row not in decoded]
             lorawan = [p for p, row in enumerate(grouped.openers) if row in decoded]
-        else:
-            wmbus, lorawan = list(range(len(grouped.openers))), []
+            openers = list(map(grouped.openers.__getitem__, wmbus))
+            frames = list(map(grouped.frames.__getitem__, openers))
+            meters = list(map(grouped.devices.__getitem__, openers))
         rows = _Rows()
-        openers = list(map(grouped.openers.__getitem__, wmbus))
-        frames = list(map(grouped.frames.__getitem__, openers))
-        meters = list(map(grouped.devices.__getitem__, openers))
         # Per meter once: its key and its device (a batch holds a few uplinks of each meter).
         key_of = {}
         device_of = {}
