@@ -23,11 +23,17 @@ typedef struct {
     int64_t count; /* its rows */
 } telegram_key;
 
+/* A header's start and end are its telegram's base plus 32-bit offsets: with the base
+ * further than this from the buffer, no span lies within it (and the sums could overflow). */
+#define BASE_SLACK ((int64_t)1 << 32)
+
 /* 1 when every header of the telegram lies within the buffer, with its sum of lengths and hash. */
 static int key_of(telegram_key k, size_t buffer_len, int64_t *length, uint64_t *hash)
 {
     uint64_t h = FNV_OFFSET;
     int64_t total = 0;
+    if (k.count > 0 && (k.base < -BASE_SLACK || k.base > (int64_t)buffer_len + BASE_SLACK))
+        return 0;
     for (int64_t r = k.first; r < k.first + k.count; r++) {
         int64_t start = k.base + k.rows[r].offset;
         int64_t end = k.base + k.rows[r].data_offset;
@@ -100,7 +106,8 @@ int64_t mc_layout_groups(const uint8_t *buffer, size_t buffer_len, const int64_t
             break;
         }
         telegram_key key = {buffer, rows, apl_offsets[t], firsts[t], counts[t]};
-        if (key.first < 0 || key.count < 0 || (uint64_t)(key.first + key.count) > n_rows ||
+        if (key.first < 0 || key.count < 0 || (uint64_t)key.first > n_rows ||
+            (uint64_t)key.count > n_rows - (uint64_t)key.first ||
             !key_of(key, buffer_len, &lengths[i], &hashes[i])) {
             groups = MC_LAYOUT_RANGE;
             break;

@@ -76,14 +76,93 @@ def test_groups_of_the_corpus(corpus: list[dict[str, Any]]) -> None:
 
 def test_headers_split_differently_are_one_layout() -> None:
     # The key is the header bytes one record after the other, however the records split them.
-    rows = np.zeros(4, dtype=RECORD_DTYPE)
-    rows["offset"] = [0, 2, 0, 3]
-    rows["data_offset"] = [2, 4, 3, 4]
-    buffer = np.frombuffer(b"ABCD" + b"ABCD", dtype=np.uint8)
-    group_of, heads = layout_groups(
-        buffer, np.array([0, 4]), rows, np.array([0, 2]), np.array([2, 2]), np.array([0, 1])
+    assert split_groups([[b"AB", b"CD"], [b"ABC", b"D"], [b"A", b"", b"BCD"]]) == [0, 0, 0]
+
+
+def test_different_headers_are_different_layouts() -> None:
+    assert split_groups([[b"AB", b"CD"], [b"ABC", b"E"], [b"A", b""], [b"", b"B"], [], [b""]]) == [
+        0,
+        1,
+        2,
+        3,
+        4,
+        4,
+    ]
+
+
+def split_groups(telegrams: list[list[bytes]]) -> list[int]:
+    """The layout numbers of telegrams given as their records' header bytes, laid out with a
+    data byte after every header (which the key leaves out)."""
+    data, bases, firsts, counts, spans = b"", [], [], [], []
+    for headers in telegrams:
+        bases.append(len(data))
+        firsts.append(len(spans))
+        counts.append(len(headers))
+        apl = b""
+        for header in headers:
+            spans.append((len(apl), len(apl) + len(header)))
+            apl += header + b"\x00"
+        data += apl
+    rows = np.zeros(len(spans), dtype=RECORD_DTYPE)
+    rows["offset"] = [start for start, _ in spans]
+    rows["data_offset"] = [end for _, end in spans]
+    chosen = np.arange(len(telegrams))
+    group_of, _ = layout_groups(
+        np.frombuffer(data, dtype=np.uint8), np.array(bases), rows, np.array(firsts), np.array(counts), chosen
     )
-    assert group_of.tolist() == [0, 0] and heads == [0]
+    found, ref_groups, _ = reference(data, bases, rows, firsts, counts, chosen)
+    assert found >= 0 and ref_groups == group_of.tolist()
+    return group_of.tolist()
+
+
+@st.composite
+def laid_out(draw: st.DrawFn) -> tuple[bytes, list[int], Any, list[int], list[int], list[int], list[int]]:
+    """Telegrams whose keys come from a few byte strings, each split into records at random
+    (empty headers and telegrams without records included), with data bytes between the
+    headers and telegrams chosen in any order, some twice; with the expected layout numbers."""
+    keys = draw(st.lists(st.binary(max_size=5), min_size=1, max_size=4))
+    data, bases, firsts, counts, spans, telegram_keys = b"", [], [], [], [], []
+    for _ in range(draw(st.integers(1, 12))):
+        key = keys[draw(st.integers(0, len(keys) - 1))]
+        cuts = sorted(draw(st.lists(st.integers(0, len(key)), max_size=4)))
+        pieces = [key[a:b] for a, b in zip([0, *cuts], [*cuts, len(key)], strict=True)]
+        if not key and draw(st.booleans()):
+            pieces = []  # a telegram without records
+        bases.append(len(data))
+        firsts.append(len(spans))
+        counts.append(len(pieces))
+        apl = draw(st.binary(max_size=2))
+        for piece in pieces:
+            spans.append((len(apl), len(apl) + len(piece)))
+            apl += piece + draw(st.binary(max_size=2))
+        data += apl
+        telegram_keys.append(b"".join(pieces))
+    rows = np.zeros(len(spans), dtype=RECORD_DTYPE)
+    rows["offset"] = [start for start, _ in spans]
+    rows["data_offset"] = [end for _, end in spans]
+    chosen = draw(st.lists(st.integers(0, len(bases) - 1), min_size=1, max_size=16))
+    numbers: dict[bytes, int] = {}
+    want = [numbers.setdefault(telegram_keys[t], len(numbers)) for t in chosen]
+    return data, bases, rows, firsts, counts, chosen, want
+
+
+@pytest.mark.equivalence
+@given(laid_out())
+def test_c_equals_reference_on_laid_out_telegrams(
+    case: tuple[bytes, list[int], Any, list[int], list[int], list[int], list[int]],
+) -> None:
+    data, bases, rows, firsts, counts, chosen, want = case
+    group_of, heads = layout_groups(
+        np.frombuffer(data, dtype=np.uint8),
+        np.array(bases),
+        rows,
+        np.array(firsts),
+        np.array(counts),
+        np.array(chosen),
+    )
+    assert group_of.tolist() == want
+    assert heads == [want.index(number) for number in range(len(heads))]
+    assert reference(data, bases, rows, firsts, counts, chosen) == (len(heads), want, heads)
 
 
 @pytest.mark.equivalence
@@ -110,18 +189,42 @@ def test_c_equals_reference_on_arbitrary_descriptions(
     assert (group_of.tolist(), heads) == (want_groups, want_heads)
 
 
+EXTREME = (-(2**63), -(2**32) - 1, 2**31, 2**32 + 8, 2**63 - 1)
+
+
+@pytest.mark.equivalence
+@pytest.mark.parametrize("base", EXTREME)
+@pytest.mark.parametrize("first", [0, 2**63 - 1, -1])
+def test_extreme_offsets_are_refused_like_the_reference(base: int, first: int) -> None:
+    rows = np.zeros(2, dtype=RECORD_DTYPE)
+    rows["data_offset"] = [1, 1]
+    bases, firsts, counts = np.array([base]), np.array([first]), np.array([2])
+    found, _, _ = reference(b"ABCD", bases, rows, firsts, counts, [0])
+    assert found == LAYOUT_RANGE
+    with pytest.raises(InputError):
+        layout_groups(np.frombuffer(b"ABCD", dtype=np.uint8), bases, rows, firsts, counts, np.array([0]))
+
+
+def test_a_header_beyond_the_buffer_is_refused() -> None:
+    rows = np.zeros(1, dtype=RECORD_DTYPE)
+    rows["offset"], rows["data_offset"] = 2, 6
+    with pytest.raises(InputError):
+        layout_groups(
+            np.zeros(4, dtype=np.uint8), np.array([0]), rows, np.array([0]), np.array([1]), np.array([0])
+        )
+
+
 def test_a_description_that_does_not_fit_is_refused() -> None:
     rows = np.zeros(1, dtype=RECORD_DTYPE)
+    buffer = np.zeros(4, dtype=np.uint8)
+    one, two = np.array([0]), np.array([0, 0])
     with pytest.raises(InputError):
-        layout_groups(
-            np.zeros(4, dtype=np.uint8), np.array([0]), rows, np.array([0, 0]), np.array([1]), np.array([0])
-        )
+        layout_groups(buffer, one, rows, two, one, one)  # a first row per telegram
     with pytest.raises(InputError):
-        layout_groups(
-            np.zeros(4, dtype=np.uint8),
-            np.array([0]),
-            np.zeros(1),
-            np.array([0]),
-            np.array([1]),
-            np.array([0]),
-        )
+        layout_groups(buffer, one, np.zeros(1), one, one, one)  # not the walker's rows
+    with pytest.raises(InputError):
+        layout_groups(buffer, one, rows, one, one, np.array([[0]]))  # 2-D
+    with pytest.raises(InputError):
+        layout_groups(buffer, one, rows, one, np.array([2**32 + 1]), one)  # beyond int32
+    with pytest.raises(InputError):
+        layout_groups(buffer.reshape(2, 2), one, rows, one, one, one)

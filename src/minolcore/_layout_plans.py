@@ -66,8 +66,6 @@ NUMBER: Final = int(RecordFlag.NUMBER)
 _NEUTRAL: Final = frozenset(("standard_conform_data_content", "forward_flow", "value_at_base_conditions"))
 _EXACT: Final = float(2**53)  # integers below this convert to float exactly
 _PLAN_LIMIT: Final = 4096
-# mc_layout_groups' result when it found no memory for its table.
-_LAYOUT_NOMEM: Final = -2
 
 
 class LayoutRead(NamedTuple):
@@ -475,14 +473,21 @@ def layout_groups(
     rows and counts); its layout is their header bytes (DIB + VIB, or a special record's
     DIF), one record after the other. Raises :class:`InputError` when a telegram, its rows or
     a header lie outside their arrays."""
-    buffer = np.ascontiguousarray(buffer, dtype=np.uint8)
-    bases = np.ascontiguousarray(apl_offsets, dtype=np.int64)
-    first_rows = np.ascontiguousarray(firsts, dtype=np.int64)
-    row_counts = np.ascontiguousarray(counts, dtype=np.int32)
-    telegrams = np.ascontiguousarray(chosen, dtype=np.int64)
+    data = (
+        np.frombuffer(buffer, dtype=np.uint8) if isinstance(buffer, bytes | bytearray) else np.asarray(buffer)
+    )
+    bases = _integer_column(apl_offsets, np.int64, "apl_offsets")
+    first_rows = _integer_column(firsts, np.int64, "firsts")
+    row_counts = _integer_column(counts, np.int32, "counts")
+    telegrams = _integer_column(chosen, np.int64, "chosen")
     rows = np.ascontiguousarray(rows)
-    if rows.dtype != RECORD_DTYPE or first_rows.shape != bases.shape or row_counts.shape != bases.shape:
-        raise InputError("layout groups need the walker's rows, and a first row and count per telegram")
+    if data.dtype != np.uint8 or data.ndim != 1:
+        raise InputError("layout groups need a 1-D uint8 buffer")
+    if rows.dtype != RECORD_DTYPE or rows.ndim != 1:
+        raise InputError("layout groups need the walker's rows")
+    if first_rows.shape != bases.shape or row_counts.shape != bases.shape:
+        raise InputError("layout groups need a first row and a row count per telegram")
+    buffer = np.ascontiguousarray(data)
     group_of = np.empty(len(telegrams), dtype=np.int64)
     heads = np.empty(len(telegrams), dtype=np.int64)
     if not len(telegrams):
@@ -509,11 +514,28 @@ def layout_groups(
         found = layout_groups_into(
             buffer.tobytes(), bases, rows, first_rows, row_counts, telegrams, group_of, heads
         )
-    if found == _LAYOUT_NOMEM:
+    if _native.BACKEND == "cffi" and found == _native.lib.MC_LAYOUT_NOMEM:
         raise MemoryError("no memory for the layout groups")
     if found < 0:
         raise InputError("a telegram, its rows or a record header lie outside their arrays")
     return group_of, heads[:found].tolist()
+
+
+def _integer_column(values: Any, dtype: type[np.signedinteger[Any]], name: str) -> npt.NDArray[Any]:
+    """``values`` as a contiguous 1-D array of ``dtype``, or :class:`InputError` where they
+    are not integers of its range (an empty sequence is an empty column)."""
+    array = np.asarray(values)
+    if not array.size:
+        return np.zeros(0, dtype=dtype)
+    limits = np.iinfo(dtype)
+    if (
+        array.ndim != 1
+        or array.dtype.kind not in "iu"
+        or int(array.min()) < limits.min
+        or int(array.max()) > limits.max
+    ):
+        raise InputError(f"layout groups: {name} must be a 1-D column of {np.dtype(dtype).name} integers")
+    return np.ascontiguousarray(array, dtype=dtype)
 
 
 def _layout_key(data: bytes, rows: np.ndarray[Any, Any], base: int, first: int, count: int) -> bytes:
