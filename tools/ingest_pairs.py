@@ -1,9 +1,10 @@
 """Time ``minolcore ingest`` of one log for one or more source trees, runs interleaved.
 
 This machine's speed drifts by up to half within an hour, so two trees are only compared
-run for run: each round runs every tree once, in turn, each into a new database. Reported
-per tree: the median wall time in s and receptions/s, the median CPU time of the process
-(user + system, in s), the largest resident set in MB; with two trees, also the median of
+run for run: each round runs every tree once, in turn (every other round in reverse
+order), each into a new database. Reported per tree: the median wall time in s and
+receptions/s, the median CPU time of the process (user + system, in s), the largest
+resident set in MiB; with two trees, also the median of
 the per-round ratios: the second tree's time over the first's (above 1: the first is faster).
 
     python tools/ingest_pairs.py DIR/log.jsonl DIR/site.toml DIR/keys.toml \\
@@ -41,7 +42,7 @@ def _run(log: Path, site: Path, keys: Path, src: str | None, db: Path) -> tuple[
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode:
         raise SystemExit(f"minolcore ingest exited with {child.returncode} ({src or 'installed'})")
-    # ru_maxrss is in KiB on Linux.
+    # ru_maxrss is in KiB on Linux: MiB here.
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
@@ -65,13 +66,18 @@ def main() -> None:
             parser.error(f"--tree wants LABEL=SRC with an existing directory, not {item!r}")
         trees.append((label, str(Path(src).resolve())))
     trees = trees or [("installed", None)]
+    if len({label for label, _ in trees}) < len(trees):
+        parser.error("each --tree needs its own label")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     lines = _receptions(args.log)
     walls: dict[str, list[float]] = {label: [] for label, _ in trees}
     cpus: dict[str, list[float]] = {label: [] for label, _ in trees}
     rss: dict[str, float] = dict.fromkeys(walls, 0.0)
     with tempfile.TemporaryDirectory() as scratch:
         for round_number in range(1, args.rounds + 1):
-            for label, src in trees:
+            # Alternating the order keeps a tree from always running first (warm caches).
+            for label, src in trees if round_number % 2 else trees[::-1]:
                 db = Path(scratch) / f"{label}-{round_number}.sqlite"
                 wall, cpu, peak = _run(args.log, args.site, args.keys, src, db)
                 for suffix in ("", "-wal", "-shm"):
@@ -85,7 +91,7 @@ def main() -> None:
         print(
             f"{label}: median {median:.2f} s ({lines / median:,.0f} receptions/s), "
             f"runs {' / '.join(f'{t:.2f}' for t in sorted(times))} s, "
-            f"CPU median {statistics.median(cpus[label]):.2f} s, max RSS {rss[label]:.0f} MB"
+            f"CPU median {statistics.median(cpus[label]):.2f} s, max RSS {rss[label]:.0f} MiB"
         )
     if len(trees) == 2:
         first, second = (label for label, _ in trees)
