@@ -566,9 +566,8 @@ def read_by_layout(
     if not len(chosen):
         return [], []
     data = buffer.tobytes()
-    first_rows = np.asarray(firsts, dtype=np.int64)
-    row_counts = np.asarray(counts, dtype=np.int32)
-    positions = np.asarray(chosen, dtype=np.int64)
+    # Checked by layout_groups (integers of their range), not cast.
+    first_rows, row_counts, positions = np.asarray(firsts), np.asarray(counts), np.asarray(chosen)
     group_of, heads = layout_groups(buffer, apl_offsets, rows, first_rows, row_counts, positions)
     # Each layout's positions in their order: one stable sort by layout number.
     by_layout = positions[np.argsort(group_of, kind="stable")].tolist()
