@@ -244,8 +244,6 @@ def fast_records(
     walked = walk(buffer, apl_offsets, apl_lengths)
     ok = walked.info["status"] == WalkStatus.OK
     walked_signatures = walked.info["signature"].tolist()
-    counts = walked.info["record_count"].tolist()
-    firsts = walked.info["first_record"].tolist()
     received = [received_at[row] for row in positions]
     times = ReadingTimes()
     layout_reads, columns = read_by_layout(
@@ -282,6 +280,8 @@ def fast_records(
     if not rest.any():
         return FastRead(out, dependent, columns, times)
     entries = _entries(buffer.tobytes(), apl_offsets, walked.rows, rest[walked.rows["telegram"]])
+    counts = walked.info["record_count"].tolist()
+    firsts = walked.info["first_record"].tolist()
     for position in np.flatnonzero(rest).tolist():
         first = firsts[position]
         out[positions[position]] = _read(
