@@ -132,6 +132,7 @@ def test_push_data_to_receptions_drops_crc_failed() -> None:
     assert first.radio is Radio.LORAWAN
     assert first.gateway_id == EUI
     assert first.received_at == SERVER_TIME - 0.75
+    assert first.tmst == 3512348611  # a downlink answering it is timed from here
     assert first.rssi == -35
     assert first.snr == 5.1
     assert first.frequency == 868.1

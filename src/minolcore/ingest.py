@@ -275,6 +275,8 @@ def print_stats(stats: PipelineStats, out: TextIO) -> None:
         f"  copies merged          {stats.duplicates_merged:>10,}  (late: {stats.late_receptions:,})",
         file=out,
     )
+    if stats.joins:
+        print(f"LoRaWAN joins accepted   {stats.joins:>10,}", file=out)
     rejected = sum(stats.rejected.values())
     print(f"rejected                 {rejected:>10,}", file=out)
     for reason, count in stats.rejected.items():

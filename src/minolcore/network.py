@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import os
 import struct
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,11 +42,20 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from minolcore._model import Record
+from minolcore._model import Record, replace
 from minolcore._native import siphash24
 from minolcore.dedupe import DedupeSnapshot, DedupeTable
 from minolcore.errors import ConfigError, InputError, LoRaWANError
 from minolcore.lorawan import Session, Uplink, decode_uplink
+from minolcore.lorawan.join import (
+    DevNonceReplayError,
+    JoinMICError,
+    JoinResult,
+    JoinServer,
+    JoinServerState,
+    UnknownDeviceError,
+)
+from minolcore.lorawan.phy import format_eui, parse_eui
 from minolcore.reception import MAX_EVENT_TIME, Radio, Reception, ReceptionColumns, is_event_time
 from minolcore.wmbus.frame import CRC_MODE_NAMES, CRCMode, CRCModeName, FrameStatus
 from minolcore.wmbus.headers import Address
@@ -74,13 +84,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STATE_VERSION = 1
-"""Layout version of :class:`NetworkState`."""
+STATE_VERSION = 2
+"""Layout version of :class:`NetworkState` (version 1, before OTAA, is read too)."""
+_STATE_VERSIONS = frozenset((1, 2))
 
 _LORAWAN_HEADER = struct.Struct("<BIBH")  # MHDR, DevAddr, FCtrl, FCnt16
 _LORAWAN_MIN = _LORAWAN_HEADER.size + 4  # header + MIC
 _LORAWAN_MAX = 255
 _UPLINK_MHDRS = frozenset((0x40, 0x80))  # (un)confirmed data up, LoRaWAN R1
+_JOIN_REQUEST_MHDR = 0x00
+_JOIN_REQUEST_SIZE = 23  # MHDR, JoinEUI (8), DevEUI (8), DevNonce (2), MIC (4)
 _FCNT16_SPAN = 1 << 16
 _MAX_UNKNOWN_GATEWAYS = 1024  # ids are attacker-chosen: cap what we remember about them
 _KEY_CHECK_INPUT = b"minolcore.network key check"
@@ -112,10 +125,13 @@ class Outcome(enum.IntEnum):
     BAD_MIC = 7
     REPLAY = 8
     BAD_TIME = 9
+    JOINED = 10  # first copy of an accepted LoRaWAN JoinRequest
+    JOIN_COPY = 11  # another copy of an accepted JoinRequest (this call or a later one)
 
 
 _N_OUTCOMES = len(Outcome)
 _FIRST_REJECT = int(Outcome.UNKNOWN_GATEWAY)
+_LAST_REJECT = int(Outcome.BAD_TIME)
 _METER_CACHE_LIMIT = 1 << 16
 _REASON_OF: dict[int, RejectReason] = {
     int(Outcome.UNKNOWN_GATEWAY): RejectReason.UNKNOWN_GATEWAY,
@@ -207,11 +223,45 @@ class RejectedReception(Record):
     reception: Reception
 
 
+class JoinAcceptance(Record):
+    """A LoRaWAN JoinRequest the server accepted, and how to answer it.
+
+    ``join_accept`` is the encrypted JoinAccept PHYPayload for the device (safe to send
+    and to log: only the device's AppKey opens it). It answers the copy of the request
+    heard best (highest RSSI) in its batch: by ``gateway_id``, at ``received_at`` (s since
+    the epoch), on ``frequency`` (MHz) at data rate ``mode``, and ``tmst`` (the gateway's
+    concentrator counter at that reception, µs) where the gateway gave it. The device
+    listens JOIN_ACCEPT_DELAY1 (5 s) after its request in RX1, 6 s in RX2; see
+    :func:`minolcore.adapters.semtech.join_accept_txpk`.
+    """
+
+    dev_eui: str
+    dev_addr: str
+    join_accept: bytes
+    gateway_id: str
+    received_at: float
+    rssi: float | None = None
+    frequency: float | None = None
+    mode: str = ""
+    tmst: int | None = None
+
+
+class JoinedDevice(Record):
+    """The current session of an OTAA device as plain data, without keys: the session keys
+    follow from the device's AppKey, the network's NetID and these two nonces."""
+
+    dev_eui: str
+    dev_addr: str
+    dev_nonce: int
+    app_nonce: int
+
+
 class NetworkBatch(Record):
     """What one :meth:`NetworkServer.feed` call produced.
 
     ``late_receptions`` maps the id of an uplink emitted by an earlier call to the copies
-    of it that arrived only now (a collector that uploads late).
+    of it that arrived only now (a collector that uploads late). ``joins``: the
+    JoinRequests accepted, each with the JoinAccept to send back.
     """
 
     uplinks: tuple[NetworkUplink, ...]
@@ -219,6 +269,7 @@ class NetworkBatch(Record):
     rejected: tuple[RejectedReception, ...]
     # Positions in the fed batch of each late copy, parallel to ``late_receptions``.
     late_indexes: dict[int, tuple[int, ...]] = msgspec.field(default_factory=dict)
+    joins: tuple[JoinAcceptance, ...] = ()
 
 
 class OpenedFrames:
@@ -265,7 +316,7 @@ class GroupedBatch:
     reception: their canonical ``frames``, message ``counters`` and meter ``devices``
     (:func:`wmbus_device_key`), and the ``decoded`` LoRaWAN uplinks. ``late`` maps the id of
     an uplink emitted earlier to the receptions that are late copies of it; ``rejected``
-    are the refused receptions.
+    are the refused receptions; ``joins`` the LoRaWAN JoinRequests accepted.
     """
 
     __slots__ = (
@@ -276,6 +327,7 @@ class GroupedBatch:
         "copy_uplinks",
         "decoded",
         "gateway",
+        "joins",
         "late",
         "opened",
         "openers",
@@ -299,6 +351,7 @@ class GroupedBatch:
         decoded: dict[int, Uplink],
         late: dict[int, list[int]],
         rejected: tuple[RejectedReception, ...],
+        joins: tuple[JoinAcceptance, ...] = (),
     ) -> None:
         self.receptions = receptions
         self.openers = openers
@@ -311,6 +364,7 @@ class GroupedBatch:
         self.decoded = decoded
         self.late = late
         self.rejected = rejected
+        self.joins = joins
         # The tables by opening reception, made when first asked for: the columnar path
         # reads the columns of `opened`.
         self._frames: dict[int, bytes] | None = None
@@ -353,11 +407,14 @@ class GatewayStats(Record):
     merged: int = 0
     late: int = 0
     rejected: dict[str, int] = msgspec.field(default_factory=dict)
+    joins: int = 0
+    join_copies: int = 0
 
 
 class NetworkStats(Record):
-    """Counters of the server since it was created (numbers of receptions, except ``uplinks``,
-    which counts uplinks; every uplink is opened by exactly one reception)."""
+    """Counters of the server since it was created (numbers of receptions, except ``uplinks``
+    and ``joins``, which count uplinks and accepted JoinRequests; each is opened by exactly
+    one reception, its other copies count as ``merged`` and ``join_copies``)."""
 
     received: int
     uplinks: int
@@ -366,6 +423,8 @@ class NetworkStats(Record):
     rejected: dict[str, int]
     gateways: dict[str, GatewayStats]
     unknown_gateways: dict[str, int]
+    joins: int = 0
+    join_copies: int = 0
 
 
 class NetworkState(Record):
@@ -385,6 +444,12 @@ class NetworkState(Record):
     lorawan_fcnts: dict[int, int]
     refused_uplinks: dict[int, tuple[str, int]]
     stats: NetworkStats
+    # OTAA: the join server's nonces and counters, each joined device's session (its keys
+    # are derived again from its AppKey on restore), and the ids of accepted JoinRequests
+    # whose copies may still arrive (uplink id -> first time in ms).
+    join_server: JoinServerState | None = None
+    joined: tuple[JoinedDevice, ...] = ()
+    joined_uplinks: dict[int, int] = msgspec.field(default_factory=dict)
 
 
 class WMBusColumns:
@@ -427,9 +492,13 @@ class NetworkServer:
     meters (a meter behind a radio converter by its own address); ``wmbus_meters``:
     (manufacturer code, ID) pairs of meters registered for any version and device type.
     ``lorawan_devices``: one :class:`~minolcore.lorawan.Session` per DevAddr (its ``fcnt_up`` seeds the replay
-    counter). ``fingerprint_key``: 16 secret bytes, random by default (pass the same key to
-    :meth:`restore`). Windows and retention are in ms of event time; retention defaults to
-    twice the window; ``max_capacity`` caps each dedupe table in slots (24 bytes each).
+    counter): activation by personalisation. ``join_server``: the
+    :class:`~minolcore.lorawan.JoinServer` holding the AppKeys of the OTAA devices; each
+    JoinRequest it accepts gives its device a new session (the one before it ends) and a
+    JoinAccept to send back (``joins`` of the batch). ``fingerprint_key``: 16 secret bytes,
+    random by default (pass the same key to :meth:`restore`). Windows and retention are in
+    ms of event time; retention defaults to twice the window; ``max_capacity`` caps each
+    dedupe table in slots (24 bytes each).
     ``gateway_crc``: per gateway id, how it hands over wireless M-Bus frames: ``"present"``
     (with their data-link CRCs, as received), ``"absent"`` (CRCs removed) or ``"auto"`` (the
     default: detected per frame). Declare it where known: a format-B frame with a bad CRC
@@ -444,6 +513,7 @@ class NetworkServer:
         wmbus_devices: Iterable[Address] = (),
         wmbus_meters: Iterable[tuple[int, int]] = (),
         lorawan_devices: Iterable[Session] = (),
+        join_server: JoinServer | None = None,
         fingerprint_key: bytes | None = None,
         wmbus_window_ms: int = 300_000,
         lorawan_window_ms: int = 1_000,
@@ -483,6 +553,11 @@ class NetworkServer:
             self._sessions[addr] = session
             if session.fcnt_up is not None:
                 self._fcnts[addr] = session.fcnt_up
+        self._join_server = join_server
+        # OTAA: each joined device's session by DevEUI, and the DevEUI behind a DevAddr (the
+        # current one of each device, and the one before it, whose late copies may still come).
+        self._joined: dict[str, JoinedDevice] = {}
+        self._dev_euis: dict[int, str] = {}
         self._wmbus_window = int(wmbus_window_ms)
         self._lorawan_window = int(lorawan_window_ms)
         wmbus_retention = 2 * self._wmbus_window if wmbus_retention_ms is None else wmbus_retention_ms
@@ -497,7 +572,8 @@ class NetworkServer:
         )
         self._mcrs: dict[int, int] = {}
         # Uplink ids whose first copy was refused after the dedupe table gave them an id
-        # (replay, bad MIC): later copies share that verdict. Value: (outcome, first time in ms).
+        # (replay, bad MIC), or was an accepted JoinRequest (JOIN_COPY): later copies share
+        # that verdict. Value: (outcome, first time in ms).
         self._refused: dict[int, tuple[int, int]] = {}
         self._gateway_counts = np.zeros((len(self._gateway_ids), _N_OUTCOMES), dtype=np.int64)
         self._unknown_gateways: dict[str, int] = {}
@@ -702,16 +778,27 @@ class NetworkServer:
 
     def _feed_lorawan(
         self, phys: Sequence[bytes], gw: npt.NDArray[np.int64], times: npt.NDArray[np.int64]
-    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], list[Uplink | None]]:
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], list[Uplink | None], dict[int, JoinResult]]:
+        """(outcome, uplink id, decoded uplink, accepted join) of each PHYPayload; a JoinRequest
+        is deduplicated like a data uplink, and only its first copy goes to the join server."""
         count = len(phys)
         outcome = np.full(count, Outcome.OPENED, dtype=np.uint8)
         uplink_ids = np.full(count, -1, dtype=np.int64)
         decoded: list[Uplink | None] = [None] * count
+        joins: dict[int, JoinResult] = {}
         fingerprints = np.zeros(count, dtype=np.uint64)
-        addrs = np.zeros(count, dtype=np.int64)
+        addrs = np.full(count, -1, dtype=np.int64)  # -1: a JoinRequest
         for i, phy in enumerate(phys):
             if gw[i] < 0:
                 outcome[i] = Outcome.UNKNOWN_GATEWAY
+                continue
+            if len(phy) == _JOIN_REQUEST_SIZE and phy[0] == _JOIN_REQUEST_MHDR:
+                if self._join_server is None or not self._join_server.has_device(
+                    int.from_bytes(phy[9:17], "little")
+                ):
+                    outcome[i] = Outcome.UNKNOWN_DEVICE
+                    continue
+                fingerprints[i] = siphash24(self._key, phy)
                 continue
             if not _LORAWAN_MIN <= len(phy) <= _LORAWAN_MAX:
                 outcome[i] = Outcome.MALFORMED
@@ -736,6 +823,15 @@ class NetworkServer:
             codes[~new & (ids < id_base)] = Outcome.LATE
             for j in np.flatnonzero(new).tolist():
                 row = int(admitted[j])
+                if addrs[row] < 0:
+                    code, joined = self._verify_join(phys[row])
+                    if joined is not None:
+                        joins[row] = joined
+                    # Later copies of an accepted request are its copies, not new requests.
+                    verdict = int(Outcome.JOIN_COPY) if joined is not None else code
+                    self._refused[int(uplink_ids[row])] = (verdict, int(times[row]))
+                    codes[j] = code
+                    continue
                 code, up = self._verify_lorawan(phys[row], int(addrs[row]))
                 codes[j] = code
                 if up is None:
@@ -744,9 +840,60 @@ class NetworkServer:
                     decoded[row] = up
             if self._refused:
                 self._apply_refused(uplink_ids[admitted], codes, new)
+            # Copies of a request that opens no uplink and never came before: only a defect
+            # of the dedupe table could leave one MERGED; it is no data uplink either way.
+            codes[(codes <= Outcome.LATE) & (addrs[admitted] < 0)] = Outcome.JOIN_COPY
             outcome[admitted] = codes
             self._prune_refused(self._lorawan_table, parity=1)
-        return outcome, uplink_ids, decoded
+        return outcome, uplink_ids, decoded, joins
+
+    def _verify_join(self, phy: bytes) -> tuple[int, JoinResult | None]:
+        """The outcome of a JoinRequest's first copy; an accepted one starts its device's
+        new session here."""
+        assert self._join_server is not None  # only requests of its devices come here
+        try:
+            result = self._join_server.handle_join_request(phy)
+        except UnknownDeviceError:
+            return int(Outcome.UNKNOWN_DEVICE), None
+        except JoinMICError:
+            return int(Outcome.BAD_MIC), None
+        except DevNonceReplayError:
+            return int(Outcome.REPLAY), None
+        except LoRaWANError:
+            return int(Outcome.MALFORMED), None
+        self._start_session(
+            JoinedDevice(
+                dev_eui=result.dev_eui,
+                dev_addr=result.dev_addr,
+                dev_nonce=result.dev_nonce,
+                app_nonce=result.app_nonce,
+            ),
+            result.session,
+        )
+        return int(Outcome.JOINED), result
+
+    def _start_session(self, joined: JoinedDevice, session: Session) -> None:
+        """Make ``session`` the OTAA device's only one: the DevAddr of its session before
+        (if another) admits nothing more, and the new one counts frames from scratch."""
+        addr = int(joined.dev_addr, 16)
+        before = self._joined.get(joined.dev_eui)
+        if before is not None and before.dev_addr != joined.dev_addr:
+            old = int(before.dev_addr, 16)
+            self._sessions.pop(old, None)
+            self._fcnts.pop(old, None)
+            # Only the current and the previous DevAddr of a device stay named.
+            for stale in [a for a, eui in self._dev_euis.items() if eui == joined.dev_eui and a != old]:
+                del self._dev_euis[stale]
+        self._joined[joined.dev_eui] = joined
+        self._sessions[addr] = session
+        self._fcnts.pop(addr, None)
+        self._dev_euis[addr] = joined.dev_eui
+
+    def dev_eui_of(self, dev_addr: str | int) -> str | None:
+        """The DevEUI (16 hex digits) of the OTAA device that holds or held the DevAddr
+        (8 hex digits or the 32-bit value) in its current or previous session, else None."""
+        addr = int(dev_addr, 16) if isinstance(dev_addr, str) else dev_addr
+        return self._dev_euis.get(addr)
 
     def _verify_lorawan(self, phy: bytes, addr: int) -> tuple[int, Uplink | None]:
         session = self._sessions[addr]
@@ -815,6 +962,7 @@ class NetworkServer:
         uplink_ids = np.full(count, -1, dtype=np.int64)
         opened_frames = _NOTHING_OPENED
         decoded: dict[int, Uplink] = {}
+        joins: tuple[JoinAcceptance, ...] = ()
         rows, buffer, offsets, lengths, gw, times = wmbus
         if len(rows):
             columns = self._wmbus_columns(buffer, offsets, lengths, gw, times)
@@ -840,7 +988,7 @@ class NetworkServer:
             selected = [receptions[i] for i in lorawan_rows]
             gw = np.array([self._gateway_index.get(r.gateway_id, -1) for r in selected], dtype=np.int64)
             times = _times_ms([r.received_at for r in selected])
-            codes, ids, ups = self._feed_lorawan([r.payload for r in selected], gw, times)
+            codes, ids, ups, accepted = self._feed_lorawan([r.payload for r in selected], gw, times)
             self._count(gw, codes, gw < 0)
             rows = np.array(lorawan_rows, dtype=np.int64)
             outcome[rows] = codes
@@ -850,7 +998,8 @@ class NetworkServer:
             for j, up in enumerate(ups):
                 if up is not None:
                     decoded[lorawan_rows[j]] = up
-        refused = np.flatnonzero(outcome >= _FIRST_REJECT).tolist()
+            joins = _acceptances(selected, ids, codes, accepted)
+        refused = np.flatnonzero((outcome >= _FIRST_REJECT) & (outcome <= _LAST_REJECT)).tolist()
         rejected = tuple(
             RejectedReception(index=i, reason=_REASON_OF[code], reception=receptions[i])
             for i, code in zip(refused, outcome[refused].tolist(), strict=True)
@@ -888,6 +1037,7 @@ class NetworkServer:
             decoded=decoded,
             late=late,
             rejected=rejected,
+            joins=joins,
         )
 
     def _wmbus_of_columns(
@@ -982,6 +1132,7 @@ class NetworkServer:
             },
             rejected=batch.rejected,
             late_indexes={uid: tuple(indexes) for uid, indexes in batch.late.items()},
+            joins=batch.joins,
         )
 
     # -- statistics, snapshot, restore -------------------------------------------------------
@@ -997,6 +1148,8 @@ class NetworkServer:
                 merged=row[Outcome.MERGED],
                 late=row[Outcome.LATE],
                 rejected={_REASON_OF[c].value: row[c] for c in _REASON_OF if row[c]},
+                joins=row[Outcome.JOINED],
+                join_copies=row[Outcome.JOIN_COPY],
             )
         totals = self._gateway_counts.sum(axis=0).tolist()
         unknown_total = sum(self._unknown_gateways.values()) + self._unknown_other
@@ -1014,6 +1167,8 @@ class NetworkServer:
             rejected=rejected,
             gateways=gateways,
             unknown_gateways=unknown,
+            joins=totals[Outcome.JOINED],
+            join_copies=totals[Outcome.JOIN_COPY],
         )
 
     def snapshot(self) -> NetworkState:
@@ -1025,15 +1180,22 @@ class NetworkServer:
             lorawan_dedupe=self._lorawan_table.snapshot(),
             wmbus_counters=dict(self._mcrs),
             lorawan_fcnts=dict(self._fcnts),
-            refused_uplinks={uid: (_REASON_OF[code].value, t) for uid, (code, t) in self._refused.items()},
+            refused_uplinks={
+                uid: (_REASON_OF[code].value, t)
+                for uid, (code, t) in self._refused.items()
+                if code in _REASON_OF
+            },
             stats=self.stats(),
+            join_server=None if self._join_server is None else self._join_server.export_state(),
+            joined=tuple(self._joined.values()),
+            joined_uplinks={uid: t for uid, (code, t) in self._refused.items() if code == Outcome.JOIN_COPY},
         )
 
     @classmethod
     def restore(cls, state: NetworkState, **config: Any) -> NetworkServer:
         """A server with the given configuration (as for the constructor; the same
         ``fingerprint_key`` is required) in the state a :meth:`snapshot` captured."""
-        if state.version != STATE_VERSION:
+        if state.version not in _STATE_VERSIONS:
             raise ConfigError(f"network state version {state.version}, expected {STATE_VERSION}")
         server = cls(**config)
         if server.key_check != state.key_check:
@@ -1051,6 +1213,8 @@ class NetworkServer:
         server._refused = {
             uid: (_OUTCOME_OF[RejectReason(reason)], t) for uid, (reason, t) in state.refused_uplinks.items()
         }
+        server._refused.update((uid, (int(Outcome.JOIN_COPY), t)) for uid, t in state.joined_uplinks.items())
+        server._restore_joins(state)
         for gateway, counts in state.stats.gateways.items():
             index = server._gateway_index.get(gateway)
             if index is None:
@@ -1059,12 +1223,74 @@ class NetworkServer:
             row[Outcome.OPENED] = counts.uplinks
             row[Outcome.MERGED] = counts.merged
             row[Outcome.LATE] = counts.late
+            row[Outcome.JOINED] = counts.joins
+            row[Outcome.JOIN_COPY] = counts.join_copies
             for reason, value in counts.rejected.items():
                 row[_OUTCOME_OF[RejectReason(reason)]] = value
         unknown = dict(state.stats.unknown_gateways)
         server._unknown_other = unknown.pop("<other>", 0)
         server._unknown_gateways = unknown
         return server
+
+    def _restore_joins(self, state: NetworkState) -> None:
+        """The join server's nonces and the sessions of the joined devices, their keys
+        derived again from the AppKeys this server's join server holds."""
+        if state.join_server is None and not state.joined:
+            return
+        if self._join_server is None:
+            raise ConfigError("the network state holds OTAA joins, and this server has no join server")
+        if state.join_server is not None:
+            self._join_server.restore_state(state.join_server)
+        for joined in state.joined:
+            try:
+                session = self._join_server.rebuild_session(
+                    joined.dev_eui, joined.dev_addr, dev_nonce=joined.dev_nonce, app_nonce=joined.app_nonce
+                )
+            except UnknownDeviceError:
+                # The device's AppKey is gone (it left the site): its session ends with it.
+                logger.warning("the OTAA device %s in the network state has no AppKey now", joined.dev_eui)
+                continue
+            except (LoRaWANError, InputError) as error:
+                raise ConfigError(f"the network state holds a bad OTAA session: {error}") from None
+            eui = format_eui(parse_eui(joined.dev_eui))
+            self._start_session(replace(joined, dev_eui=eui, dev_addr=session.dev_addr), session)
+            fcnt = state.lorawan_fcnts.get(int(joined.dev_addr, 16))
+            if fcnt is not None:
+                self._fcnts[int(joined.dev_addr, 16)] = fcnt
+
+
+def _acceptances(
+    receptions: Sequence[Reception],
+    uplink_ids: npt.NDArray[np.int64],
+    outcome: npt.NDArray[np.uint8],
+    accepted: Mapping[int, JoinResult],
+) -> tuple[JoinAcceptance, ...]:
+    """The answer to each JoinRequest accepted in a batch (``accepted`` by the position of
+    its first copy among ``receptions``), through the copy of it heard best in the batch."""
+    out = []
+    for row, result in accepted.items():
+        uid = uplink_ids[row]
+        copies = np.flatnonzero(
+            (uplink_ids == uid) & ((outcome == Outcome.JOINED) | (outcome == Outcome.JOIN_COPY))
+        )
+        best = max(
+            (receptions[i] for i in copies.tolist()),
+            key=lambda r: -math.inf if r.rssi is None else r.rssi,
+        )
+        out.append(
+            JoinAcceptance(
+                dev_eui=result.dev_eui,
+                dev_addr=result.dev_addr,
+                join_accept=result.join_accept,
+                gateway_id=best.gateway_id,
+                received_at=best.received_at,
+                rssi=best.rssi,
+                frequency=best.frequency,
+                mode=best.mode,
+                tmst=best.tmst,
+            )
+        )
+    return tuple(out)
 
 
 def reception_info(reception: Reception) -> ReceptionInfo:

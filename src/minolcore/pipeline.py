@@ -32,9 +32,10 @@ from minolcore.devices import DeviceReading, ProfileRegistry, model_from_records
 from minolcore.devices.models import DeviceIdentity
 from minolcore.errors import MinolcoreError
 from minolcore.keys import KeyStore
-from minolcore.lorawan import Session, parse_phy
+from minolcore.lorawan import JoinServer, Session, parse_phy
 from minolcore.network import (
     GroupedBatch,
+    JoinAcceptance,
     NetworkServer,
     NetworkState,
     NetworkUplink,
@@ -54,6 +55,7 @@ from minolcore.pipeline_fast import (
 )
 from minolcore.readings import reading_rows
 from minolcore.reception import Radio, Reception, ReceptionColumns
+from minolcore.secret import AesKey
 from minolcore.site import Assignment, LoRaWANAddress, SiteRegistry, WMBusAddress
 from minolcore.store.base import (
     DeviceRow,
@@ -112,6 +114,8 @@ class PipelineStats(Record):
     # Values read from telegrams: a due-date value sent all year counts once per telegram.
     readings: int = 0
     devices_by_kind: dict[str, int] = msgspec.field(default_factory=dict)
+    # LoRaWAN JoinRequests accepted (each answered with a JoinAccept).
+    joins: int = 0
 
 
 class StoredUplink(Record):
@@ -130,10 +134,13 @@ class PipelineResult(Record):
 
     ``batch`` is what was handed to the store. On the columnar path (``models=False``) its
     reading values are already merged as the store keeps them: one row per reading key,
-    the first in batch order with the smallest uplink key of its repeats."""
+    the first in batch order with the smallest uplink key of its repeats. ``joins``: the
+    LoRaWAN JoinRequests accepted, each with the JoinAccept the application sends back
+    through its gateway (see :func:`minolcore.adapters.semtech.join_accept_txpk`)."""
 
     uplinks: tuple[StoredUplink, ...]
     batch: StoreBatch
+    joins: tuple[JoinAcceptance, ...] = ()
 
 
 def _ms(seconds: float) -> int:
@@ -142,6 +149,14 @@ def _ms(seconds: float) -> int:
 
 def _utc(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def _lorawan_site_address(device_id: str) -> LoRaWANAddress:
+    """The site address of a LoRaWAN device named by its DevEUI (16 hex digits, OTAA) or
+    DevAddr (8, ABP)."""
+    if len(device_id) == 16:
+        return LoRaWANAddress.of(dev_eui=device_id)
+    return LoRaWANAddress.of(dev_addr=device_id)
 
 
 def _wmbus_uid(address: Address) -> str:
@@ -158,8 +173,12 @@ class Pipeline:
     receives every batch (None: nothing is stored, results are only returned). Windows are
     in ms of event time; copies that arrive up to ``max_lateness_ms`` after newer traffic
     (collectors uploading late) still merge into their uplink, and older ones still land
-    on the same stored uplink through its content key. ``on_uplink`` is called with every decoded uplink and
-    ``on_rejected`` with every rejected reception, after the batch was stored.
+    on the same stored uplink through its content key. ``on_uplink`` is called with every
+    decoded uplink, ``on_rejected`` with every rejected reception and ``on_join`` with every
+    accepted LoRaWAN JoinRequest (its JoinAccept to send), after the batch was stored.
+    OTAA devices (a DevEUI in the site, its AppKey in the key store) join network
+    ``lorawan_net_id`` (24 bits); their sessions live in the network state
+    (:meth:`snapshot`), their keys derived again from the AppKeys on restore.
     ``gateway_crc`` says per gateway whether it hands over wireless M-Bus frames with their
     CRCs (see :class:`~minolcore.network.NetworkServer`); by default the site's declarations
     for the admitted gateways.
@@ -182,6 +201,8 @@ class Pipeline:
         on_rejected: Callable[[RejectedRow], None] | None = None,
         state: NetworkState | None = None,
         gateway_crc: Mapping[str, CRCModeName] | None = None,
+        on_join: Callable[[JoinAcceptance], None] | None = None,
+        lorawan_net_id: int = 0,
     ) -> None:
         self.site = site
         self.keys = keys
@@ -190,8 +211,18 @@ class Pipeline:
         self.signatures = signatures if signatures is not None else FormatSignatureCache()
         self.on_uplink = on_uplink
         self.on_rejected = on_rejected
+        self.on_join = on_join
         self._gateways = tuple(dict.fromkeys(gateways))
-        exact, any_version, sessions = self._registrations()
+        exact, any_version, sessions, app_keys = self._registrations()
+        join_server = (
+            JoinServer(
+                net_id=lorawan_net_id,
+                app_keys=app_keys,
+                reserved_dev_addrs=[session.dev_addr for session in sessions],
+            )
+            if app_keys
+            else None
+        )
         config: dict[str, Any] = {
             "gateways": self._gateways,
             "gateway_crc": gateway_crc
@@ -200,6 +231,7 @@ class Pipeline:
             "wmbus_devices": exact,
             "wmbus_meters": any_version,
             "lorawan_devices": sessions,
+            "join_server": join_server,
             "fingerprint_key": fingerprint_key,
             "wmbus_window_ms": wmbus_window_ms,
             "lorawan_window_ms": lorawan_window_ms,
@@ -223,10 +255,16 @@ class Pipeline:
 
     # -- configuration ---------------------------------------------------------------------
 
-    def _registrations(self) -> tuple[list[Address], list[tuple[int, int]], list[Session]]:
+    def _registrations(
+        self,
+    ) -> tuple[list[Address], list[tuple[int, int]], list[Session], dict[str, AesKey]]:
+        """The site's devices as the network stage admits them: wireless M-Bus addresses
+        (exact, and by manufacturer and ID alone), ABP sessions, and the AppKeys of the
+        OTAA devices by DevEUI (devices without keys are left out: nothing of theirs opens)."""
         exact: list[Address] = []
         any_version: list[tuple[int, int]] = []
         sessions: list[Session] = []
+        app_keys: dict[str, AesKey] = {}
         for installation in self.site.installations():
             address = installation.address
             if isinstance(address, WMBusAddress):
@@ -246,7 +284,11 @@ class Pipeline:
                 keys = self.keys.lorawan_session_keys(address.dev_addr)
                 if keys is not None:
                     sessions.append(Session(address.dev_addr, keys.nwk_s_key, keys.app_s_key))
-        return exact, any_version, sessions
+            elif isinstance(address, LoRaWANAddress) and address.dev_eui is not None:
+                app_key = self.keys.app_key(address.dev_eui)
+                if app_key is not None:
+                    app_keys[address.dev_eui] = app_key
+        return exact, any_version, sessions, app_keys
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -278,7 +320,7 @@ class Pipeline:
         if self.on_uplink is not None:
             for item in uplinks_out:
                 self.on_uplink(item)
-        return PipelineResult(uplinks=tuple(uplinks_out), batch=batch)
+        return PipelineResult(uplinks=tuple(uplinks_out), batch=batch, joins=grouped.joins)
 
     def _finish(self, rows: _Rows, grouped: GroupedBatch) -> StoreBatch:
         """Late copies and rejections into the rows, the batch into the store, the counts into
@@ -295,11 +337,15 @@ class Pipeline:
             "duplicates_merged": len(grouped.copy_rows) - len(grouped.openers) + late,
             "late_receptions": late,
             "readings": rows.values_read,
+            "joins": len(grouped.joins),
         }
         self._stats = self._merge_stats(self._stats, update, rows, rejected)
         if self.on_rejected is not None:
             for row in rejected:
                 self.on_rejected(row)
+        if self.on_join is not None:
+            for join in grouped.joins:
+                self.on_join(join)
         return batch
 
     def _feed_columns(self, receptions: Sequence[Reception]) -> PipelineResult:
@@ -360,7 +406,7 @@ class Pipeline:
         rows.reading_values = []
         rows.reading_blocks.append(block)
         rows.values_read += read_from_columns
-        return PipelineResult(uplinks=(), batch=self._finish(rows, grouped))
+        return PipelineResult(uplinks=(), batch=self._finish(rows, grouped), joins=grouped.joins)
 
     def _cached_key(self, address: Address | None) -> OMSKey | None:
         if address is None:
@@ -623,17 +669,22 @@ class Pipeline:
         self, uplink: NetworkUplink
     ) -> tuple[NetworkUplink, str, DeviceIdentity | None, Any, int | None, tuple[str, ...]]:
         lora = uplink.lorawan
-        dev_addr = lora.dev_addr if lora is not None else uplink.device
-        uid = f"lorawan:{dev_addr}"
+        device_id = self._lorawan_device_id(lora.dev_addr if lora is not None else uplink.device)
+        uid = f"lorawan:{device_id}"
         if lora is None or not lora.payload or lora.fport in (None, 0):
             return uplink, uid, None, (), None, ("no_application_payload",)
         decoded = decode_records(lora.payload)
-        identity = self._lorawan_identity(dev_addr)
+        identity = self._lorawan_identity(device_id)
         return uplink, uid, identity, decoded.records, None, decoded.errors
 
-    def _lorawan_identity(self, dev_addr: str) -> DeviceIdentity:
-        # LoRaWAN devices have no M-Bus address; the DevAddr stands in for the ID and the
-        # installation's kind picks the device type the profiles know.
+    def _lorawan_device_id(self, dev_addr: str) -> str:
+        """What names a LoRaWAN device: the DevEUI of an OTAA device (its DevAddr changes
+        with every join), the DevAddr of an ABP one."""
+        return self.network.dev_eui_of(dev_addr) or dev_addr
+
+    def _lorawan_identity(self, device_id: str) -> DeviceIdentity:
+        # LoRaWAN devices have no M-Bus address; the DevEUI or DevAddr stands in for the ID
+        # and the installation's kind picks the device type the profiles know.
         kind_types = {
             "heat_cost_allocator": 0x08,
             "heat_meter": 0x04,
@@ -643,15 +694,15 @@ class Pipeline:
             "smoke_detector": 0x1A,
         }
         device_type = 0x00
-        for installation in self.site.installations(address=LoRaWANAddress.of(dev_addr=dev_addr)):
+        for installation in self.site.installations(address=_lorawan_site_address(device_id)):
             device_type = kind_types.get(str(installation.kind), 0x00)
-        return DeviceIdentity(manufacturer="LRW", id=dev_addr, version=0, device_type=device_type)
+        return DeviceIdentity(manufacturer="LRW", id=device_id, version=0, device_type=device_type)
 
     def _assign(self, radio: Radio, received_at: float, identity: DeviceIdentity) -> Assignment | None:
         when = _utc(received_at)
         try:
             if radio is Radio.LORAWAN:
-                return self.site.assign(LoRaWANAddress.of(dev_addr=identity.id), when)
+                return self.site.assign(_lorawan_site_address(identity.id), when)
             address = self._site_addresses.get(identity)
             if address is None:
                 address = WMBusAddress.of(
@@ -769,9 +820,9 @@ class Pipeline:
             if reception.radio is Radio.LORAWAN:
                 phy = parse_phy(reception.payload)
                 dev_addr = getattr(phy, "dev_addr", None)
-                return (
-                    None if dev_addr is None else content_key(f"lorawan:{dev_addr}", bytes(reception.payload))
-                )
+                if dev_addr is None:
+                    return None
+                return content_key(f"lorawan:{self._lorawan_device_id(dev_addr)}", bytes(reception.payload))
             frame = parse_frame(reception.payload, crc=self._gateway_crc.get(reception.gateway_id, "auto"))
         except MinolcoreError:
             return None
@@ -818,6 +869,7 @@ class Pipeline:
             unassigned=stats.unassigned + rows.unassigned,
             readings=stats.readings + update["readings"],
             devices_by_kind=dict(sorted(kinds.items())),
+            joins=stats.joins + update.get("joins", 0),
         )
 
 

@@ -41,7 +41,9 @@ class Reception(Record):
     gateway heard the packet (not when it reached the cloud), from 0 up to
     :data:`MAX_EVENT_TIME` (the network stage refuses others as ``bad_time``); ``rssi`` is in dBm, ``snr``
     in dB, ``frequency`` in MHz. ``payload`` is the packet exactly as delivered (a wireless
-    M-Bus frame in any CRC shape, or a LoRaWAN PHYPayload).
+    M-Bus frame in any CRC shape, or a LoRaWAN PHYPayload). ``tmst`` is the gateway's
+    concentrator counter at the end of the reception (µs, 32 bits, Semtech ``rxpk.tmst``)
+    where the gateway gives one: a downlink answering the packet is timed from it.
     """
 
     gateway_id: str
@@ -52,6 +54,7 @@ class Reception(Record):
     snr: float | None = None
     frequency: float | None = None
     mode: str = ""
+    tmst: int | None = None
 
 
 class ReceptionColumns(Sequence[Reception]):

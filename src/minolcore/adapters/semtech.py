@@ -22,7 +22,7 @@ import enum
 import struct
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Annotated, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, TypeVar
 
 import msgspec
 
@@ -31,10 +31,14 @@ from minolcore.adapters import parse_event_time, read_event_time
 from minolcore.errors import GatewayProtocolError, InputError
 from minolcore.reception import Radio, Reception, is_event_time
 
+if TYPE_CHECKING:
+    from minolcore.network import JoinAcceptance
+
 __all__ = [
     "CRC_FAILED",
     "CRC_NONE",
     "CRC_OK",
+    "JOIN_ACCEPT_DELAY1_US",
     "PROTOCOL_VERSION",
     "BadBase64Error",
     "BadFieldError",
@@ -63,6 +67,7 @@ __all__ = [
     "Txpk",
     "UnknownIdentifierError",
     "UnsupportedVersionError",
+    "join_accept_txpk",
     "parse_datagram",
     "parse_log_line",
     "pull_ack",
@@ -569,6 +574,39 @@ def pull_resp(token: int, txpk: Txpk) -> bytes:
     return _header(token, Identifier.PULL_RESP) + _ENCODER.encode({"txpk": body})
 
 
+# LoRaWAN 1.0.x regional parameters (EU863-870): the device opens RX1 JOIN_ACCEPT_DELAY1
+# after its JoinRequest, on the request's channel and data rate (RX1DROffset 0).
+JOIN_ACCEPT_DELAY1_US = 5_000_000
+_TMST_MODULUS = 1 << 32
+
+
+def join_accept_txpk(acceptance: JoinAcceptance, *, power_dbm: int = 14, rf_chain: int = 0) -> Txpk:
+    """The downlink that answers an accepted JoinRequest in the device's RX1 window: the
+    JoinAccept, JOIN_ACCEPT_DELAY1 (5 s) after the request on the gateway's own counter
+    (``tmst``), on its frequency (MHz) and data rate, with inverted IQ as downlinks use.
+    Send it with :meth:`~minolcore.adapters.udp.UdpServer.send_downlink` to
+    ``acceptance.gateway_id``. Raises :class:`InputError` when the request's reception
+    lacks its ``tmst``, frequency or data rate (a log line rather than a live gateway)."""
+    if acceptance.tmst is None or acceptance.frequency is None or not acceptance.mode:
+        raise InputError("the JoinRequest's reception has no tmst, frequency or data rate to answer on")
+    lora = acceptance.mode.startswith("SF")
+    fsk_rate = acceptance.mode.removeprefix("FSK")
+    if not lora and not fsk_rate.isdigit():
+        raise InputError(f"data rate {acceptance.mode!r} is neither LoRa (SFnBWm) nor FSK (FSKn)")
+    return Txpk(
+        imme=False,
+        tmst=(acceptance.tmst + JOIN_ACCEPT_DELAY1_US) % _TMST_MODULUS,
+        freq=acceptance.frequency,
+        rfch=rf_chain,
+        powe=power_dbm,
+        modu="LORA" if lora else "FSK",
+        datr=acceptance.mode if lora else int(fsk_rate),
+        codr="4/5" if lora else None,
+        ipol=True if lora else None,
+        data=acceptance.join_accept,
+    )
+
+
 def push_data(token: int, gateway_eui: str, rxpk: Sequence[Rxpk] = (), stat: Stat | None = None) -> bytes:
     """PUSH_DATA as a gateway sends it (for simulators and tests); ``token`` is 16-bit."""
     body: dict[str, object] = {}
@@ -654,6 +692,7 @@ def to_receptions(push: PushData, *, received_at: float | None = None) -> Recept
                 snr=packet.lsnr,
                 frequency=packet.freq,
                 mode=mode,
+                tmst=packet.tmst,
             )
         )
     return ReceptionBatch(receptions=tuple(receptions), crc_failed=crc_failed, no_crc=no_crc)

@@ -15,7 +15,7 @@ than records; none of them is thread-safe (serialise calls per server/session).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import NoReturn
 
 from minolcore._model import Record
@@ -317,7 +317,8 @@ class JoinServer:
 
     ``app_keys`` maps DevEUI to AppKey; ``join_eui`` restricts accepted JoinEUIs
     (``None``: any). DevAddrs are allocated as NwkID (the 7 low bits of NetID) followed
-    by a 25-bit counter unless ``dev_addr_allocator(dev_eui)`` is given. ``dl_settings``,
+    by a 25-bit counter, skipping ``reserved_dev_addrs`` (those of ABP devices), unless
+    ``dev_addr_allocator(dev_eui)`` is given. ``dl_settings``,
     ``rx_delay`` (seconds) and ``cf_list`` (16 bytes or None) go into every JoinAccept.
     """
 
@@ -329,6 +330,7 @@ class JoinServer:
         "_join_eui",
         "_last_app_nonce",
         "_next_nwk_addr",
+        "_reserved",
         "_rx_delay",
         "_used",
         "net_id",
@@ -344,6 +346,7 @@ class JoinServer:
         rx_delay: int = 1,
         cf_list: bytes | None = None,
         dev_addr_allocator: Callable[[str], str | int] | None = None,
+        reserved_dev_addrs: Iterable[str | int] = (),
         state: JoinServerState | None = None,
     ) -> None:
         """Configure the server; ``net_id`` is the 24-bit NetID."""
@@ -359,6 +362,7 @@ class JoinServer:
         self._last_app_nonce = 0
         self._next_nwk_addr = 1
         self._used: dict[str, set[int]] = {}
+        self._reserved = frozenset(map(parse_dev_addr, reserved_dev_addrs))
         for dev_eui, key in (app_keys or {}).items():
             self.add_device(dev_eui, key)
         if state is not None:
@@ -367,6 +371,29 @@ class JoinServer:
     def add_device(self, dev_eui: str | int, app_key: KeyLike) -> None:
         """Register (or replace) the AppKey of a device."""
         self._app_keys[_norm_eui(dev_eui)] = as_key(app_key)
+
+    def has_device(self, dev_eui: str | int) -> bool:
+        """Whether the server holds an AppKey for ``dev_eui`` (16 hex digits or the 64-bit value)."""
+        return _norm_eui(dev_eui) in self._app_keys
+
+    def rebuild_session(
+        self, dev_eui: str | int, dev_addr: str | int, *, dev_nonce: int, app_nonce: int
+    ) -> Session:
+        """The session a join of ``dev_eui`` gave it (DevAddr, DevNonce and AppNonce of that
+        join, with this server's NetID), its keys derived again from the AppKey: how a
+        restarted server resumes the sessions it handed out without storing keys.
+
+        Raises :class:`UnknownDeviceError` when the server holds no AppKey for the device."""
+        eui = _norm_eui(dev_eui)
+        key = self._app_keys.get(eui)
+        if key is None:
+            raise UnknownDeviceError(eui, self._join_eui or "")
+        if not 0 <= dev_nonce <= 0xFFFF or not 0 <= app_nonce <= _NONCE_MASK:
+            raise ConfigError(f"DevNonce {dev_nonce} or AppNonce {app_nonce} out of range", "session")
+        nwk_s_key, app_s_key = derive_session_keys(
+            key, app_nonce=app_nonce, net_id=self.net_id, dev_nonce=dev_nonce
+        )
+        return Session(dev_addr, nwk_s_key, app_s_key)
 
     def remove_device(self, dev_eui: str | int) -> None:
         """Forget a device's AppKey (its used DevNonces stay, so they stay refused)."""
@@ -424,9 +451,14 @@ class JoinServer:
     def _allocate(self, dev_eui: str) -> str:
         if self._allocator is not None:
             return format_dev_addr(parse_dev_addr(self._allocator(dev_eui)))
-        nwk_addr = self._next_nwk_addr
-        self._next_nwk_addr = (nwk_addr + 1) & ((1 << _NWK_ADDR_BITS) - 1) or 1
-        return format_dev_addr(((self.net_id & _NWK_ID_MASK) << _NWK_ADDR_BITS) | nwk_addr)
+        # The counter skips the addresses reserved for other devices (ABP sessions).
+        for _ in range(len(self._reserved) + 1):
+            nwk_addr = self._next_nwk_addr
+            self._next_nwk_addr = (nwk_addr + 1) & ((1 << _NWK_ADDR_BITS) - 1) or 1
+            dev_addr = ((self.net_id & _NWK_ID_MASK) << _NWK_ADDR_BITS) | nwk_addr
+            if dev_addr not in self._reserved:
+                break
+        return format_dev_addr(dev_addr)
 
     def export_state(self) -> JoinServerState:
         """The used DevNonces and counters as plain data, for persistence (no keys)."""
