@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import math
 import sqlite3
@@ -29,7 +30,7 @@ from minolcore.store import (
 from minolcore.store import sqlite as sqlite_module
 from minolcore.store._checkpoints import BackgroundCheckpoints
 from minolcore.store._reader import StoreReader
-from minolcore.store.base import UplinkValues
+from minolcore.store.base import ReadingBlock, UplinkValues, bad_reading_time
 from minolcore.store.receptions import encode_reception_columns
 
 
@@ -828,3 +829,62 @@ def test_a_second_connection_that_cannot_be_opened_is_a_config_error(
     monkeypatch.setattr(sqlite3, "connect", connect)
     with pytest.raises(ConfigError, match="second connection for background checkpoints"):
         SQLiteStore(path, checkpoint_in_background=True)
+
+
+@pytest.mark.parametrize(
+    "reading_time",
+    ["2024-02-30T00:00", "2024-01-01T24:00", "2024-01-01", "2024-01-01T00:00Z", "2024-01-01 00:00", "soon"],
+)
+@pytest.mark.parametrize("shape", ["objects", "values", "block"])
+def test_a_reading_time_that_is_no_date_time_is_refused_whole(reading_time: str, shape: str) -> None:
+    store = SQLiteStore(":memory:")
+    good = _reading_row(1)
+    bad = (good[0], reading_time, *good[2:])
+    rows = [good, bad]
+    if shape == "objects":
+        batch = StoreBatch(
+            readings=[ReadingRow(**dict(zip(ReadingRow.__struct_fields__, row, strict=True))) for row in rows]
+        )
+    elif shape == "values":
+        batch = StoreBatch(reading_values=rows)
+    else:
+        batch = StoreBatch(reading_blocks=[ReadingBlock.from_rows(rows)])
+    with pytest.raises(InputError, match=f"reading time.*{reading_time!r}"):
+        store.write(batch)
+    assert store.counts()["readings"] == 0
+
+
+def _is_reading_time(text: object) -> bool:
+    """The definition, independently: the two forms datetime reads back to the same text."""
+    for form in ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            if isinstance(text, str) and dt.datetime.strptime(text, form).strftime(form) == text:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+_TIME_CHARS = st.sampled_from("0123456789-T: Z/\x00\xff")
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59)).map(
+                lambda d: d.strftime("%Y-%m-%dT%H:%M")
+            ),
+            st.datetimes().map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S")),
+            st.text(_TIME_CHARS, min_size=16, max_size=16),
+            st.text(_TIME_CHARS, min_size=19, max_size=19),
+            st.text(max_size=20),
+        ),
+        max_size=12,
+    )
+)
+def test_reading_times_are_checked_as_datetime_reads_them(texts: list[str]) -> None:
+    bad = bad_reading_time(texts)
+    if all(map(_is_reading_time, texts)):
+        assert bad is None
+    else:
+        assert bad is not None and not _is_reading_time(texts[bad])

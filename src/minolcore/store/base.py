@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -219,8 +219,10 @@ _UPLINK_WIDTH = 8
 class ReadingRow(Record):
     """One value of one device at one time, assigned to a building and unit.
 
-    ``reading_time`` is an ISO 8601 string (the time the value refers to: a record's date
-    for historic values, else the telegram's time); ``value`` is in ``unit``.
+    ``reading_time`` is an ISO 8601 local date-time to the minute, "YYYY-MM-DDTHH:MM", or to
+    the second (the time the value refers to: a record's date for historic values, else the
+    telegram's time; the store compares and sorts them as text, so no other form is
+    accepted); ``value`` is in ``unit``.
     """
 
     device_uid: str
@@ -283,8 +285,8 @@ class ReadingBlock(Record):
 
     def check(self) -> None:
         """Raise :class:`~minolcore.errors.InputError` unless every column has one value
-        per row, the numbers are integers naming entries of their tables, and ``has_value``
-        is boolean."""
+        per row, the numbers are integers naming entries of their tables, ``has_value`` is
+        boolean and every reading time is one (see :class:`ReadingRow`)."""
         count = len(self)
         indexes = (
             (self.device, self.device_uids),
@@ -314,6 +316,11 @@ class ReadingBlock(Record):
                 raise InputError("a reading block's numbers must name entries of its tables")
         if np.asarray(self.has_value).dtype != np.bool_:
             raise InputError("a reading block's has_value must be a bool array")
+        bad = bad_reading_time(self.times)
+        if bad is not None:
+            raise InputError(
+                f"a reading time must be an existing date-time 'YYYY-MM-DDTHH:MM[:SS]': {self.times[bad]!r}"
+            )
 
     def rows(self) -> list[ReadingValues]:
         """The rows as value tuples, in order (see :meth:`check` for what it raises)."""
@@ -387,6 +394,76 @@ class ReadingBlock(Record):
 
 
 _READING_WIDTH = 13
+
+
+# A reading time is "YYYY-MM-DDTHH:MM", or that and ":SS". Its first 16 bytes are read as
+# two little-endian 64-bit words, eight characters at once: XOR with the shape puts each
+# digit's value in its byte (0-9) and each separator's byte to 0.
+_TIME_SHAPE = b"0000-00-00T00:00"
+_TIME_WIDTHS = frozenset((16, 19))
+_DIGIT_PLACES = [n for n, char in enumerate(_TIME_SHAPE) if char == ord("0")]
+
+
+def _time_words(pattern: dict[int, int], default: int) -> tuple[int, int]:
+    low, high = np.frombuffer(bytes(pattern.get(n, default) for n in range(16)), dtype="<i8").tolist()
+    return low, high
+
+
+_SHAPE_WORDS = np.frombuffer(_TIME_SHAPE, dtype="<i8")
+# + 6 at a digit carries into its high nibble iff the digit is above 9.
+_SIX_AT_DIGITS = _time_words(dict.fromkeys(_DIGIT_PLACES, 0x06), 0x00)
+_MUST_BE_ZERO = _time_words(dict.fromkeys(_DIGIT_PLACES, 0xF0), 0xFF)
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def bad_reading_time(texts: Sequence[object]) -> int | None:
+    """The position of a text in ``texts`` that is not a reading time (see
+    :class:`ReadingRow`), or None where all are. Checked in numpy, eight characters at a
+    time: a pipeline batch brings thousands of distinct times."""
+    try:
+        widths = set(map(len, texts))  # type: ignore[arg-type]  # anything else is refused here
+        joined = "".join(texts)  # type: ignore[arg-type]
+    except TypeError:
+        return next(n for n, text in enumerate(texts) if type(text) is not str)
+    strings = cast(Sequence[str], texts)
+    if not widths <= _TIME_WIDTHS or not joined.isascii():
+        return next(
+            n for n, text in enumerate(strings) if len(text) not in _TIME_WIDTHS or not text.isascii()
+        )
+    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings)) if len(widths) > 1 else None
+    for width in widths:
+        at = np.arange(len(strings)) if lengths is None else np.flatnonzero(lengths == width)
+        chosen = joined if lengths is None else "".join(map(strings.__getitem__, at.tolist()))
+        chars = np.frombuffer(chosen.encode(), dtype=np.uint8).reshape(-1, width)
+        ok = _valid_minutes(np.ascontiguousarray(chars[:, :16]))
+        if width == 19:
+            seconds = chars[:, 17:19].astype(np.int64) - ord("0")
+            ok &= (chars[:, 16] == ord(":")) & np.all((seconds >= 0) & (seconds <= 9), axis=1)
+            ok &= seconds[:, 0] * 10 + seconds[:, 1] <= 59
+        if not ok.all():
+            return int(at[int(np.argmin(ok))])
+    return None
+
+
+def _valid_minutes(chars: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """Per row of 16 characters: whether they are "YYYY-MM-DDTHH:MM" of a day that exists."""
+    words = chars.view("<i8") ^ _SHAPE_WORDS
+    low, high = words[:, 0], words[:, 1]
+    ok: npt.NDArray[np.bool_] = (
+        ((low | (low + _SIX_AT_DIGITS[0])) & _MUST_BE_ZERO[0])
+        | ((high | (high + _SIX_AT_DIGITS[1])) & _MUST_BE_ZERO[1])
+    ) == 0
+    # With every byte a digit 0-9 (or 0), byte k of 10 * word + (word >> 8) is the
+    # two-digit number the characters k and k + 1 make (at most 99: no carries).
+    pairs_low, pairs_high = low * 10 + (low >> 8), high * 10 + (high >> 8)
+    year = (pairs_low & 0xFF) * 100 + ((pairs_low >> 16) & 0xFF)
+    month, day = (pairs_low >> 40) & 0xFF, pairs_high & 0xFF
+    hour, minute = (pairs_high >> 24) & 0xFF, (pairs_high >> 48) & 0xFF
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    month_days = _DAYS_IN_MONTH[np.clip(month, 0, 12)] + (leap & (month == 2))
+    ok &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
+    ok &= (hour <= 23) & (minute <= 59)
+    return ok
 
 
 def _int64_column(numbers: npt.NDArray[Any]) -> bool:

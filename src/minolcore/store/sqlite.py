@@ -297,7 +297,8 @@ class SQLiteStore:
         another writer after ``BUSY_TIMEOUT_S`` seconds, read-only, full) and
         :class:`InputError` for a row it cannot hold (integers beyond 64 bits, text that is
         not Unicode, a value of a type SQLite has no column type for, a missing key, a row
-        of the wrong width); either way nothing of the batch is written. A closed store
+        of the wrong width, a reading time that is no date-time "YYYY-MM-DDTHH:MM[:SS]");
+        either way nothing of the batch is written. A closed store
         raises :class:`StoreError`."""
         try:
             self._write(batch)
@@ -685,12 +686,12 @@ def _merged_readings(batch: StoreBatch) -> ReadingBlock:
     value tuples, then the blocks."""
     astuple = cast(Callable[[ReadingRow], tuple[Any, ...]], msgspec.structs.astuple)
     blocks = list(batch.reading_blocks)
-    for block in blocks:
-        block.check()
     if batch.reading_values:
         blocks.insert(0, ReadingBlock.from_rows(batch.reading_values))
     if batch.readings:
         blocks.insert(0, ReadingBlock.from_rows(list(map(astuple, batch.readings))))
+    for block in blocks:
+        block.check()
     return merge_reading_blocks(blocks)
 
 
