@@ -379,8 +379,12 @@ class Pipeline:
         eligible = np.fromiter(map(mappable.__getitem__, meters), dtype=np.bool_, count=len(wmbus))
         read = fast_records(scanned, keys, eligible, first_times, self.signatures, frames)
         fast = read.records
-        slow = {i: copies.uplink(self.network, wmbus[i]) for i, item in enumerate(fast) if item is None}
-        telegrams = self._slow_telegrams(slow, fast, read.dependent.tolist())
+        if None in fast:
+            slow = {i: copies.uplink(self.network, wmbus[i]) for i, item in enumerate(fast) if item is None}
+            telegrams = self._slow_telegrams(slow, fast, read.dependent.tolist())
+        else:  # the columnar path read every telegram: only its layouts are learnt
+            slow, telegrams = {}, {}
+            self._layouts.learn_all(cast(list[FastRecords], fast))
         stored = copies.encoded()
         # Per uplink (wireless M-Bus ones by their index in wmbus, then LoRaWAN ones) where the
         # rows of its reading columns go, and the uplink of every row appended one by one.
