@@ -198,3 +198,34 @@ def test_a_reception_with_an_impossible_time_is_a_rejected_row_and_the_batch_goe
         )
         assert all(row.received_at_ms == 0 for row in rows)
         assert store.counts()["readings"] > 0
+
+
+def test_a_site_changed_between_batches_assigns_the_next_ones_anew() -> None:
+    """The columnar path remembers each meter's span of one assignment; a change of the
+    site (a move to the other flat) must end what it remembered."""
+    site, keys = make_site()
+    store = SQLiteStore(":memory:")
+    pipeline = Pipeline(site=site, keys=keys, store=store, gateways=site.gateways)
+
+    def feed(day: int) -> None:
+        frame = hca_frame("10000001", KEY_A, units=100 * day, day=day, acc=day)
+        pipeline.feed(
+            [Reception(gateway_id="GW-1", received_at=T0 + day * 86_400, payload=frame)], models=False
+        )
+
+    feed(10)
+    feed(11)  # in the span remembered for day 10
+    site.remove(WMBusAddress.of("QDS", "10000001", 0x55, 8), dt.date(2026, 1, 21))
+    site.install(
+        WMBusAddress.of("QDS", "10000001", 0x55, 8),
+        dt.date(2026, 1, 22),
+        kind="heat_cost_allocator",
+        unit="B1-02",
+    )
+    feed(12)  # 2026-01-27: after the move
+    current = StoreReader(store).readings(quantity="hca_units", since="2026-01-01")
+    assert [(r.reading_time[:10], r.unit_id) for r in current] == [
+        ("2026-01-10", "B1-01"),
+        ("2026-01-11", "B1-01"),
+        ("2026-01-12", "B1-02"),
+    ]
