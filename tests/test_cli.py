@@ -281,3 +281,21 @@ def test_reports_refuse_bad_periods_units_and_damaged_reading_times(
         )
     assert main(["report", "monthly", "--db", str(db)]) == 1
     assert "the newest reading time in the database is not a date" in capsys.readouterr().err
+
+
+def test_the_command_starts_numpy_without_blas_threads() -> None:
+    """The command makes no BLAS calls: its process asks OpenBLAS for no threads of its own,
+    unless the environment already says how many."""
+    code = "import os, runpy, sys; sys.argv = ['minolcore', '--version']\n" + (
+        "try:\n    runpy.run_module('minolcore', run_name='__main__')\n"
+        "except SystemExit:\n    print(os.environ.get('OPENBLAS_NUM_THREADS'))"
+    )
+    for given, expected in ((None, "1"), ("3", "3")):
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+        if given is not None:
+            env["OPENBLAS_NUM_THREADS"] = given
+        finished = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True
+        )
+        assert finished.stdout.split()[-1] == expected
+        assert finished.stdout.startswith("minolcore ")

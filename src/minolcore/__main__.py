@@ -2,6 +2,6 @@
 
 import sys
 
-from minolcore.cli import main
+from minolcore._command import main
 
 sys.exit(main())
