@@ -229,3 +229,41 @@ def test_a_site_changed_between_batches_assigns_the_next_ones_anew() -> None:
         ("2026-01-11", "B1-01"),
         ("2026-01-12", "B1-02"),
     ]
+
+
+def time_of_day_frame(day: int) -> bytes:
+    """A mode-5 HCA telegram whose date-time record holds a time of day alone (type J, 3
+    bytes: 12:34:56), then the current units and a due-date value with its date."""
+    apl = (
+        b"\x03\x6d" + bytes([56, 34, 12])
+        + b"\x0b\x6e" + encode_bcd(100 * day, 6)
+        + b"\x42\x6c" + date_g(2025, 12, 31)
+        + b"\x4b\x6e" + encode_bcd(1000, 6)
+    )  # fmt: skip
+    tpl = TPLHeader(ci=0x7A, kind=TPLKind.SHORT, acc=day, sts=0, cf=0x0500)
+    return seal_frame(
+        KEY_A, manufacturer="QDS", id="10000001", version=0x55, device_type=0x08, tpl=tpl, payload=apl
+    )  # type: ignore[arg-type]
+
+
+def test_a_time_of_day_alone_is_no_reading_time_on_either_path() -> None:
+    """Such a record names no day: the current values take the reception's minute, and the
+    batch is stored (a text like "12:34:56T00:00" would make the store refuse it)."""
+    digests = []
+    for models in (True, False):
+        site, keys = make_site()
+        store = SQLiteStore(":memory:")
+        pipeline = Pipeline(site=site, keys=keys, store=store, gateways=site.gateways)
+        for day in (10, 11):
+            at = T0 + day * 86_400
+            pipeline.feed(
+                [Reception(gateway_id="GW-1", received_at=at, payload=time_of_day_frame(day))], models=models
+            )
+        rows = StoreReader(store).readings(quantity="hca_units")
+        assert [(r.reading_time, r.value) for r in rows] == [
+            ("2025-12-31T00:00", 1000.0),
+            ("2026-01-25T12:00", 1000.0),
+            ("2026-01-26T12:00", 1100.0),
+        ]
+        digests.append(store.digest())
+    assert digests[0] == digests[1]

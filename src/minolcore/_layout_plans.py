@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from minolcore import _native
 from minolcore.errors import InputError
-from minolcore.readings import READING_QUANTITIES, iso_minute
+from minolcore.readings import READING_QUANTITIES, iso_minute, reading_stamp
 from minolcore.wmbus.dates import (
     NO_MINUTE,
     decode_timepoint,
@@ -418,10 +418,8 @@ def _stamps(
         return (type_f_minutes(columns) if p.length == 4 else type_g_minutes(columns)), None
     raw = data.tobytes()
     decoded = [decode_timepoint(raw[s : s + p.length]) for s in starts.tolist()]
-    minutes = [
-        NO_MINUTE if not isinstance(v, str) else times.number(v if "T" in v else v + "T00:00")
-        for v in decoded
-    ]
+    stamps = [reading_stamp(v) if isinstance(v, str) else None for v in decoded]
+    minutes = [NO_MINUTE if stamp is None else times.number(stamp) for stamp in stamps]
     return np.asarray(minutes, dtype=np.int64), decoded
 
 
@@ -708,7 +706,12 @@ def _read_group(
             moments = stamps[source]
         else:
             moments = np.fromiter(
-                (times.number(minute_of(v)) if isinstance(v, str) else NO_MINUTE for v in texts),
+                (
+                    times.number(minute_of(v))
+                    if isinstance(v, str) and reading_stamp(v) is not None
+                    else NO_MINUTE
+                    for v in texts
+                ),
                 dtype=np.int64,
                 count=count,
             )

@@ -47,7 +47,7 @@ from minolcore.devices.profiles import (
     ZennerWaterProfile,
 )
 from minolcore.errors import MinolcoreError
-from minolcore.readings import READING_QUANTITIES, iso_minute
+from minolcore.readings import READING_QUANTITIES, iso_minute, reading_stamp
 from minolcore.wmbus.columns import Mode5Status, decrypt_mode5_columns
 from minolcore.wmbus.compact import FormatSignatureCache
 from minolcore.wmbus.frame import MAX_FRAME_INPUT, FrameStatus, parse_frame
@@ -158,10 +158,6 @@ class FastRead(NamedTuple):
     columns: list[ReadingColumn]
     #: The numbers of the reading times in ``columns``.
     times: ReadingTimes
-
-
-def _stamp(value: str) -> str:
-    return value if "T" in value else f"{value}T00:00"
 
 
 def minute(text: str) -> str:
@@ -419,7 +415,7 @@ def _record(
     kind: int = _OTHER
     data: tuple[Any, ...] = ()
     if quantity in TIME_QUANTITIES:
-        stamp = _stamp(decoded) if valid and isinstance(decoded, str) else None
+        stamp = reading_stamp(decoded) if valid and isinstance(decoded, str) else None
         current = storage == 0 and function == "instantaneous"
         kind, data = _TIME, (quantity, storage, tariff, subunit, current, plain, decoded, stamp)
     elif quantity == "error_flags":
@@ -550,9 +546,9 @@ def _read(
                 continue
             stamp = found
         readings.append((stamp, *row))
-    if isinstance(datetime_rec, str):
+    if isinstance(datetime_rec, str) and reading_stamp(datetime_rec) is not None:
         event_time = _minute_of(datetime_rec)
-    elif isinstance(date_rec, str):
+    elif isinstance(date_rec, str) and reading_stamp(date_rec) is not None:
         event_time = _minute_of(date_rec)
     else:
         event_time = iso_minute(received_at)

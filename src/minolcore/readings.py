@@ -59,6 +59,21 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def reading_stamp(value: str) -> str | None:
+    """The reading time a date or date-time record's value gives: "YYYY-MM-DD" at midnight
+    ("YYYY-MM-DDT00:00"), "YYYY-MM-DDTHH:MM[:SS]" as it is; None for any other text (a
+    time of day alone, type J, names no day)."""
+    stamp = f"{value}T00:00" if len(value) == 10 else value
+    if len(stamp) not in (16, 19):
+        return None
+    try:
+        parsed = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    canonical = parsed.isoformat(timespec="minutes" if len(stamp) == 16 else "seconds")
+    return stamp if canonical == stamp else None
+
+
 def reading_time_of_records(records: Iterable[DataRecord], received_at: float) -> str:
     """The time the current values refer to: the storage-0 date-time record, else the reception time."""
     for record in records:
@@ -68,8 +83,9 @@ def reading_time_of_records(records: Iterable[DataRecord], received_at: float) -
             and record.valid
             and isinstance(record.value, str)
             and record.function == "instantaneous"
+            and (stamp := reading_stamp(record.value)) is not None
         ):
-            return record.value if "T" in record.value else f"{record.value}T00:00"
+            return stamp
     return iso_minute(received_at)
 
 
@@ -86,8 +102,12 @@ def reading_rows(
     now = reading_time_of_records(records, received_at)
     dates: dict[tuple[int, int, int], str] = {}
     for record in records:
-        if record.quantity in _TIME_QUANTITIES and record.valid and isinstance(record.value, str):
-            stamp = record.value if "T" in record.value else f"{record.value}T00:00"
+        if (
+            record.quantity in _TIME_QUANTITIES
+            and record.valid
+            and isinstance(record.value, str)
+            and (stamp := reading_stamp(record.value)) is not None
+        ):
             dates.setdefault((record.storage, record.tariff, record.subunit), stamp)
             dates.setdefault((record.storage, -1, -1), stamp)
     rows: list[ReadingRow] = []
@@ -96,12 +116,13 @@ def reading_rows(
             continue
         if record.series is not None:
             for when, value in record.series:
-                if when is None:
+                stamp = None if when is None else reading_stamp(when)
+                if stamp is None:
                     continue
                 rows.append(
                     ReadingRow(
                         device_uid=device_uid,
-                        reading_time=when if "T" in when else f"{when}T00:00",
+                        reading_time=stamp,
                         quantity=record.quantity,
                         storage=record.storage,
                         tariff=record.tariff,

@@ -53,6 +53,7 @@ from minolcore.devices.models import (
     WaterStatus,
 )
 from minolcore.errors import ConfigError, DecodeError, InputError
+from minolcore.readings import reading_stamp
 from minolcore.wmbus.link import device_type_name
 from minolcore.wmbus.records import DataRecord
 from minolcore.wmbus.telegram import Telegram
@@ -432,11 +433,12 @@ def _date(
 
 
 def _reading_time(records: Sequence[DataRecord], received_at: str) -> tuple[str, ReadingTimeSource]:
+    # A time of day alone (type J) names no day: the next source is taken.
     rec = _find(records, "datetime")
-    if rec is not None and isinstance(rec.value, str):
+    if rec is not None and isinstance(rec.value, str) and reading_stamp(rec.value) is not None:
         return rec.value, "meter_datetime"
     rec = _find(records, "date")
-    if rec is not None and isinstance(rec.value, str):
+    if rec is not None and isinstance(rec.value, str) and reading_stamp(rec.value) is not None:
         return rec.value, "meter_date"
     return received_at, "received"
 
