@@ -88,13 +88,7 @@ def uplink(session: Session, fcnt: int, payload: bytes = b"\x01\x02", fport: int
 
 
 def server(**overrides: object) -> NetworkServer:
-    config: dict[str, object] = {
-        "gateways": GATEWAYS,
-        "join_server": JoinServer(net_id=NET_ID, app_keys={DEV_EUI: APP_KEY}),
-        "fingerprint_key": bytes(16),
-    }
-    config.update(overrides)
-    return NetworkServer(**config)  # type: ignore[arg-type]
+    return NetworkServer(**_config(**overrides))  # type: ignore[arg-type]
 
 
 def joined(network: NetworkServer, dev_nonce: int, at: float = T0) -> tuple[JoinAcceptance, Session]:
@@ -204,13 +198,18 @@ def test_a_snapshot_keeps_the_sessions_and_no_key() -> None:
     assert restored.stats().joins == 1
 
 
-def test_a_snapshot_with_joins_needs_the_join_server(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_snapshot_with_joins_restores_without_sessions_it_cannot_rebuild(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     network = server()
     joined(network, 5)
     state = network.snapshot()
-    with pytest.raises(ConfigError, match="no join server"):
-        NetworkServer.restore(state, gateways=GATEWAYS, fingerprint_key=bytes(16))
+    with caplog.at_level(logging.WARNING):
+        bare = NetworkServer.restore(state, gateways=GATEWAYS, fingerprint_key=bytes(16))
+    assert "their sessions end" in caplog.text
+    assert bare.dev_eui_of(state.joined[0].dev_addr) is None
     # A device whose AppKey is gone loses its session, and says so.
+    caplog.clear()
     with caplog.at_level(logging.WARNING):
         restored = NetworkServer.restore(
             state,
@@ -220,6 +219,133 @@ def test_a_snapshot_with_joins_needs_the_join_server(caplog: pytest.LogCaptureFi
         )
     assert "has no AppKey now" in caplog.text
     assert restored.dev_eui_of(state.joined[0].dev_addr) is None
+
+
+def test_a_rejoin_in_the_batch_of_old_session_uplinks_takes_them_in_time_order() -> None:
+    network = server()
+    _, old = joined(network, 1)
+    request = join_request(2)
+    batch = network.feed(
+        [
+            *heard(request, T0 + 100, ("GW-1",)),
+            *heard(uplink(old, 1), T0 + 90, ("GW-2",)),  # before the rejoin: its session's
+            *heard(uplink(old, 2), T0 + 110, ("GW-3",)),  # after it: that session has ended
+        ]
+    )
+    assert len(batch.joins) == 1 and len(batch.uplinks) == 1 and batch.uplinks[0].counter == 1
+    assert [(r.index, r.reason) for r in batch.rejected] == [(2, RejectReason.UNKNOWN_DEVICE)]
+
+
+def test_a_join_and_the_uplinks_after_it_in_one_batch() -> None:
+    """A log holds a device's JoinRequest and its first uplinks side by side."""
+    network = server()
+    first = server()  # the same exchange, answered alone, gives the device its session
+    (acceptance,) = first.feed(heard(join_request(3), T0, ("GW-1",))).joins
+    session = device_session(acceptance, 3)
+    uplinks = [
+        *heard(uplink(session, 2), T0 + 120, ("GW-1",)),
+        *heard(uplink(session, 1), T0 + 60, ("GW-2",)),
+    ]
+    batch = network.feed([*uplinks, *heard(join_request(3), T0, ("GW-1",))])
+    assert batch.rejected == () and len(batch.joins) == 1
+    assert sorted(u.counter for u in batch.uplinks) == [1, 2]
+
+
+def test_an_older_join_request_heard_late_keeps_the_newer_session() -> None:
+    network = server()
+    batch = network.feed(
+        [*heard(join_request(6), T0 + 10, ("GW-1",)), *heard(join_request(5), T0, ("GW-2",))]
+    )
+    # In time order: nonce 5 joins, then nonce 6 joins again and holds the session.
+    first, second = batch.joins
+    assert decrypt_join_accept(first.join_accept, APP_KEY).app_nonce == 1
+    session = device_session(second, 6)
+    late = network.feed(heard(join_request(4), T0 + 5, ("GW-3",)))  # older than the session
+    assert late.joins == () and [r.reason for r in late.rejected] == [RejectReason.REPLAY]
+    assert len(network.feed(heard(uplink(session, 1), T0 + 60)).uplinks) == 1
+
+
+def test_a_join_never_takes_an_abp_devices_address() -> None:
+    abp = Session(ABP_ADDR, OTHER_KEY, OTHER_KEY)
+    taken = JoinServer(net_id=0, app_keys={DEV_EUI: APP_KEY}, dev_addr_allocator=lambda eui: ABP_ADDR)
+    network = server(lorawan_devices=[abp], join_server=taken)
+    refused = network.feed(heard(join_request(1), T0, ("GW-1",)))
+    assert refused.joins == () and [r.reason for r in refused.rejected] == [RejectReason.UNKNOWN_DEVICE]
+    assert len(network.feed(heard(uplink(abp, 1), T0 + 10)).uplinks) == 1
+    # The counter of the join server passes over the ABP address.
+    counted = JoinServer(net_id=0x13, app_keys={DEV_EUI: APP_KEY})
+    first_address = counted.handle_join_request(join_request(1)).dev_addr
+    again = JoinServer(net_id=0x13, app_keys={DEV_EUI: APP_KEY})
+    network = server(lorawan_devices=[Session(first_address, OTHER_KEY, OTHER_KEY)], join_server=again)
+    (acceptance,) = network.feed(heard(join_request(1), T0)).joins
+    assert acceptance.dev_addr != first_address
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"join_server": {"next_nwk_addr": -5}},
+        {"join_server": {"next_nwk_addr": 2**40}},
+        {"join_server": {"last_app_nonce": -1}},
+        {"join_server": {"used_dev_nonces": {"not an eui": [1]}}},
+        {"join_server": {"used_dev_nonces": {DEV_EUI: [70_000]}}},
+        {"joined_uplinks": {2: 5}},
+        {"version": 1},
+        {
+            "joined": [
+                {"dev_eui": DEV_EUI, "dev_addr": "zz", "dev_nonce": 1, "app_nonce": 1, "joined_at_ms": 0}
+            ]
+        },
+        {
+            "joined": [
+                {
+                    "dev_eui": DEV_EUI,
+                    "dev_addr": "26000001",
+                    "dev_nonce": 1,
+                    "app_nonce": 2**30,
+                    "joined_at_ms": 0,
+                }
+            ]
+        },
+    ],
+)
+def test_a_crafted_state_is_a_config_error(change: dict[str, object]) -> None:
+    network = server()
+    joined(network, 5)
+    state = msgspec.to_builtins(network.snapshot())
+    for field, value in change.items():
+        if isinstance(value, dict) and isinstance(state[field], dict):
+            state[field].update(value)
+        else:
+            state[field] = value
+    with pytest.raises(ConfigError):
+        NetworkServer.restore(decode_state(msgspec.json.encode(state)), **_config())
+
+
+def test_two_sessions_on_one_address_in_a_state_are_a_config_error() -> None:
+    network = server()
+    joined(network, 5)
+    state = network.snapshot()
+    other = msgspec.structs.replace(state.joined[0], dev_eui="0102030405060708")
+    crafted = msgspec.structs.replace(state, joined=(*state.joined, other))
+    keys = {DEV_EUI: APP_KEY, "0102030405060708": APP_KEY}
+    with pytest.raises(ConfigError, match="DevAddr"):
+        NetworkServer.restore(crafted, **_config(join_server=JoinServer(net_id=NET_ID, app_keys=keys)))
+
+
+def test_a_devaddr_that_is_none_is_an_input_error() -> None:
+    with pytest.raises(InputError):
+        server().dev_eui_of("zz")
+
+
+def _config(**overrides: object) -> dict[str, object]:
+    config: dict[str, object] = {
+        "gateways": GATEWAYS,
+        "join_server": JoinServer(net_id=NET_ID, app_keys={DEV_EUI: APP_KEY}),
+        "fingerprint_key": bytes(16),
+    }
+    config.update(overrides)
+    return config
 
 
 def test_the_join_server_skips_reserved_addresses() -> None:
@@ -236,9 +362,11 @@ def test_a_join_accept_is_timed_for_rx1() -> None:
     assert (txpk.datr, txpk.ipol, txpk.data) == ("SF9BW125", True, acceptance.join_accept)
     wrapped = msgspec.structs.replace(acceptance, tmst=2**32 - 1)
     assert join_accept_txpk(wrapped).tmst == JOIN_ACCEPT_DELAY1_US - 1
-    for unanswerable in ({"tmst": None}, {"frequency": None}, {"mode": "LoRa?"}):
+    for unanswerable in ({"tmst": None}, {"frequency": None}, {"mode": "SFfoo"}, {"mode": "FSK٥٠"}):
         with pytest.raises(InputError):
             join_accept_txpk(msgspec.structs.replace(acceptance, **unanswerable))
+    fsk = join_accept_txpk(msgspec.structs.replace(acceptance, mode="FSK50000"))
+    assert (fsk.modu, fsk.datr, fsk.fdev, fsk.ipol) == ("FSK", 50_000, 25_000, None)
 
 
 @given(st.lists(st.binary(min_size=0, max_size=40), max_size=8), st.integers(0, 0xFFFF))

@@ -55,7 +55,7 @@ from minolcore.lorawan.join import (
     JoinServerState,
     UnknownDeviceError,
 )
-from minolcore.lorawan.phy import format_eui, parse_eui
+from minolcore.lorawan.phy import format_eui, parse_dev_addr, parse_eui
 from minolcore.reception import MAX_EVENT_TIME, Radio, Reception, ReceptionColumns, is_event_time
 from minolcore.wmbus.frame import CRC_MODE_NAMES, CRCMode, CRCModeName, FrameStatus
 from minolcore.wmbus.headers import Address
@@ -66,6 +66,8 @@ __all__ = [
     "STATE_VERSION",
     "GatewayStats",
     "GroupedBatch",
+    "JoinAcceptance",
+    "JoinedDevice",
     "NetworkBatch",
     "NetworkServer",
     "NetworkState",
@@ -113,7 +115,8 @@ class RejectReason(enum.StrEnum):
 
 
 class Outcome(enum.IntEnum):
-    """Per-item outcome codes of the columnar API (uint8 column ``outcome``)."""
+    """Per-item outcome codes of the columnar API (uint8 column ``outcome``). The refusals
+    are the codes from UNKNOWN_GATEWAY to BAD_TIME; accepted JoinRequests come after them."""
 
     OPENED = 0  # first copy of a new uplink
     MERGED = 1  # another copy of an uplink opened in the same call
@@ -240,20 +243,23 @@ class JoinAcceptance(Record):
     join_accept: bytes
     gateway_id: str
     received_at: float
-    rssi: float | None = None
-    frequency: float | None = None
+    rssi: float | None = None  # dBm
+    frequency: float | None = None  # MHz
     mode: str = ""
-    tmst: int | None = None
+    tmst: int | None = None  # µs, the gateway's counter
 
 
 class JoinedDevice(Record):
     """The current session of an OTAA device as plain data, without keys: the session keys
-    follow from the device's AppKey, the network's NetID and these two nonces."""
+    follow from the device's AppKey, the network's NetID and these two nonces.
+    ``joined_at_ms``: the event time of the JoinRequest that began it (ms since the epoch);
+    an older request, heard late, does not end it."""
 
     dev_eui: str
     dev_addr: str
     dev_nonce: int
     app_nonce: int
+    joined_at_ms: int
 
 
 class NetworkBatch(Record):
@@ -485,6 +491,37 @@ class WMBusColumns:
 # --- the server -------------------------------------------------------------------------------
 
 
+class _LoRaWANBatch:
+    """The LoRaWAN receptions of one call as the server works through them: per reception
+    its payload and time (ms), and what it comes to (outcome, uplink id, decoded uplink,
+    accepted join); ``id_base``: the first uplink id of the call (copies of uplinks with
+    lower ids are late)."""
+
+    __slots__ = (
+        "addrs",
+        "decoded",
+        "fingerprints",
+        "id_base",
+        "joins",
+        "outcome",
+        "phys",
+        "times",
+        "uplink_ids",
+    )
+
+    def __init__(self, phys: Sequence[bytes], times: npt.NDArray[np.int64], id_base: int) -> None:
+        count = len(phys)
+        self.phys = phys
+        self.times = times
+        self.id_base = id_base
+        self.outcome = np.full(count, Outcome.OPENED, dtype=np.uint8)
+        self.uplink_ids = np.full(count, -1, dtype=np.int64)
+        self.decoded: list[Uplink | None] = [None] * count
+        self.joins: dict[int, JoinResult] = {}
+        self.fingerprints = np.zeros(count, dtype=np.uint64)
+        self.addrs = np.full(count, -1, dtype=np.int64)  # -1: a JoinRequest
+
+
 class NetworkServer:
     """Admission, dedupe and replay protection for wireless M-Bus and LoRaWAN receptions.
 
@@ -554,6 +591,8 @@ class NetworkServer:
             if session.fcnt_up is not None:
                 self._fcnts[addr] = session.fcnt_up
         self._join_server = join_server
+        if join_server is not None:
+            join_server.reserve_dev_addrs(self._sessions)  # the ABP devices' addresses
         # OTAA: each joined device's session by DevEUI, and the DevEUI behind a DevAddr (the
         # current one of each device, and the one before it, whose late copies may still come).
         self._joined: dict[str, JoinedDevice] = {}
@@ -779,78 +818,121 @@ class NetworkServer:
     def _feed_lorawan(
         self, phys: Sequence[bytes], gw: npt.NDArray[np.int64], times: npt.NDArray[np.int64]
     ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], list[Uplink | None], dict[int, JoinResult]]:
-        """(outcome, uplink id, decoded uplink, accepted join) of each PHYPayload; a JoinRequest
-        is deduplicated like a data uplink, and only its first copy goes to the join server."""
-        count = len(phys)
-        outcome = np.full(count, Outcome.OPENED, dtype=np.uint8)
-        uplink_ids = np.full(count, -1, dtype=np.int64)
-        decoded: list[Uplink | None] = [None] * count
-        joins: dict[int, JoinResult] = {}
-        fingerprints = np.zeros(count, dtype=np.uint64)
-        addrs = np.full(count, -1, dtype=np.int64)  # -1: a JoinRequest
+        """(outcome, uplink id, decoded uplink, accepted join) of each PHYPayload. A
+        JoinRequest is deduplicated like a data uplink, and only its first copy goes to the
+        join server. With JoinRequests in the batch, everything is taken in event-time
+        order: a join begins its device's session for the uplinks after it, and ends the
+        one before it for them alone."""
+        batch = _LoRaWANBatch(phys, times, self._lorawan_table.stats().next_id)
+        is_join = np.zeros(len(phys), dtype=np.bool_)
         for i, phy in enumerate(phys):
             if gw[i] < 0:
-                outcome[i] = Outcome.UNKNOWN_GATEWAY
+                batch.outcome[i] = Outcome.UNKNOWN_GATEWAY
                 continue
             if len(phy) == _JOIN_REQUEST_SIZE and phy[0] == _JOIN_REQUEST_MHDR:
-                if self._join_server is None or not self._join_server.has_device(
-                    int.from_bytes(phy[9:17], "little")
-                ):
-                    outcome[i] = Outcome.UNKNOWN_DEVICE
+                dev_eui = int.from_bytes(phy[9:17], "little")
+                if self._join_server is None or not self._join_server.has_device(dev_eui):
+                    batch.outcome[i] = Outcome.UNKNOWN_DEVICE
                     continue
-                fingerprints[i] = siphash24(self._key, phy)
-                continue
-            if not _LORAWAN_MIN <= len(phy) <= _LORAWAN_MAX:
-                outcome[i] = Outcome.MALFORMED
-                continue
-            mhdr, addr, fctrl, _ = _LORAWAN_HEADER.unpack_from(phy)
-            if mhdr not in _UPLINK_MHDRS or _LORAWAN_HEADER.size + (fctrl & 0x0F) > len(phy) - 4:
-                outcome[i] = Outcome.MALFORMED
-                continue
-            if addr not in self._sessions:
-                outcome[i] = Outcome.UNKNOWN_DEVICE
-                continue
-            addrs[i] = addr
-            fingerprints[i] = siphash24(self._key, phy)
-        admitted = np.flatnonzero(outcome == Outcome.OPENED)
-        if len(admitted):
-            id_base = self._lorawan_table.stats().next_id
-            ids, new = self._lorawan_table.process(
-                fingerprints[admitted], times[admitted], self._lorawan_window
-            )
-            uplink_ids[admitted] = ids * 2 + 1
-            codes = np.where(new, np.uint8(Outcome.OPENED), np.uint8(Outcome.MERGED))
-            codes[~new & (ids < id_base)] = Outcome.LATE
-            for j in np.flatnonzero(new).tolist():
-                row = int(admitted[j])
-                if addrs[row] < 0:
-                    code, joined = self._verify_join(phys[row])
-                    if joined is not None:
-                        joins[row] = joined
-                    # Later copies of an accepted request are its copies, not new requests.
-                    verdict = int(Outcome.JOIN_COPY) if joined is not None else code
-                    self._refused[int(uplink_ids[row])] = (verdict, int(times[row]))
-                    codes[j] = code
+                is_join[i] = True
+            else:
+                if not _LORAWAN_MIN <= len(phy) <= _LORAWAN_MAX:
+                    batch.outcome[i] = Outcome.MALFORMED
                     continue
-                code, up = self._verify_lorawan(phys[row], int(addrs[row]))
-                codes[j] = code
-                if up is None:
-                    self._refused[int(uplink_ids[row])] = (code, int(times[row]))
+                mhdr, addr, fctrl, _ = _LORAWAN_HEADER.unpack_from(phy)
+                if mhdr not in _UPLINK_MHDRS or _LORAWAN_HEADER.size + (fctrl & 0x0F) > len(phy) - 4:
+                    batch.outcome[i] = Outcome.MALFORMED
+                    continue
+                batch.addrs[i] = addr
+            batch.fingerprints[i] = siphash24(self._key, phy)
+        candidates = np.flatnonzero(batch.outcome == Outcome.OPENED)
+        if not is_join[candidates].any():
+            self._admit_uplinks(batch, candidates)
+        else:
+            in_time = candidates[np.argsort(times[candidates], kind="stable")]
+            # Runs of data uplinks between the JoinRequests, each request a run of its own.
+            cuts = np.flatnonzero(is_join[in_time])
+            for run in np.split(in_time, np.unique(np.concatenate([cuts, cuts + 1]))):
+                if not len(run):
+                    continue
+                if is_join[run[0]]:
+                    self._admit_join(batch, int(run[0]))
                 else:
-                    decoded[row] = up
-            if self._refused:
-                self._apply_refused(uplink_ids[admitted], codes, new)
-            # Copies of a request that opens no uplink and never came before: only a defect
-            # of the dedupe table could leave one MERGED; it is no data uplink either way.
-            codes[(codes <= Outcome.LATE) & (addrs[admitted] < 0)] = Outcome.JOIN_COPY
-            outcome[admitted] = codes
-            self._prune_refused(self._lorawan_table, parity=1)
-        return outcome, uplink_ids, decoded, joins
+                    self._admit_uplinks(batch, run)
+        self._prune_refused(self._lorawan_table, parity=1)
+        return batch.outcome, batch.uplink_ids, batch.decoded, batch.joins
 
-    def _verify_join(self, phy: bytes) -> tuple[int, JoinResult | None]:
-        """The outcome of a JoinRequest's first copy; an accepted one starts its device's
-        new session here."""
+    def _dedupe_lorawan(
+        self, batch: _LoRaWANBatch, rows: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
+        """Give ``rows`` their uplink ids; (their codes as copies, which are new)."""
+        ids, new = self._lorawan_table.process(
+            batch.fingerprints[rows], batch.times[rows], self._lorawan_window
+        )
+        batch.uplink_ids[rows] = ids * 2 + 1
+        codes = np.where(new, np.uint8(Outcome.OPENED), np.uint8(Outcome.MERGED))
+        codes[~new & (ids < batch.id_base)] = Outcome.LATE
+        return codes, new
+
+    def _admit_uplinks(self, batch: _LoRaWANBatch, rows: npt.NDArray[np.int64]) -> None:
+        """Dedupe and verify data uplinks, in the order of ``rows``. A DevAddr whose session
+        a rejoin ended still finds its copies of uplinks stored before; nothing new."""
+        addrs = batch.addrs[rows].tolist()
+        known = np.fromiter(
+            (addr in self._sessions or addr in self._dev_euis for addr in addrs),
+            dtype=np.bool_,
+            count=len(addrs),
+        )
+        batch.outcome[rows[~known]] = Outcome.UNKNOWN_DEVICE
+        admitted = rows[known]
+        if not len(admitted):
+            return
+        codes, new = self._dedupe_lorawan(batch, admitted)
+        for j in np.flatnonzero(new).tolist():
+            row = int(admitted[j])
+            addr = int(batch.addrs[row])
+            if addr in self._sessions:
+                code, up = self._verify_lorawan(batch.phys[row], addr)
+            else:
+                code, up = int(Outcome.UNKNOWN_DEVICE), None
+            codes[j] = code
+            if up is None:
+                self._refused[int(batch.uplink_ids[row])] = (code, int(batch.times[row]))
+            else:
+                batch.decoded[row] = up
+        if self._refused:
+            self._apply_refused(batch.uplink_ids[admitted], codes, new)
+        batch.outcome[admitted] = codes
+
+    def _admit_join(self, batch: _LoRaWANBatch, row: int) -> None:
+        """Dedupe one copy of a JoinRequest; the first copy is answered (or refused), the
+        others share its verdict."""
+        rows = np.array([row], dtype=np.int64)
+        _, new = self._dedupe_lorawan(batch, rows)
+        uid = int(batch.uplink_ids[row])
+        if new[0]:
+            code, joined = self._verify_join(batch.phys[row], int(batch.times[row]))
+            if joined is not None:
+                batch.joins[row] = joined
+            # Later copies of an accepted request are its copies, not new requests.
+            self._refused[uid] = (
+                int(Outcome.JOIN_COPY) if joined is not None else code,
+                int(batch.times[row]),
+            )
+            batch.outcome[row] = code
+            return
+        # A copy: the first one's verdict (gone only with its fingerprint from the table).
+        held = self._refused.get(uid)
+        batch.outcome[row] = Outcome.JOIN_COPY if held is None else held[0]
+
+    def _verify_join(self, phy: bytes, at_ms: int) -> tuple[int, JoinResult | None]:
+        """The outcome of a JoinRequest's first copy, heard at ``at_ms`` (ms since the epoch);
+        an accepted one begins its device's new session here. A request older than the
+        device's current session is refused as a replay: the device moved on."""
         assert self._join_server is not None  # only requests of its devices come here
+        current = self._joined.get(f"{int.from_bytes(phy[9:17], 'little'):016X}")
+        if current is not None and at_ms < current.joined_at_ms:
+            return int(Outcome.REPLAY), None
         try:
             result = self._join_server.handle_join_request(phy)
         except UnknownDeviceError:
@@ -861,20 +943,37 @@ class NetworkServer:
             return int(Outcome.REPLAY), None
         except LoRaWANError:
             return int(Outcome.MALFORMED), None
-        self._start_session(
-            JoinedDevice(
-                dev_eui=result.dev_eui,
-                dev_addr=result.dev_addr,
-                dev_nonce=result.dev_nonce,
-                app_nonce=result.app_nonce,
-            ),
-            result.session,
+        joined = JoinedDevice(
+            dev_eui=result.dev_eui,
+            dev_addr=result.dev_addr,
+            dev_nonce=result.dev_nonce,
+            app_nonce=result.app_nonce,
+            joined_at_ms=at_ms,
         )
+        holder = self._address_holder(joined)
+        if holder is not None:
+            # Only a DevAddr allocator of the user's can hand out an address in use.
+            logger.error(
+                "the join of %s was given DevAddr %s, which %s holds", joined.dev_eui, joined.dev_addr, holder
+            )
+            return int(Outcome.UNKNOWN_DEVICE), None
+        self._start_session(joined, result.session)
         return int(Outcome.JOINED), result
+
+    def _address_holder(self, joined: JoinedDevice) -> str | None:
+        """Who else holds the DevAddr of a new session: an ABP device, another OTAA device, or
+        nobody (None)."""
+        addr = int(joined.dev_addr, 16)
+        if addr not in self._sessions:
+            return None
+        owner = self._dev_euis.get(addr)
+        if owner is None:
+            return "an ABP device"
+        return None if owner == joined.dev_eui else f"the OTAA device {owner}"
 
     def _start_session(self, joined: JoinedDevice, session: Session) -> None:
         """Make ``session`` the OTAA device's only one: the DevAddr of its session before
-        (if another) admits nothing more, and the new one counts frames from scratch."""
+        (if another) admits nothing new, and the new one counts frames from scratch."""
         addr = int(joined.dev_addr, 16)
         before = self._joined.get(joined.dev_eui)
         if before is not None and before.dev_addr != joined.dev_addr:
@@ -891,9 +990,9 @@ class NetworkServer:
 
     def dev_eui_of(self, dev_addr: str | int) -> str | None:
         """The DevEUI (16 hex digits) of the OTAA device that holds or held the DevAddr
-        (8 hex digits or the 32-bit value) in its current or previous session, else None."""
-        addr = int(dev_addr, 16) if isinstance(dev_addr, str) else dev_addr
-        return self._dev_euis.get(addr)
+        (8 hex digits or the 32-bit value) in its current or previous session, else None.
+        Raises :class:`InputError` for a DevAddr that is not one."""
+        return self._dev_euis.get(parse_dev_addr(dev_addr))
 
     def _verify_lorawan(self, phy: bytes, addr: int) -> tuple[int, Uplink | None]:
         session = self._sessions[addr]
@@ -1172,7 +1271,8 @@ class NetworkServer:
         )
 
     def snapshot(self) -> NetworkState:
-        """The learned state (dedupe tables, counters, refusals, statistics), without keys."""
+        """The learned state (dedupe tables, counters, refusals, statistics, the OTAA join
+        server's nonces and the joined devices' sessions), without keys."""
         return NetworkState(
             version=STATE_VERSION,
             key_check=self.key_check,
@@ -1213,6 +1313,10 @@ class NetworkServer:
         server._refused = {
             uid: (_OUTCOME_OF[RejectReason(reason)], t) for uid, (reason, t) in state.refused_uplinks.items()
         }
+        if state.version < 2 and (state.join_server is not None or state.joined or state.joined_uplinks):
+            raise ConfigError("a network state of version 1 holds no OTAA joins")
+        if any(uid % 2 != 1 for uid in state.joined_uplinks):
+            raise ConfigError("the network state names JoinRequests by ids that are no LoRaWAN uplink ids")
         server._refused.update((uid, (int(Outcome.JOIN_COPY), t)) for uid, t in state.joined_uplinks.items())
         server._restore_joins(state)
         for gateway, counts in state.stats.gateways.items():
@@ -1234,11 +1338,16 @@ class NetworkServer:
 
     def _restore_joins(self, state: NetworkState) -> None:
         """The join server's nonces and the sessions of the joined devices, their keys
-        derived again from the AppKeys this server's join server holds."""
+        derived again from the AppKeys this server's join server holds. A session whose
+        device has no AppKey here now ends, with a warning; two sessions on one DevAddr, or
+        one on an ABP device's, are a :class:`ConfigError`."""
         if state.join_server is None and not state.joined:
             return
         if self._join_server is None:
-            raise ConfigError("the network state holds OTAA joins, and this server has no join server")
+            logger.warning(
+                "the network state holds OTAA joins and this server has no join server: their sessions end"
+            )
+            return
         if state.join_server is not None:
             self._join_server.restore_state(state.join_server)
         for joined in state.joined:
@@ -1246,17 +1355,24 @@ class NetworkServer:
                 session = self._join_server.rebuild_session(
                     joined.dev_eui, joined.dev_addr, dev_nonce=joined.dev_nonce, app_nonce=joined.app_nonce
                 )
+                eui = format_eui(parse_eui(joined.dev_eui))
             except UnknownDeviceError:
                 # The device's AppKey is gone (it left the site): its session ends with it.
                 logger.warning("the OTAA device %s in the network state has no AppKey now", joined.dev_eui)
                 continue
             except (LoRaWANError, InputError) as error:
                 raise ConfigError(f"the network state holds a bad OTAA session: {error}") from None
-            eui = format_eui(parse_eui(joined.dev_eui))
-            self._start_session(replace(joined, dev_eui=eui, dev_addr=session.dev_addr), session)
-            fcnt = state.lorawan_fcnts.get(int(joined.dev_addr, 16))
+            restored = replace(joined, dev_eui=eui, dev_addr=session.dev_addr)
+            holder = self._address_holder(restored)
+            if holder is not None or eui in self._joined:
+                raise ConfigError(
+                    f"the network state gives DevAddr {restored.dev_addr} to the OTAA device {eui}, "
+                    f"which {holder or 'has another session in it'}"
+                )
+            self._start_session(restored, session)
+            fcnt = state.lorawan_fcnts.get(int(restored.dev_addr, 16))
             if fcnt is not None:
-                self._fcnts[int(joined.dev_addr, 16)] = fcnt
+                self._fcnts[int(restored.dev_addr, 16)] = fcnt
 
 
 def _acceptances(

@@ -214,15 +214,9 @@ class Pipeline:
         self.on_join = on_join
         self._gateways = tuple(dict.fromkeys(gateways))
         exact, any_version, sessions, app_keys = self._registrations()
-        join_server = (
-            JoinServer(
-                net_id=lorawan_net_id,
-                app_keys=app_keys,
-                reserved_dev_addrs=[session.dev_addr for session in sessions],
-            )
-            if app_keys
-            else None
-        )
+        # Always a join server, if with no device: a state restored into it keeps the
+        # DevNonces it holds, for a device that comes back.
+        join_server = JoinServer(net_id=lorawan_net_id, app_keys=app_keys)
         config: dict[str, Any] = {
             "gateways": self._gateways,
             "gateway_crc": gateway_crc
@@ -626,7 +620,8 @@ class Pipeline:
         return self._stats
 
     def snapshot(self) -> NetworkState:
-        """The network server's state (dedupe windows, counters; no keys), for a restart."""
+        """The network server's state (dedupe windows, counters, OTAA sessions; no keys), for
+        a restart."""
         return self.network.snapshot()
 
     # -- stages ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import re
 import struct
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -578,6 +579,9 @@ def pull_resp(token: int, txpk: Txpk) -> bytes:
 # after its JoinRequest, on the request's channel and data rate (RX1DROffset 0).
 JOIN_ACCEPT_DELAY1_US = 5_000_000
 _TMST_MODULUS = 1 << 32
+_LORA_RATE = re.compile(r"SF(?:[5-9]|1[0-2])BW(?:125|250|500)", re.ASCII)
+_FSK_RATE = re.compile(r"FSK([0-9]{1,6})", re.ASCII)
+_FSK_DEVIATION_HZ = 25_000  # EU863-870 DR7: 50 kbit/s GFSK
 
 
 def join_accept_txpk(acceptance: JoinAcceptance, *, power_dbm: int = 14, rf_chain: int = 0) -> Txpk:
@@ -589,9 +593,9 @@ def join_accept_txpk(acceptance: JoinAcceptance, *, power_dbm: int = 14, rf_chai
     lacks its ``tmst``, frequency or data rate (a log line rather than a live gateway)."""
     if acceptance.tmst is None or acceptance.frequency is None or not acceptance.mode:
         raise InputError("the JoinRequest's reception has no tmst, frequency or data rate to answer on")
-    lora = acceptance.mode.startswith("SF")
-    fsk_rate = acceptance.mode.removeprefix("FSK")
-    if not lora and not fsk_rate.isdigit():
+    lora = _LORA_RATE.fullmatch(acceptance.mode) is not None
+    fsk = _FSK_RATE.fullmatch(acceptance.mode)
+    if not lora and fsk is None:
         raise InputError(f"data rate {acceptance.mode!r} is neither LoRa (SFnBWm) nor FSK (FSKn)")
     return Txpk(
         imme=False,
@@ -600,7 +604,8 @@ def join_accept_txpk(acceptance: JoinAcceptance, *, power_dbm: int = 14, rf_chai
         rfch=rf_chain,
         powe=power_dbm,
         modu="LORA" if lora else "FSK",
-        datr=acceptance.mode if lora else int(fsk_rate),
+        datr=acceptance.mode if fsk is None else int(fsk[1]),
+        fdev=None if lora else _FSK_DEVIATION_HZ,
         codr="4/5" if lora else None,
         ipol=True if lora else None,
         data=acceptance.join_accept,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import NoReturn
 
 from minolcore._model import Record
-from minolcore.errors import ConfigError, LoRaWANError, MICError, ReplayError
+from minolcore.errors import ConfigError, InputError, LoRaWANError, MICError, ReplayError
 from minolcore.lorawan.crypto import (
     MIC_SIZE,
     KeyLike,
@@ -66,6 +66,7 @@ __all__ = [
 _NONCE_MASK = 0xFFFFFF
 _FCNT16_SPAN = 0x1_0000
 _NWK_ADDR_BITS = 25
+_NWK_ADDR_MASK = (1 << _NWK_ADDR_BITS) - 1
 _NWK_ID_MASK = 0x7F
 
 
@@ -362,7 +363,7 @@ class JoinServer:
         self._last_app_nonce = 0
         self._next_nwk_addr = 1
         self._used: dict[str, set[int]] = {}
-        self._reserved = frozenset(map(parse_dev_addr, reserved_dev_addrs))
+        self._reserved = set(map(parse_dev_addr, reserved_dev_addrs))
         for dev_eui, key in (app_keys or {}).items():
             self.add_device(dev_eui, key)
         if state is not None:
@@ -383,7 +384,9 @@ class JoinServer:
         join, with this server's NetID), its keys derived again from the AppKey: how a
         restarted server resumes the sessions it handed out without storing keys.
 
-        Raises :class:`UnknownDeviceError` when the server holds no AppKey for the device."""
+        Raises :class:`UnknownDeviceError` when the server holds no AppKey for the device,
+        :class:`ConfigError` for a nonce out of range and :class:`InputError` for a DevEUI
+        or DevAddr that is not one."""
         eui = _norm_eui(dev_eui)
         key = self._app_keys.get(eui)
         if key is None:
@@ -421,7 +424,7 @@ class JoinServer:
             raise DevNonceReplayError(frame.dev_eui, frame.dev_nonce)
 
         app_nonce = (self._last_app_nonce + 1) & _NONCE_MASK
-        dev_addr = self._allocate(frame.dev_eui)
+        dev_addr, next_nwk_addr = self._allocate(frame.dev_eui)
         join_accept = build_join_accept(
             app_key=key,
             app_nonce=app_nonce,
@@ -437,6 +440,7 @@ class JoinServer:
         # Commit state only after everything that can fail has run.
         used.add(frame.dev_nonce)
         self._last_app_nonce = app_nonce
+        self._next_nwk_addr = next_nwk_addr
         return JoinResult(
             dev_eui=frame.dev_eui,
             join_eui=frame.join_eui,
@@ -448,17 +452,23 @@ class JoinServer:
             session=Session(dev_addr, nwk_s_key, app_s_key),
         )
 
-    def _allocate(self, dev_eui: str) -> str:
+    def _allocate(self, dev_eui: str) -> tuple[str, int]:
+        """(the DevAddr for a join of ``dev_eui``, the address counter after it)."""
         if self._allocator is not None:
-            return format_dev_addr(parse_dev_addr(self._allocator(dev_eui)))
+            return format_dev_addr(parse_dev_addr(self._allocator(dev_eui))), self._next_nwk_addr
         # The counter skips the addresses reserved for other devices (ABP sessions).
+        nwk_addr = self._next_nwk_addr
         for _ in range(len(self._reserved) + 1):
-            nwk_addr = self._next_nwk_addr
-            self._next_nwk_addr = (nwk_addr + 1) & ((1 << _NWK_ADDR_BITS) - 1) or 1
             dev_addr = ((self.net_id & _NWK_ID_MASK) << _NWK_ADDR_BITS) | nwk_addr
+            nwk_addr = (nwk_addr + 1) & _NWK_ADDR_MASK or 1
             if dev_addr not in self._reserved:
                 break
-        return format_dev_addr(dev_addr)
+        return format_dev_addr(dev_addr), nwk_addr
+
+    def reserve_dev_addrs(self, dev_addrs: Iterable[str | int]) -> None:
+        """Keep the counter off these DevAddrs (8 hex digits or 32-bit values): the
+        addresses of devices activated by personalisation."""
+        self._reserved |= set(map(parse_dev_addr, dev_addrs))
 
     def export_state(self) -> JoinServerState:
         """The used DevNonces and counters as plain data, for persistence (no keys)."""
@@ -470,14 +480,31 @@ class JoinServer:
         )
 
     def restore_state(self, state: JoinServerState) -> None:
-        """Load state exported earlier (by this or another instance with the same NetID)."""
+        """Load state exported earlier (by this or another instance with the same NetID).
+
+        Raises :class:`ConfigError` for a state of another NetID or with values out of
+        range (an AppNonce beyond 24 bits, an address counter outside 1 to 2**25 - 1, a
+        DevNonce beyond 16 bits, a DevEUI that is not one)."""
         if state.net_id != self.net_id:
             raise ConfigError(
                 f"state of NetID {state.net_id:#08x} given to NetID {self.net_id:#08x}", "state"
             )
-        self._last_app_nonce = state.last_app_nonce & _NONCE_MASK
+        if not 0 <= state.last_app_nonce <= _NONCE_MASK or not 1 <= state.next_nwk_addr <= _NWK_ADDR_MASK:
+            raise ConfigError("the join server state's AppNonce or address counter is out of range", "state")
+        used: dict[str, set[int]] = {}
+        for eui, nonces in state.used_dev_nonces.items():
+            try:
+                normal = _norm_eui(eui)
+            except InputError:
+                raise ConfigError(
+                    f"the join server state names {eui!r}, which is no DevEUI", "state"
+                ) from None
+            if not all(0 <= nonce <= _FCNT16_SPAN - 1 for nonce in nonces):
+                raise ConfigError(f"a DevNonce of {normal} in the join server state is not 16 bits", "state")
+            used[normal] = set(nonces)
+        self._last_app_nonce = state.last_app_nonce
         self._next_nwk_addr = state.next_nwk_addr
-        self._used = {_norm_eui(eui): set(nonces) for eui, nonces in state.used_dev_nonces.items()}
+        self._used = used
 
     def __repr__(self) -> str:
         return f"JoinServer(net_id={self.net_id:#08x}, devices={len(self._app_keys)}, keys=<redacted>)"

@@ -424,7 +424,7 @@ def bad_reading_time(texts: Sequence[object]) -> int | None:
         widths = set(map(len, texts))  # type: ignore[arg-type]  # anything else is refused here
         joined = "".join(texts)  # type: ignore[arg-type]
     except TypeError:
-        return next(n for n, text in enumerate(texts) if type(text) is not str)
+        return next(n for n, text in enumerate(texts) if not isinstance(text, str))
     strings = cast(Sequence[str], texts)
     if not widths <= _TIME_WIDTHS or not joined.isascii():
         return next(
