@@ -444,3 +444,15 @@ def test_a_restarted_pipeline_keeps_the_joined_session(tmp_path: object) -> None
     assert stored.device_uid == f"lorawan:{DEV_EUI}"
     assert stored.assignment is not None and stored.assignment.unit is not None
     assert stored.assignment.unit.id == "B1-01"
+
+
+def test_a_late_copy_of_an_old_session_uplink_is_late_after_a_rejoin() -> None:
+    network = server()
+    _, old = joined(network, 1)
+    frame = uplink(old, 1)
+    network.feed(heard(frame, T0 + 10, ("GW-1",)))
+    joined(network, 2, T0 + 20)
+    late = network.feed(heard(frame, T0 + 10.5, ("GW-2",)))
+    assert late.rejected == () and late.uplinks == () and len(late.late_receptions) == 1
+    new_frame = network.feed(heard(uplink(old, 2), T0 + 30, ("GW-1",)))
+    assert [r.reason for r in new_frame.rejected] == [RejectReason.UNKNOWN_DEVICE]
