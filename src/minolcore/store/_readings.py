@@ -3,9 +3,10 @@ store's upsert merges them, and packed for binding from C.
 
 The upsert keeps, of all rows with one reading key (device, reading time, quantity,
 storage, tariff, subunit, function), the first row in batch order with the smallest uplink
-key of them all. Here that happens with one numpy sort over numbers for the table entries
-(equal values, equal numbers) instead of a dict entry per row, and the rows stay columns up
-to the statement: the C core binds their texts from the tables (see
+key of them all. Here that happens over numbers for the table entries (equal values, equal
+numbers) in one hash pass of the C core (:mod:`minolcore._key_groups`), which compares the
+uplink keys as it goes, instead of a dict entry per row; the rows stay columns up to the
+statement: the C core binds their texts from the tables (see
 :mod:`minolcore.store._columns`).
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from minolcore._key_groups import encoded_texts, fixed_rows, key_groups
 from minolcore.store._columns import (
     DOUBLE,
     INT64,
@@ -73,8 +75,20 @@ def _joined(tables: Sequence[Sequence[Any]]) -> tuple[list[Any], list[npt.NDArra
     """One table of the entries of ``tables`` (each entry once, exactly as given, in the order
     they first come), and per table the numbers of its entries in it."""
     if all(map(_all_texts, tables)):
-        # Texts alone (the pipeline's tables): a text is its own exact key, C-level passes.
-        texts = list(dict.fromkeys(itertools.chain.from_iterable(tables)))
+        # Texts alone (the pipeline's tables): a text is its own exact key. Texts of one
+        # width (the reading times, nearly all distinct) are grouped by their bytes in C,
+        # faster than a dict that hashes each new text.
+        entries = list(itertools.chain.from_iterable(tables))
+        rows = fixed_rows(entries)
+        if rows is not None:
+            groups = key_groups(rows)
+            # All distinct (the reading times of a few batches, nearly always): each entry
+            # is its own first.
+            distinct = len(groups.first) == len(entries)
+            texts = entries if distinct else list(map(entries.__getitem__, groups.first.tolist()))
+            cuts = list(itertools.accumulate(map(len, tables)))[:-1]
+            return texts, np.split(groups.group_of, cuts)
+        texts = list(dict.fromkeys(entries))
         index = dict(zip(texts, itertools.count()))
         return texts, [_numbers(map(index.__getitem__, table), len(table)) for table in tables]
     known: dict[Hashable, int] = {}
@@ -204,12 +218,23 @@ def merge_reading_blocks(blocks: Sequence[ReadingBlock]) -> ReadingBlock:
     key_device = _classes(device_uids)[device]
     key_time = _classes(times)[time]
     key_fields = _classes(fields, lambda entry: entry[:5])[field]
-    order = np.lexsort((np.arange(len(device)), key_fields, key_time, key_device))
-    starts = run_starts(order, (key_device, key_time, key_fields))
-    winners = order[starts]
-    chosen_uplink = _smallest_keys(uplink_keys, uplink[order], starts)
-    # Grouped by device uid in sorted order, each device's rows in batch order.
-    regroup = np.lexsort((winners, _ranks(device_uids)[device[winners]]))
+    # One group per reading key, in batch order; its first row wins. Texts compare as the
+    # upsert compares them in C; keys of other types in Python.
+    texts = encoded_texts(uplink_keys)
+    groups = key_groups(
+        np.stack([key_device, key_time, key_fields], axis=1),
+        texts=texts,
+        text_of=None if texts is None else uplink,
+    )
+    winners = groups.first
+    if groups.smallest is not None:
+        chosen_uplink = groups.smallest
+    else:
+        order = np.argsort(groups.group_of, kind="stable")
+        chosen_uplink = _smallest_keys(uplink_keys, uplink[order], run_starts(order, (groups.group_of,)))
+    # Grouped by device uid in sorted order, each device's rows in batch order (the winners
+    # come in batch order).
+    regroup = np.argsort(_ranks(device_uids)[device[winners]], kind="stable")
     kept = winners[regroup]
     return ReadingBlock(
         device_uids=device_uids,
