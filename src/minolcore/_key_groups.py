@@ -54,8 +54,13 @@ def encoded_texts(texts: Sequence[object]) -> EncodedTexts | None:
     # One join and one encoding, the bounds from the separators: unless a text holds a NUL
     # itself (then there are more of them), each NUL byte is a separator.
     data = _utf8("\0".join(strs))
-    separators = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0)
-    if count and len(separators) == count - 1:
+    if count and data.count(0) == count - 1:
+        width = len(_utf8(strs[0]))
+        if len(data) == count * (width + 1) - 1 and data[width :: width + 1] == bytes(count - 1):
+            # Texts of one width (the content keys): the bounds follow from it.
+            starts = np.arange(0, len(data) + 1, width + 1, dtype=np.int64)
+            return EncodedTexts(data, starts, starts + width)
+        separators = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0)
         starts = np.empty(count, dtype=np.int64)
         starts[0] = 0
         starts[1:] = separators + 1

@@ -75,20 +75,8 @@ def _joined(tables: Sequence[Sequence[Any]]) -> tuple[list[Any], list[npt.NDArra
     """One table of the entries of ``tables`` (each entry once, exactly as given, in the order
     they first come), and per table the numbers of its entries in it."""
     if all(map(_all_texts, tables)):
-        # Texts alone (the pipeline's tables): a text is its own exact key. Texts of one
-        # width (the reading times, nearly all distinct) are grouped by their bytes in C,
-        # faster than a dict that hashes each new text.
-        entries = list(itertools.chain.from_iterable(tables))
-        rows = fixed_rows(entries)
-        if rows is not None:
-            groups = key_groups(rows)
-            # All distinct (the reading times of a few batches, nearly always): each entry
-            # is its own first.
-            distinct = len(groups.first) == len(entries)
-            texts = entries if distinct else list(map(entries.__getitem__, groups.first.tolist()))
-            cuts = list(itertools.accumulate(map(len, tables)))[:-1]
-            return texts, np.split(groups.group_of, cuts)
-        texts = list(dict.fromkeys(entries))
+        # Texts alone (the pipeline's tables): a text is its own exact key, C-level passes.
+        texts = list(dict.fromkeys(itertools.chain.from_iterable(tables)))
         index = dict(zip(texts, itertools.count()))
         return texts, [_numbers(map(index.__getitem__, table), len(table)) for table in tables]
     known: dict[Hashable, int] = {}
@@ -139,16 +127,33 @@ def _ranks(entries: Sequence[Any]) -> npt.NDArray[np.int64]:
     return rank[classes]
 
 
-def _uplink_keys(blocks: Sequence[ReadingBlock]) -> tuple[list[Any], list[npt.NDArray[np.int64]]]:
-    """The blocks' uplink keys one table after another (not made distinct: a row's key is
-    only compared, never looked up), and the numbers of each block's entries in it."""
-    tables = [block.uplink_keys for block in blocks]
+def _concatenated(tables: Sequence[Sequence[Any]]) -> tuple[list[Any], list[npt.NDArray[np.int64]]]:
+    """The entries of ``tables`` one table after another (not made distinct), and the
+    numbers of each table's entries in it."""
     starts = itertools.accumulate(map(len, tables), initial=0)  # one more than tables
     numbers = [
         np.arange(start, start + len(table), dtype=np.int64)
         for start, table in zip(starts, tables, strict=False)
     ]
     return list(itertools.chain.from_iterable(tables)), numbers
+
+
+def _times(
+    blocks: Sequence[ReadingBlock],
+) -> tuple[list[Any], list[npt.NDArray[np.int64]], npt.NDArray[np.int64]]:
+    """(a table of the blocks' reading times, the numbers of each block's entries in it, per
+    entry the number of its class of equal values). Texts of one width (the pipeline's
+    times, nearly all distinct across batches) stay one table after another and get their
+    classes from their bytes in C, faster than a dict that hashes every new text; others
+    are made distinct as :func:`_joined` does."""
+    tables = [block.times for block in blocks]
+    if all(map(_all_texts, tables)):
+        entries, numbers = _concatenated(tables)
+        rows = fixed_rows(entries)
+        if rows is not None:
+            return entries, numbers, key_groups(rows).group_of
+    times, numbers = _joined(tables)
+    return times, numbers, _classes(times)
 
 
 def _smallest_keys(
@@ -190,10 +195,11 @@ def merge_reading_blocks(blocks: Sequence[ReadingBlock]) -> ReadingBlock:
     if not blocks:
         return EMPTY
     device_uids, device_numbers = _joined([block.device_uids for block in blocks])
-    times, time_numbers = _joined([block.times for block in blocks])
+    times, time_numbers, time_classes = _times(blocks)
     fields, field_numbers = _joined([block.fields for block in blocks])
     places, place_numbers = _joined([block.places for block in blocks])
-    uplink_keys, uplink_numbers = _uplink_keys(blocks)
+    # Uplink keys are only compared, never looked up: their tables are not made distinct.
+    uplink_keys, uplink_numbers = _concatenated([block.uplink_keys for block in blocks])
 
     def column(numbers: list[npt.NDArray[np.int64]], name: str) -> npt.NDArray[np.int64]:
         return np.concatenate(
@@ -216,7 +222,7 @@ def merge_reading_blocks(blocks: Sequence[ReadingBlock]) -> ReadingBlock:
 
     # Reading keys as numbers: equal values, equal numbers (1 and 1.0 are one key, as in a dict).
     key_device = _classes(device_uids)[device]
-    key_time = _classes(times)[time]
+    key_time = time_classes[time]
     key_fields = _classes(fields, lambda entry: entry[:5])[field]
     # One group per reading key, in batch order; its first row wins. Texts compare as the
     # upsert compares them in C; keys of other types in Python.
