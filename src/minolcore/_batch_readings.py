@@ -154,13 +154,17 @@ def merge_reading_rows(
 
 def _batch_order(uplink: npt.NDArray[np.int64], record: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """Per candidate its place in batch order as one number: by uplink, then record."""
+    order = np.empty(len(uplink), dtype=np.int64)
     if not len(uplink):
-        return uplink
-    uplinks, records = uplink - uplink.min(), record - record.min()
-    span = int(records.max()) + 1
-    if (int(uplinks.max()) + 1) * span < 2**62:
-        return uplinks * span + records
-    order = np.empty(len(uplink), dtype=np.int64)  # numbers too wide to combine: sort them
+        return order
+    # Python integers: the spans of numbers far apart do not fit in 64 bits.
+    first_uplink, first_record = int(uplink.min()), int(record.min())
+    span = int(record.max()) - first_record + 1
+    if (int(uplink.max()) - first_uplink + 1) * span < 2**62:
+        np.multiply(uplink - first_uplink, span, out=order)
+        order += record - first_record
+        return order
+    # Numbers too wide to combine: their places in a sort.
     order[np.lexsort((record, uplink))] = np.arange(len(uplink))
     return order
 
