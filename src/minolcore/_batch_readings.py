@@ -30,12 +30,22 @@ from minolcore.store._readings import EMPTY
 from minolcore.store.base import ReadingBlock, ReadingValues
 from minolcore.wmbus.dates import NO_MINUTE
 
-__all__ = ["UplinkPlace", "merge_reading_rows"]
+__all__ = ["UplinkPlaces", "merge_reading_rows"]
 
-# (device uid, uplink key, building id, unit id) of a wireless M-Bus uplink the columnar
-# path read: the fields of its rows that the reading columns do not hold.
-UplinkPlace = tuple[str, str, str | None, str | None]
-_NO_PLACE: UplinkPlace = ("", "", None, None)
+
+class UplinkPlaces(NamedTuple):
+    """Per uplink index of a batch the fields of its column rows that the reading columns do
+    not hold, as columns: its device uid, uplink key and (building id, unit id). An uplink
+    without column rows keeps those of :meth:`unplaced` (never read)."""
+
+    device_uids: list[str]
+    keys: list[str]
+    places: list[tuple[str | None, str | None]]
+
+    @classmethod
+    def unplaced(cls, count: int) -> UplinkPlaces:
+        """``count`` uplinks without column rows: "", "" and (None, None) each."""
+        return cls([""] * count, [""] * count, [(None, None)] * count)
 
 
 def _ids() -> defaultdict[Any, int]:
@@ -46,7 +56,7 @@ def _ids() -> defaultdict[Any, int]:
 def merge_reading_rows(
     columns: Sequence[ReadingColumn],
     times: ReadingTimes,
-    places: Sequence[UplinkPlace | None],
+    uplinks: UplinkPlaces,
     appended: Sequence[ReadingValues],
     appended_uplinks: Sequence[int],
 ) -> tuple[ReadingBlock, int]:
@@ -54,7 +64,7 @@ def merge_reading_rows(
     rows the columns give, i.e. their values with a reading time).
 
     ``columns`` name their telegrams by uplink index (the uplink's place in the batch) and
-    their reading times by ``times``' numbers; ``places`` gives per uplink index the
+    their reading times by ``times``' numbers; ``uplinks`` gives per uplink index the
     device, key, building and unit of its column rows. ``appended``: the rows the other
     paths built one by one, in batch order, with ``appended_uplinks`` their uplink indexes
     (never decreasing). An uplink has column rows or appended rows, not both; within an
@@ -64,12 +74,12 @@ def merge_reading_rows(
     appended_at_uplink = np.asarray(appended_uplinks, dtype=np.int64)
     if len(appended_at_uplink) != len(appended) or np.any(np.diff(appended_at_uplink) < 0):
         raise ValueError("appended rows must come with their uplink indexes, in batch order")
+    uids, keys, places = uplinks
+    if not len(uids) == len(keys) == len(places):
+        raise ValueError("every uplink needs a device, a key and a place")
     device_ids = _ids()
     field_ids = _ids()
-    # Uplinks without a place have no column rows: their "" is never read.
-    filled = [_NO_PLACE if p is None else p for p in places]
-    uids, keys, buildings, units = zip(*filled, strict=True) if filled else ((), (), (), ())
-    uplink_device = np.fromiter(map(device_ids.__getitem__, uids), dtype=np.int64, count=len(places))
+    uplink_device = np.fromiter(map(device_ids.__getitem__, uids), dtype=np.int64, count=len(uids))
     # The uplink keys, one entry per uplink and then one per appended row: only compared
     # (in C), so neither made distinct nor sorted.
     uplink_keys = [*keys, *(row[12] for row in appended)]
@@ -117,7 +127,7 @@ def merge_reading_rows(
     device = np.where(is_column, uplink_device[uplink], 0)
     # Per candidate its uplink key's entry: its uplink's, or an appended row's own.
     appended_at = kept - from_columns  # meaningful where not is_column
-    key = np.where(is_column, uplink, len(places) + appended_at)
+    key = np.where(is_column, uplink, len(keys) + appended_at)
     if appended:
         on_appended = ~is_column
         row_devices = np.fromiter(
@@ -148,8 +158,7 @@ def merge_reading_rows(
         at=kept[chosen],
     )
     appended_rows = [appended[at] for at in appended_at[chosen[~is_column[chosen]]].tolist()]
-    uplink_places = list(zip(buildings, units, strict=True))
-    return _block(columns, uplink_places, times, rows, appended_rows, list(device_ids), uplink_keys), read
+    return _block(columns, places, times, rows, appended_rows, list(device_ids), uplink_keys), read
 
 
 def _batch_order(uplink: npt.NDArray[np.int64], record: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
