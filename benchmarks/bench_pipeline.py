@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks.conftest import record_rate
 from minolcore import _native, pipeline_fast
-from minolcore._batch_readings import merge_reading_rows
+from minolcore._batch_readings import UplinkPlaces, merge_reading_rows
 from minolcore._layout_plans import ReadingColumn, ReadingTimes, telegram_rows
 from minolcore._reference.receptions import join_receptions_into
 from minolcore.errors import MinolcoreError
@@ -248,9 +248,10 @@ def test_batch_reading_rows(benchmark: Any, reading_columns: tuple[Any, ...], pa
     batch order (the store's rule)."""
     columns, places = reading_columns
     times = ReadingTimes()
+    uplinks = uplink_places(places)
 
     def merged() -> ReadingBlock:
-        return merge_reading_rows(columns, times, places, [], [])[0]
+        return merge_reading_rows(columns, times, uplinks, [], [])[0]
 
     def one_by_one() -> list[Any]:
         by_telegram = telegram_rows(columns, times)
@@ -271,6 +272,11 @@ def test_batch_reading_rows(benchmark: Any, reading_columns: tuple[Any, ...], pa
     record_rate(benchmark, "values_per_s", sum(len(c.stamps) for c in columns))
 
 
+def uplink_places(places: list[tuple[str, str, str | None, str | None]]) -> UplinkPlaces:
+    """(device, key, building, unit) per uplink as the pipeline hands them over: columns."""
+    return UplinkPlaces([p[0] for p in places], [p[1] for p in places], [(p[2], p[3]) for p in places])
+
+
 def as_stored(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """A row as a block holds it: valid as 1 or 0 (which SQLite stores alike)."""
     return (*row[:9], int(row[9]), *row[10:])
@@ -282,7 +288,7 @@ def test_store_reading_block(benchmark: Any, reading_columns: tuple[Any, ...], b
     a new in-memory store: bound from C out of the block's tables, against the same rows
     bound by Python's sqlite3."""
     columns, places = reading_columns
-    block = merge_reading_rows(columns, ReadingTimes(), places, [], [])[0]
+    block = merge_reading_rows(columns, ReadingTimes(), uplink_places(places), [], [])[0]
     batch = StoreBatch(reading_blocks=[block])
     stores: list[SQLiteStore] = []
 

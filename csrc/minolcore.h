@@ -141,6 +141,22 @@ int64_t mc_layout_groups(const uint8_t *buffer, size_t buffer_len, const int64_t
                          const int32_t *counts, const int64_t *chosen, size_t n_chosen, int64_t *group_of,
                          int64_t *heads);
 
+/* Group rows 0..n_rows by their keys keys[i * width : (i + 1) * width] (mc_groups.c): rows
+ * whose keys are the same bytes share a group. group_of[i] is row i's group, numbered in
+ * order of first appearance; first[g] is the row of group g with the smallest order[row]
+ * (order NULL: its first row), of equal ones the first. With text_of, smallest[g] is the
+ * text entry, of those its rows name (text_of[row]), whose text
+ * texts[text_starts[t] : text_ends[t]] sorts first bytewise (a prefix first); of equal
+ * texts the one of the row first by order, then row. first and smallest need room for
+ * n_rows. Returns the number of groups, or MC_GROUPS_RANGE when the keys do not fit in
+ * keys_len bytes or a text entry or text lies outside its array, or MC_GROUPS_NOMEM; the
+ * outputs are then unspecified. */
+enum { MC_GROUPS_RANGE = -1, MC_GROUPS_NOMEM = -2 };
+int64_t mc_key_groups(const uint8_t *keys, size_t keys_len, size_t n_rows, size_t width, const int64_t *order,
+                      const int64_t *text_of, const uint8_t *texts, size_t texts_len, const int64_t *text_starts,
+                      const int64_t *text_ends, size_t n_texts, int64_t *group_of, int64_t *first,
+                      int64_t *smallest);
+
 /* The dedupe table (mc_dedupe.c). */
 typedef struct mc_dedupe mc_dedupe;
 

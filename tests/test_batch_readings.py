@@ -9,9 +9,12 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minolcore._batch_readings import UplinkPlace, merge_reading_rows
+from minolcore._batch_readings import UplinkPlaces, merge_reading_rows
 from minolcore._layout_plans import ReadingColumn, ReadingTimes, telegram_rows
 from minolcore.wmbus.dates import NO_MINUTE
+
+# (device uid, uplink key, building id, unit id) of an uplink with column rows.
+UplinkPlace = tuple[str, str, str | None, str | None]
 
 DEVICES = ("wmbus:A", "wmbus:B")
 KEYS = ("0a", "0b", "1f", "ff")
@@ -122,11 +125,21 @@ def test_merged_rows_are_the_batch_order_merge(
     columns, places, appended, uplinks = batch
     times = ReadingTimes()
     expected_rows, expected_read = merged_in_batch_order(columns, times, places, appended, uplinks)
-    block, read = merge_reading_rows(columns, times, places, appended, uplinks)
+    block, read = merge_reading_rows(columns, times, as_columns(places), appended, uplinks)
     rows = block.rows()
     assert read == expected_read
     assert sorted(map(repr, rows)) == sorted(map(repr, map(as_stored, expected_rows)))
     assert len({row[:7] for row in rows}) == len(rows)
+
+
+def as_columns(places: list[UplinkPlace | None]) -> UplinkPlaces:
+    """The places as merge_reading_rows takes them: an uplink without one unplaced."""
+    uplinks = UplinkPlaces.unplaced(len(places))
+    for index, place in enumerate(places):
+        if place is not None:
+            uplinks.device_uids[index], uplinks.keys[index] = place[:2]
+            uplinks.places[index] = place[2:]
+    return uplinks
 
 
 def as_stored(row: tuple[Any, ...]) -> tuple[Any, ...]:

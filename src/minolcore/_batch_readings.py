@@ -5,8 +5,9 @@ function) the store keeps the first in batch order, with the smallest uplink key
 all (see :mod:`minolcore.store.sqlite`). A batch repeats most keys many times: every
 telegram repeats its meter's due-date and month-end values. The rows the layout plans read
 stay columns (:class:`~minolcore._layout_plans.ReadingColumn`) up to here, and
-:func:`merge_reading_rows` settles the repeats of the whole batch with one numpy sort,
-together with the rows the other paths appended. What it keeps stays columns too, a
+:func:`merge_reading_rows` settles the repeats of the whole batch, together with the rows
+the other paths appended, in one hash pass of the C core (:mod:`minolcore._key_groups`)
+that compares the uplink keys as it goes: only the rows kept are sorted. What it keeps stays columns too, a
 :class:`~minolcore.store.base.ReadingBlock`: numbers into tables of device uids, reading
 times, fields, places and uplink keys, no Python object per row, which the store binds
 from C.
@@ -18,22 +19,33 @@ import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
+import numpy.typing as npt
 
+from minolcore._key_groups import key_groups, ordered_texts
 from minolcore._layout_plans import ReadingColumn, ReadingTimes
-from minolcore.store._columns import text_order
-from minolcore.store._readings import EMPTY, run_starts
+from minolcore.store._readings import EMPTY
 from minolcore.store.base import ReadingBlock, ReadingValues
 from minolcore.wmbus.dates import NO_MINUTE
 
-__all__ = ["UplinkPlace", "merge_reading_rows"]
+__all__ = ["UplinkPlaces", "merge_reading_rows"]
 
-# (device uid, uplink key, building id, unit id) of a wireless M-Bus uplink the columnar
-# path read: the fields of its rows that the reading columns do not hold.
-UplinkPlace = tuple[str, str, str | None, str | None]
-_NO_PLACE: UplinkPlace = ("", "", None, None)
+
+class UplinkPlaces(NamedTuple):
+    """Per uplink index of a batch the fields of its column rows that the reading columns do
+    not hold, as columns: its device uid, uplink key and (building id, unit id). An uplink
+    without column rows keeps those of :meth:`unplaced` (never read)."""
+
+    device_uids: list[str]
+    keys: list[str]
+    places: list[tuple[str | None, str | None]]
+
+    @classmethod
+    def unplaced(cls, count: int) -> UplinkPlaces:
+        """``count`` uplinks without column rows: "", "" and (None, None) each."""
+        return cls([""] * count, [""] * count, [(None, None)] * count)
 
 
 def _ids() -> defaultdict[Any, int]:
@@ -44,7 +56,7 @@ def _ids() -> defaultdict[Any, int]:
 def merge_reading_rows(
     columns: Sequence[ReadingColumn],
     times: ReadingTimes,
-    places: Sequence[UplinkPlace | None],
+    uplinks: UplinkPlaces,
     appended: Sequence[ReadingValues],
     appended_uplinks: Sequence[int],
 ) -> tuple[ReadingBlock, int]:
@@ -52,7 +64,7 @@ def merge_reading_rows(
     rows the columns give, i.e. their values with a reading time).
 
     ``columns`` name their telegrams by uplink index (the uplink's place in the batch) and
-    their reading times by ``times``' numbers; ``places`` gives per uplink index the
+    their reading times by ``times``' numbers; ``uplinks`` gives per uplink index the
     device, key, building and unit of its column rows. ``appended``: the rows the other
     paths built one by one, in batch order, with ``appended_uplinks`` their uplink indexes
     (never decreasing). An uplink has column rows or appended rows, not both; within an
@@ -62,15 +74,15 @@ def merge_reading_rows(
     appended_at_uplink = np.asarray(appended_uplinks, dtype=np.int64)
     if len(appended_at_uplink) != len(appended) or np.any(np.diff(appended_at_uplink) < 0):
         raise ValueError("appended rows must come with their uplink indexes, in batch order")
+    uids, keys, places = uplinks
+    if not len(uids) == len(keys) == len(places):
+        raise ValueError("every uplink needs a device, a key and a place")
     device_ids = _ids()
     field_ids = _ids()
-    key_ids = _ids()
-    # Uplinks without a place have no column rows: their "" is never read.
-    filled = [_NO_PLACE if p is None else p for p in places]
-    uids, keys, buildings, units = zip(*filled, strict=True) if filled else ((), (), (), ())
-    uplink_device = np.fromiter(map(device_ids.__getitem__, uids), dtype=np.int64, count=len(places))
-    uplink_key = np.fromiter(map(key_ids.__getitem__, keys), dtype=np.int64, count=len(places))
-    appended_keys = [key_ids[row[12]] for row in appended]
+    uplink_device = np.fromiter(map(device_ids.__getitem__, uids), dtype=np.int64, count=len(uids))
+    # The uplink keys, one entry per uplink and then one per appended row: only compared
+    # (in C), so neither made distinct nor sorted.
+    uplink_keys = [*keys, *(row[12] for row in appended)]
 
     # Every row of the batch as a candidate: the column rows first, then the appended
     # ones. Per candidate its uplink and record (its place in batch order), its reading
@@ -113,65 +125,67 @@ def merge_reading_rows(
     )
     is_column = source >= 0
     device = np.where(is_column, uplink_device[uplink], 0)
-    key = np.where(is_column, uplink_key[uplink], 0)
+    # Per candidate its uplink key's entry: its uplink's, or an appended row's own.
     appended_at = kept - from_columns  # meaningful where not is_column
+    key = np.where(is_column, uplink, len(keys) + appended_at)
     if appended:
         on_appended = ~is_column
         row_devices = np.fromiter(
             (device_ids[row[0]] for row in appended), dtype=np.int64, count=len(appended)
         )
         device[on_appended] = row_devices[appended_at[on_appended]]
-        key[on_appended] = np.asarray(appended_keys, dtype=np.int64)[appended_at[on_appended]]
-    # Key numbers in the order of the keys: the smallest rank is the smallest key.
-    ranked, key_rank = _ranked(list(key_ids))
-    rank = key_rank[key]
 
-    order = np.lexsort((record, uplink, field, stamp, device))
-    # Runs of one reading key, each in batch order: its first row wins, with the smallest
-    # uplink key of the run.
-    starts = run_starts(order, (device, stamp, field))
-    winners = order[starts]
-    smallest_rank = np.minimum.reduceat(rank[order], starts)
+    # One group per reading key: its first row in batch order wins, with the smallest
+    # uplink key of the group.
+    groups = key_groups(
+        np.stack([device, stamp, field], axis=1),
+        order=_batch_order(uplink, record),
+        texts=ordered_texts(uplink_keys),
+        text_of=key,
+    )
+    winners, smallest = groups.first, cast(npt.NDArray[np.int64], groups.smallest)
     # The column rows first, then the appended ones, each in the order of their keys.
-    from_column = is_column[winners]
-    chosen = np.concatenate([winners[from_column], winners[~from_column]])
-    chosen_rank = np.concatenate([smallest_rank[from_column], smallest_rank[~from_column]])
+    by_key = np.lexsort((field[winners], stamp[winners], device[winners]))
+    from_column = is_column[winners[by_key]]
+    in_block = np.concatenate([by_key[from_column], by_key[~from_column]])
+    chosen = winners[in_block]
     rows = _Chosen(
         device=device[chosen],
         stamp=stamp[chosen],
-        uplink_rank=chosen_rank,
+        uplink_key=smallest[in_block],
         column=source[chosen],
         uplink=uplink[chosen],
         at=kept[chosen],
     )
     appended_rows = [appended[at] for at in appended_at[chosen[~is_column[chosen]]].tolist()]
-    uplink_places = list(zip(buildings, units, strict=True))
-    return _block(columns, uplink_places, times, rows, appended_rows, list(device_ids), ranked), read
+    return _block(columns, places, times, rows, appended_rows, list(device_ids), uplink_keys), read
 
 
-def _ranked(keys: list[str]) -> tuple[list[str], np.ndarray[Any, np.dtype[np.int64]]]:
-    """(the distinct ``keys`` sorted, each key's place there). The "" of uplinks without a
-    place sorts first; the content keys, all of one width, sort in numpy (text_order)."""
-    positions = np.arange(len(keys), dtype=np.int64)
-    empty = keys.index("") if "" in keys else None
-    if empty is None:
-        order = text_order(keys)
-    else:
-        rest = np.delete(positions, empty)
-        order = np.concatenate([[empty], rest[text_order(keys[:empty] + keys[empty + 1 :])]])
-    rank = np.empty(len(keys), dtype=np.int64)
-    rank[order] = positions
-    return list(map(keys.__getitem__, order.tolist())), rank
+def _batch_order(uplink: npt.NDArray[np.int64], record: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Per candidate its place in batch order as one number: by uplink, then record."""
+    order = np.empty(len(uplink), dtype=np.int64)
+    if not len(uplink):
+        return order
+    # Python integers: the spans of numbers far apart do not fit in 64 bits.
+    first_uplink, first_record = int(uplink.min()), int(record.min())
+    span = int(record.max()) - first_record + 1
+    if (int(uplink.max()) - first_uplink + 1) * span < 2**62:
+        np.multiply(uplink - first_uplink, span, out=order)
+        order += record - first_record
+        return order
+    # Numbers too wide to combine: their places in a sort.
+    order[np.lexsort((record, uplink))] = np.arange(len(uplink))
+    return order
 
 
 class _Chosen(NamedTuple):
-    """Per row kept: its device number, reading time number, uplink key's place in the
-    sorted keys; for a column row its column, uplink index and place among all column rows
+    """Per row kept: its device number, reading time number, the entry of its smallest
+    uplink key; for a column row its column, uplink index and place among all column rows
     (for an appended row -1 and what it was as a candidate). Column rows come first."""
 
     device: np.ndarray[Any, np.dtype[np.int64]]
     stamp: np.ndarray[Any, np.dtype[np.int64]]
-    uplink_rank: np.ndarray[Any, np.dtype[np.int64]]
+    uplink_key: np.ndarray[Any, np.dtype[np.int64]]
     column: np.ndarray[Any, np.dtype[np.int64]]
     uplink: np.ndarray[Any, np.dtype[np.int64]]
     at: np.ndarray[Any, np.dtype[np.int64]]
@@ -211,7 +225,7 @@ def _block(
         time=time.astype(np.int64).reshape(-1),
         field=np.concatenate([column_field[rows.column[on_column]], appended_field]),
         place=np.concatenate([uplink_place[rows.uplink[on_column]], appended_place]),
-        uplink=rows.uplink_rank,
+        uplink=rows.uplink_key,
         # A column row's value is None where it is not valid.
         value=np.concatenate(
             [values, np.array([math.nan if v is None else v for v in appended_values], dtype=np.float64)]

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, cast
 import msgspec
 import numpy as np
 
-from minolcore._batch_readings import UplinkPlace, merge_reading_rows
+from minolcore._batch_readings import UplinkPlaces, merge_reading_rows
 from minolcore._layout_plans import ReadingTimes
 from minolcore._model import Record
 from minolcore.devices import DeviceReading, ProfileRegistry, model_from_records
@@ -382,7 +382,7 @@ class Pipeline:
         stored = copies.encoded()
         # Per uplink (wireless M-Bus ones by their index in wmbus, then LoRaWAN ones) where the
         # rows of its reading columns go, and the uplink of every row appended one by one.
-        places: list[UplinkPlace | None] = [None] * (len(wmbus) + len(lorawan))
+        places = UplinkPlaces.unplaced(len(wmbus) + len(lorawan))
         appended: list[int] = []
         read_batch = _FastBatch(frames, first_times, devices, fast, wmbus, read.times)
         start = 0  # of the run of consecutive uplinks the columnar path read
@@ -487,7 +487,7 @@ class Pipeline:
         start: int,
         stop: int,
         batch: _FastBatch,
-        places: list[UplinkPlace | None],
+        places: UplinkPlaces,
         appended: list[int],
     ) -> None:
         """The rows of the consecutive wireless M-Bus uplinks ``start`` to ``stop`` - 1
@@ -519,13 +519,13 @@ class Pipeline:
         ]
         kinds = list(map(_FIRST, statuses))
         assignments = self._assign_run(received_at, devices)
-        places_of: list[UplinkPlace] = [
-            (uid, key, None, None)
-            if a is None
-            else (uid, key, a.building.id, None if a.unit is None else a.unit.id)
-            for uid, key, a in zip(uids, keys, assignments, strict=True)
+        places_of = [
+            (None, None) if a is None else (a.building.id, None if a.unit is None else a.unit.id)
+            for a in assignments
         ]
-        places[start:stop] = places_of
+        places.device_uids[start:stop] = uids
+        places.keys[start:stop] = keys
+        places.places[start:stop] = places_of
         rows.unassigned += assignments.count(None)
         rows.decoded += stop - start
         counts = rows.kinds
@@ -541,7 +541,7 @@ class Pipeline:
         # A telegram read record by record brings its rows; the rest are in reading columns.
         for n in [n for n, item in enumerate(items) if item.readings]:
             readings = items[n].readings
-            _, _, building, unit_id = places_of[n]
+            building, unit_id = places_of[n]
             rows.values_read += len(readings)
             rows.reading_values.extend([(uids[n], *row, building, unit_id, keys[n]) for row in readings])
             appended.extend(itertools.repeat(start + n, len(readings)))

@@ -3,9 +3,10 @@ store's upsert merges them, and packed for binding from C.
 
 The upsert keeps, of all rows with one reading key (device, reading time, quantity,
 storage, tariff, subunit, function), the first row in batch order with the smallest uplink
-key of them all. Here that happens with one numpy sort over numbers for the table entries
-(equal values, equal numbers) instead of a dict entry per row, and the rows stay columns up
-to the statement: the C core binds their texts from the tables (see
+key of them all. Here that happens over numbers for the table entries (equal values, equal
+numbers) in one hash pass of the C core (:mod:`minolcore._key_groups`), which compares the
+uplink keys as it goes, instead of a dict entry per row; the rows stay columns up to the
+statement: the C core binds their texts from the tables (see
 :mod:`minolcore.store._columns`).
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from minolcore._key_groups import encoded_texts, fixed_rows, key_groups
 from minolcore.store._columns import (
     DOUBLE,
     INT64,
@@ -125,16 +127,33 @@ def _ranks(entries: Sequence[Any]) -> npt.NDArray[np.int64]:
     return rank[classes]
 
 
-def _uplink_keys(blocks: Sequence[ReadingBlock]) -> tuple[list[Any], list[npt.NDArray[np.int64]]]:
-    """The blocks' uplink keys one table after another (not made distinct: a row's key is
-    only compared, never looked up), and the numbers of each block's entries in it."""
-    tables = [block.uplink_keys for block in blocks]
+def _concatenated(tables: Sequence[Sequence[Any]]) -> tuple[list[Any], list[npt.NDArray[np.int64]]]:
+    """The entries of ``tables`` one table after another (not made distinct), and the
+    numbers of each table's entries in it."""
     starts = itertools.accumulate(map(len, tables), initial=0)  # one more than tables
     numbers = [
         np.arange(start, start + len(table), dtype=np.int64)
         for start, table in zip(starts, tables, strict=False)
     ]
     return list(itertools.chain.from_iterable(tables)), numbers
+
+
+def _times(
+    blocks: Sequence[ReadingBlock],
+) -> tuple[list[Any], list[npt.NDArray[np.int64]], npt.NDArray[np.int64]]:
+    """(a table of the blocks' reading times, the numbers of each block's entries in it, per
+    entry the number of its class of equal values). Texts of one width (the pipeline's
+    times, nearly all distinct across batches) stay one table after another and get their
+    classes from their bytes in C, faster than a dict that hashes every new text; others
+    are made distinct as :func:`_joined` does."""
+    tables = [block.times for block in blocks]
+    if all(map(_all_texts, tables)):
+        entries, numbers = _concatenated(tables)
+        rows = fixed_rows(entries)
+        if rows is not None:
+            return entries, numbers, key_groups(rows).group_of
+    times, numbers = _joined(tables)
+    return times, numbers, _classes(times)
 
 
 def _smallest_keys(
@@ -176,10 +195,11 @@ def merge_reading_blocks(blocks: Sequence[ReadingBlock]) -> ReadingBlock:
     if not blocks:
         return EMPTY
     device_uids, device_numbers = _joined([block.device_uids for block in blocks])
-    times, time_numbers = _joined([block.times for block in blocks])
+    times, time_numbers, time_classes = _times(blocks)
     fields, field_numbers = _joined([block.fields for block in blocks])
     places, place_numbers = _joined([block.places for block in blocks])
-    uplink_keys, uplink_numbers = _uplink_keys(blocks)
+    # Uplink keys are only compared, never looked up: their tables are not made distinct.
+    uplink_keys, uplink_numbers = _concatenated([block.uplink_keys for block in blocks])
 
     def column(numbers: list[npt.NDArray[np.int64]], name: str) -> npt.NDArray[np.int64]:
         return np.concatenate(
@@ -202,14 +222,25 @@ def merge_reading_blocks(blocks: Sequence[ReadingBlock]) -> ReadingBlock:
 
     # Reading keys as numbers: equal values, equal numbers (1 and 1.0 are one key, as in a dict).
     key_device = _classes(device_uids)[device]
-    key_time = _classes(times)[time]
+    key_time = time_classes[time]
     key_fields = _classes(fields, lambda entry: entry[:5])[field]
-    order = np.lexsort((np.arange(len(device)), key_fields, key_time, key_device))
-    starts = run_starts(order, (key_device, key_time, key_fields))
-    winners = order[starts]
-    chosen_uplink = _smallest_keys(uplink_keys, uplink[order], starts)
-    # Grouped by device uid in sorted order, each device's rows in batch order.
-    regroup = np.lexsort((winners, _ranks(device_uids)[device[winners]]))
+    # One group per reading key, in batch order; its first row wins. Texts compare as the
+    # upsert compares them in C; keys of other types in Python.
+    texts = encoded_texts(uplink_keys)
+    groups = key_groups(
+        np.stack([key_device, key_time, key_fields], axis=1),
+        texts=texts,
+        text_of=None if texts is None else uplink,
+    )
+    winners = groups.first
+    if groups.smallest is not None:
+        chosen_uplink = groups.smallest
+    else:
+        order = np.argsort(groups.group_of, kind="stable")
+        chosen_uplink = _smallest_keys(uplink_keys, uplink[order], run_starts(order, (groups.group_of,)))
+    # Grouped by device uid in sorted order, each device's rows in batch order (the winners
+    # come in batch order).
+    regroup = np.argsort(_ranks(device_uids)[device[winners]], kind="stable")
     kept = winners[regroup]
     return ReadingBlock(
         device_uids=device_uids,
