@@ -221,9 +221,11 @@ def reading_columns() -> tuple[Any, ...]:
         )
     ]
     for month in range(1, 16):
+        # YYYYMMDDhhmm: the first of the month at midnight.
         month_end = np.full(
             BATCH_UPLINKS,
-            202300000000 + month * 1000000 if month <= 12 else 202400000000 + (month - 12) * 1000000,
+            (202300000000 + month * 1000000 if month <= 12 else 202400000000 + (month - 12) * 1000000)
+            + 10000,
         )
         columns.append(
             ReadingColumn(
