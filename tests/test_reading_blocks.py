@@ -15,11 +15,12 @@ from hypothesis import strategies as st
 from minolcore import ingest
 from minolcore.errors import InputError
 from minolcore.store import SQLiteStore
-from minolcore.store._columns import distinct_text_order, text_order, unpack_rows
+from minolcore.store._columns import distinct_text_order, text_order, text_table, unpack_rows
 from minolcore.store._readings import (
     EMPTY,
     historic_rows,
     merge_reading_blocks,
+    merge_reading_blocks_keyed,
     pack_readings,
     placements,
     reading_keys,
@@ -108,6 +109,25 @@ def test_selected_rows_keys_and_placements_are_those_of_the_rows(rows: list[tupl
     )
     expected = {(b or "", u or "", d) for d, *_, b, u, _ in merged if b is not None or u is not None}
     assert placements(block) == sorted(expected)
+
+
+@given(reading_rows(), st.lists(st.integers(0, 20), max_size=3))
+def test_the_merges_uplink_key_table_packs_as_the_keys_do(
+    rows: list[tuple[Any, ...]], cuts: list[int]
+) -> None:
+    """The uplink keys' table made while merging binds as the keys themselves would."""
+    block, table = merge_reading_blocks_keyed(split(rows, cuts))
+    assert exact(block.rows()) == exact(merge_reading_blocks(split(rows, cuts)).rows())
+    expected = text_table(block.uplink_keys)
+    if table is None:  # no rows, or keys that make no table
+        assert expected is None or not len(block)
+        return
+    assert expected is not None
+    assert table[0] == expected[0] and table[1].tolist() == expected[1].tolist()
+    packed, with_table = pack_readings(block), pack_readings(block, table)
+    assert (packed is None) == (with_table is None)
+    if packed is not None and with_table is not None:
+        assert exact(unpack_rows(with_table)) == exact(unpack_rows(packed))
 
 
 @given(reading_rows())

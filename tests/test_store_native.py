@@ -31,6 +31,8 @@ from minolcore.store._columns import (
     TABLE,
     TEXT,
     PackedColumns,
+    distinct_text_column,
+    distinct_text_order,
     pack_columns,
     table_column,
     text_table,
@@ -406,3 +408,21 @@ def test_the_store_binds_on_its_own_connection_when_opening_it_opens_another(tmp
     assert store.counts()["readings"] > 0
     store.close()
     assert sqlite3.connect(other).execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+
+
+@given(st.lists(TEXTS, max_size=6), st.integers(1, 3))
+def test_distinct_text_column_is_the_order_and_the_table(texts: list[str], width: int) -> None:
+    """The keys' order and table from one join equal distinct_text_order and text_table,
+    for texts of one width in ASCII (one join), hex digests and any others."""
+    fixed = [format(number, f"0{width}x") for number in range(len(texts), 0, -1)]
+    digests = [format(number << 64, "032x") for number in range(len(texts), 0, -1)]  # the content keys' form
+    for case in (texts, fixed, digests):
+        column = distinct_text_column(case)
+        order = distinct_text_order(case)
+        table = text_table(case)
+        if order is None or table is None:
+            assert column is None
+            continue
+        assert column is not None
+        assert column[0].tolist() == order.tolist()
+        assert column[1][0] == table[0] and column[1][1].tolist() == table[1].tolist()

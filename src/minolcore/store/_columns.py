@@ -36,6 +36,7 @@ __all__ = [
     "TEXT",
     "PackedColumns",
     "TextTable",
+    "distinct_text_column",
     "distinct_text_order",
     "pack_column",
     "pack_columns",
@@ -128,12 +129,30 @@ def text_order(texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
 
 def distinct_text_order(texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.int64]] | None:
     """:func:`text_order` of texts that are all distinct, or None where two are equal."""
-    order, repeated = _sorted_texts(texts)
+    order, repeated, _ = _sorted_texts(texts)
     return None if repeated else order
 
 
-def _sorted_texts(texts: Sequence[str]) -> tuple[np.ndarray[Any, np.dtype[np.int64]], bool]:
-    """(:func:`text_order`, whether two texts are equal)."""
+def distinct_text_column(
+    texts: Sequence[str],
+) -> tuple[np.ndarray[Any, np.dtype[np.int64]], TextTable] | None:
+    """(:func:`distinct_text_order`, the texts as a :data:`TextTable` in their order) of
+    texts that are all ``str``; None where two are equal or one cannot be encoded. Texts of
+    one width in ASCII (the uplinks' content keys) are joined once for both: the table's
+    bytes are the joined text's, its offsets follow from the width."""
+    order, repeated, joined = _sorted_texts(texts)
+    if repeated:
+        return None
+    if joined is not None:
+        width = len(joined) // len(texts)
+        return order, (joined.encode(), np.arange(len(texts) + 1, dtype=np.int64) * width)
+    table = _encoded(texts)
+    return None if table is None else (order, table)
+
+
+def _sorted_texts(texts: Sequence[str]) -> tuple[np.ndarray[Any, np.dtype[np.int64]], bool, str | None]:
+    """(:func:`text_order`, whether two texts are equal, the texts joined where they are of
+    one width (not 0) in ASCII, else None)."""
     lengths = set(map(len, texts))
     if len(lengths) == 1:
         joined = "".join(texts)
@@ -141,15 +160,15 @@ def _sorted_texts(texts: Sequence[str]) -> tuple[np.ndarray[Any, np.dtype[np.int
         if width == _DIGEST_HEX_WIDTH:
             digests = _digest_order(joined, len(texts))
             if digests is not None:
-                return digests
+                return (*digests, joined)  # lowercase hex digits: ASCII
         if width and joined.isascii():
             fixed = np.frombuffer(joined.encode(), dtype=f"S{width}")
             order = np.argsort(fixed, kind="stable").astype(np.int64)
             in_order = fixed[order]
-            return order, bool(np.any(in_order[1:] == in_order[:-1]))
+            return order, bool(np.any(in_order[1:] == in_order[:-1])), joined
     order = np.asarray(sorted(range(len(texts)), key=texts.__getitem__), dtype=np.int64)
     ordered = list(map(texts.__getitem__, order.tolist()))
-    return order, any(map(operator.eq, ordered, itertools.islice(ordered, 1, None)))
+    return order, any(map(operator.eq, ordered, itertools.islice(ordered, 1, None))), None
 
 
 # The uplinks' content keys: 16-byte digests in lowercase hex.

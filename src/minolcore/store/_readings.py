@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from minolcore._key_groups import encoded_texts, fixed_rows, key_groups
+from minolcore._key_groups import EncodedTexts, encoded_texts, fixed_rows, key_groups
 from minolcore.store._columns import (
     DOUBLE,
     INT64,
@@ -30,6 +30,7 @@ from minolcore.store._columns import (
     pack_column,
     table_column,
     text_order,
+    text_table,
 )
 from minolcore.store.base import ReadingBlock
 
@@ -37,6 +38,7 @@ __all__ = [
     "EMPTY",
     "historic_rows",
     "merge_reading_blocks",
+    "merge_reading_blocks_keyed",
     "pack_readings",
     "placements",
     "reading_keys",
@@ -191,9 +193,16 @@ def merge_reading_blocks(blocks: Sequence[ReadingBlock]) -> ReadingBlock:
     the first in order with the smallest uplink key of them all. The rows come grouped by
     device uid in sorted order, each device's rows in their order: a device's rows are
     inserted together, which keeps the inserts local in the B-tree."""
+    return merge_reading_blocks_keyed(blocks)[0]
+
+
+def merge_reading_blocks_keyed(blocks: Sequence[ReadingBlock]) -> tuple[ReadingBlock, TextTable | None]:
+    """(:func:`merge_reading_blocks`, its uplink keys as a :data:`TextTable` where they are
+    all ``str`` and encodable, else None): the keys are encoded once, for comparing them
+    here and for binding them in :func:`pack_readings`."""
     blocks = [block for block in blocks if len(block)]
     if not blocks:
-        return EMPTY
+        return EMPTY, None
     device_uids, device_numbers = _joined([block.device_uids for block in blocks])
     times, time_numbers, time_classes = _times(blocks)
     fields, field_numbers = _joined([block.fields for block in blocks])
@@ -226,7 +235,14 @@ def merge_reading_blocks(blocks: Sequence[ReadingBlock]) -> ReadingBlock:
     key_fields = _classes(fields, lambda entry: entry[:5])[field]
     # One group per reading key, in batch order; its first row wins. Texts compare as the
     # upsert compares them in C; keys of other types in Python.
-    texts = encoded_texts(uplink_keys)
+    # Strict UTF-8 (the table's) and the "surrogatepass" of encoded_texts agree where the
+    # former encodes at all; lone surrogates take encoded_texts.
+    uplink_table = text_table(uplink_keys)
+    texts = (
+        encoded_texts(uplink_keys)
+        if uplink_table is None
+        else EncodedTexts(uplink_table[0], uplink_table[1][:-1], uplink_table[1][1:])
+    )
     groups = key_groups(
         np.stack([key_device, key_time, key_fields], axis=1),
         texts=texts,
@@ -242,7 +258,7 @@ def merge_reading_blocks(blocks: Sequence[ReadingBlock]) -> ReadingBlock:
     # come in batch order).
     regroup = np.argsort(_ranks(device_uids)[device[winners]], kind="stable")
     kept = winners[regroup]
-    return ReadingBlock(
+    merged = ReadingBlock(
         device_uids=device_uids,
         times=times,
         fields=fields,
@@ -257,6 +273,7 @@ def merge_reading_blocks(blocks: Sequence[ReadingBlock]) -> ReadingBlock:
         has_value=has_value[kept],
         valid=valid[kept],
     )
+    return merged, uplink_table
 
 
 def reading_keys(block: ReadingBlock, rows: npt.NDArray[np.intp]) -> list[tuple[Any, ...]]:
@@ -317,10 +334,11 @@ def placements(block: ReadingBlock) -> list[tuple[str, str, str]]:
     return sorted(found)
 
 
-def pack_readings(block: ReadingBlock) -> PackedColumns | None:
+def pack_readings(block: ReadingBlock, uplink_table: TextTable | None = None) -> PackedColumns | None:
     """The block's rows packed for the readings' INSERT (its 13 columns), texts bound from
     the tables; None where a column does not pack exactly (see :mod:`minolcore.store._columns`):
-    the rows then go through Python's sqlite3."""
+    the rows then go through Python's sqlite3. ``uplink_table``: the block's ``uplink_keys``
+    already as a table (from :func:`merge_reading_blocks_keyed`), not encoded again."""
     count = len(block)
     tables: list[TextTable | None] = []
     kinds: list[int] = []
@@ -392,11 +410,16 @@ def pack_readings(block: ReadingBlock) -> PackedColumns | None:
         tables.append(None)
     elif not objects(block.valid):
         return None
-    ok = (
-        text([place[0] for place in block.places], block.place)
-        and text([place[1] for place in block.places], block.place)
-        and text(block.uplink_keys, block.uplink)
+    ok = text([place[0] for place in block.places], block.place) and text(
+        [place[1] for place in block.places], block.place
     )
+    if ok and uplink_table is not None:
+        kinds.append(TABLE)
+        values.append(block.uplink)
+        nulls.append(None)
+        tables.append(uplink_table)
+    else:
+        ok = ok and text(block.uplink_keys, block.uplink)
     if not ok:
         return None
     return PackedColumns(count, tuple(kinds), tuple(values), tuple(nulls), tuple(tables))

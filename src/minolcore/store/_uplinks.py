@@ -18,7 +18,7 @@ from minolcore.store._columns import (
     TABLE,
     PackedColumns,
     TextTable,
-    distinct_text_order,
+    distinct_text_column,
     table_column,
     text_table,
 )
@@ -39,21 +39,29 @@ def pack_uplinks(blocks: Sequence[UplinkBlock], rows: Sequence[UplinkValues]) ->
     keys = list(itertools.chain(*(block.uplink_keys for block in blocks), columns[0]))
     if not set(map(type, keys)) <= {str}:
         return None
-    key_order = distinct_text_order(keys)
-    if key_order is None:
+    # The keys are joined once for their order and their table.
+    key_column = distinct_text_column(cast(list[str], keys))
+    if key_column is None:
         return None
-    order: npt.NDArray[np.int64] = key_order
+    order, key_table = key_column
 
     def text(parts: Sequence[Sequence[Any]]) -> tuple[npt.NDArray[np.int64], TextTable, bytes | None] | None:
         """(the rows' entries, the table, the null mask) of a text column."""
-        entries = list(itertools.chain.from_iterable(parts))
-        first = entries[0] if entries else None
-        if type(first) is str and all(map(operator.is_, entries, itertools.repeat(first))):
-            # One text object in every row (the pipeline's status and errors): a table of one
-            # entry. Equal texts in other objects take table_column, which tests their types.
-            table = text_table(entries[:1])
-            return None if table is None else (np.zeros(len(entries), dtype=np.int64), table, None)
-        column = table_column(entries, order)
+        given = [part for part in parts if len(part)]
+        firsts = [part[0] for part in given]
+        if set(map(type, firsts)) <= {str} and all(
+            all(map(operator.is_, part, itertools.repeat(first)))
+            for part, first in zip(given, firsts, strict=True)
+        ):
+            # One text object in every row of each part (the pipeline's status and errors of
+            # a block): a table of a few entries, one per part, without joining every row's
+            # text. Equal texts in other objects take table_column, which tests their types.
+            table = text_table(firsts)
+            if table is None:
+                return None
+            part_of = np.repeat(np.arange(len(given), dtype=np.int64), [len(part) for part in given])
+            return np.take(part_of, order), table, None
+        column = table_column(list(itertools.chain.from_iterable(given)), order)
         return None if column is None else (order, *column)
 
     def integers(parts: Sequence[npt.NDArray[Any]], given: Sequence[Any]) -> npt.NDArray[np.int64] | None:
@@ -66,7 +74,7 @@ def pack_uplinks(blocks: Sequence[UplinkBlock], rows: Sequence[UplinkValues]) ->
         return np.take(np.concatenate([*(np.asarray(part).astype(np.int64) for part in parts), tail]), order)
 
     texts = [
-        text([keys]),
+        (order, key_table, None),
         text([*(block.device_uids for block in blocks), columns[1]]),
         text([*(block.security_status for block in blocks), columns[3]]),
         text([*(block.decode_errors for block in blocks), columns[4]]),

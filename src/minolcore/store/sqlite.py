@@ -24,10 +24,10 @@ import numpy as np
 from minolcore.errors import ConfigError, InputError, StoreError
 from minolcore.store import _native_rows
 from minolcore.store._checkpoints import BackgroundCheckpoints
-from minolcore.store._columns import PackedColumns, pack_columns
+from minolcore.store._columns import PackedColumns, TextTable, pack_columns
 from minolcore.store._readings import (
     historic_rows,
-    merge_reading_blocks,
+    merge_reading_blocks_keyed,
     pack_readings,
     placements,
     reading_keys,
@@ -347,8 +347,12 @@ class SQLiteStore:
                 # Copies of uplinks this database never stored (a pipeline restored from
                 # another store's state): there is no row to add them to.
                 logger.warning("%d late copies name uplinks that are not in %s", len(late) - found, self.path)
-            readings = self._unsettled(_merged_readings(batch))
-            self._insert_readings(readings)
+            merged, uplink_table = _merged_readings(batch)
+            readings = self._unsettled(merged)
+            # Rows left out keep the tables: the uplink keys' table still holds.
+            self._insert_readings(
+                readings, uplink_table if readings.uplink_keys is merged.uplink_keys else None
+            )
             insert(_INSERT_PLACEMENT, placements(readings))
             insert(_INSERT_STATUS, _distinct_status_events(batch.status_events))
             insert(_INSERT_REJECTED, [_rejected_values(row) for row in batch.rejected])
@@ -428,11 +432,12 @@ class SQLiteStore:
         from_blocks = itertools.chain.from_iterable(block.rows() for block in blocks)
         self._insert_rows(_INSERT_UPLINK, _merged_uplinks(batch.uplinks, [*values, *from_blocks]))
 
-    def _insert_readings(self, readings: ReadingBlock) -> None:
+    def _insert_readings(self, readings: ReadingBlock, uplink_table: TextTable | None = None) -> None:
+        """Insert the merged readings (``uplink_table``: their uplink keys as a table, if made)."""
         if not len(readings):
             return
         if self._native_rows is not None:
-            packed = pack_readings(readings)
+            packed = pack_readings(readings, uplink_table)
             if packed is not None:
                 self._insert_packed(_INSERT_READING, packed)
                 return
@@ -680,10 +685,10 @@ def _merged_devices(rows: Iterable[DeviceRow]) -> list[tuple[object, ...]]:
     return [merged[key] for key in sorted(merged)]
 
 
-def _merged_readings(batch: StoreBatch) -> ReadingBlock:
+def _merged_readings(batch: StoreBatch) -> tuple[ReadingBlock, TextTable | None]:
     """One row per reading key of the batch's readings, as the upsert leaves them (see
     :func:`~minolcore.store._readings.merge_reading_blocks`): the row objects first, then the
-    value tuples, then the blocks."""
+    value tuples, then the blocks; and their uplink keys as a table where they make one."""
     astuple = cast(Callable[[ReadingRow], tuple[Any, ...]], msgspec.structs.astuple)
     blocks = list(batch.reading_blocks)
     if batch.reading_values:
@@ -692,7 +697,7 @@ def _merged_readings(batch: StoreBatch) -> ReadingBlock:
         blocks.insert(0, ReadingBlock.from_rows(list(map(astuple, batch.readings))))
     for block in blocks:
         block.check()
-    return merge_reading_blocks(blocks)
+    return merge_reading_blocks_keyed(blocks)
 
 
 def _device_values(row: DeviceRow) -> tuple[object, ...]:
