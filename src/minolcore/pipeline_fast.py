@@ -64,7 +64,7 @@ from minolcore.wmbus.headers import (
 from minolcore.wmbus.record_batch import WalkStatus, _header, _value, walk
 from minolcore.wmbus.records import decode_records
 from minolcore.wmbus.scan import Flag, ScanResult, pack_frames, scan
-from minolcore.wmbus.security import STATUS_DECRYPTED, as_key, open_mode7, unseal
+from minolcore.wmbus.security import STATUS_DECRYPTED, OMSKey, as_key, open_mode7, unseal
 from minolcore.wmbus.vif import CODING_REAL
 
 __all__ = [
@@ -307,20 +307,20 @@ def _unseal_mode7(raw: bytes, key: Any) -> tuple[bytes, int] | None:
     size = raw[0] + 1
     if not _MODE7_MIN_INPUT <= size <= len(raw):
         return _unseal_mode7_objects(raw, key)
-    # Mode 7 never reads the bytes beyond L (only ciphertext inside L is authenticated).
-    frame = raw[:size]
-    fcl = frame[12] | (frame[13] << 8)
+    # Mode 7 never reads the bytes beyond L (only ciphertext inside L is authenticated):
+    # every index below is checked against ``size``, and slices reaching the end stop there.
+    fcl = raw[12] | (raw[13] << 8)
     if fcl & _AFL_NEEDED != _AFL_NEEDED:
         return _unseal_mode7_objects(raw, key)
-    mac_length = AFL_MAC_LENGTHS.get(frame[14] & 0x0F)
-    tpl_at = 12 + frame[11]  # the AFL ends where AFLL says
+    mac_length = AFL_MAC_LENGTHS.get(raw[14] & 0x0F)
+    tpl_at = 12 + raw[11]  # the AFL ends where AFLL says
     mcr_at = 17 if fcl & AFL_KI_PRESENT else 15
     mac_at = mcr_at + 4
     if mac_length is None or tpl_at >= size:
         return _unseal_mode7_objects(raw, key)
     mac_end = mac_at + mac_length
     fields_end = mac_end + 2 if fcl & AFL_ML_PRESENT else mac_end
-    tpl_ci = frame[tpl_at]
+    tpl_ci = raw[tpl_at]
     if tpl_ci == _CI_SHORT_TPL:
         cf_at = tpl_at + 3
         id_at = 4  # the link-layer ID keys a short header's telegram
@@ -330,30 +330,31 @@ def _unseal_mode7(raw: bytes, key: Any) -> tuple[bytes, int] | None:
     else:
         return _unseal_mode7_objects(raw, key)
     payload_at = cf_at + 3  # CF (2) and the mode-7 CF extension
-    cf = frame[cf_at] | (frame[cf_at + 1] << 8) if payload_at <= size else 0
+    cf = raw[cf_at] | (raw[cf_at + 1] << 8) if payload_at <= size else 0
     if fields_end > tpl_at or (cf >> 8) & 0x1F != _MODE7:
         return _unseal_mode7_objects(raw, key)
     # From here on the object path fails exactly when these checks do: a KDF other than
     # the OMS one, no encrypted block ("not encrypted"), blocks reaching beyond L, then
     # (open_mode7) the MAC and the 2F2F prefix.
     cipher_end = payload_at + ((cf >> 4) & 0x0F) * 16
-    if (frame[cf_at + 2] >> 4) & 0x3 != _KDF_SELECTION_OMS or cipher_end == payload_at or cipher_end > size:
+    if (raw[cf_at + 2] >> 4) & 0x3 != _KDF_SELECTION_OMS or cipher_end == payload_at or cipher_end > size:
         return None
-    try:
-        master = as_key(key)
-    except MinolcoreError:
-        return None
-    authenticated = frame[14:mac_at] + frame[mac_end:fields_end] + frame[tpl_at:]
+    if type(key) is not OMSKey:  # the keys of a key file are OMSKeys already
+        try:
+            key = as_key(key)
+        except MinolcoreError:
+            return None
+    authenticated = raw[14:mac_at] + raw[mac_end:fields_end] + raw[tpl_at:size]
     plain = open_mode7(
-        master,
-        frame[mcr_at:mac_at] + frame[id_at : id_at + 4],
+        key,
+        raw[mcr_at:mac_at] + raw[id_at : id_at + 4],
         authenticated,
-        frame[mac_at:mac_end],
-        frame[payload_at:cipher_end],
+        raw[mac_at:mac_end],
+        raw[payload_at:cipher_end],
     )
     if plain is None:
         return None
-    return plain + frame[cipher_end:], frame[cf_at - 1]
+    return plain + raw[cipher_end:size], raw[cf_at - 1]
 
 
 def _unseal_mode7_objects(raw: bytes, key: Any) -> tuple[bytes, int] | None:
