@@ -118,6 +118,8 @@ def both_paths(apls: list[bytes], received: list[float]) -> tuple[dict[int, Any]
     for position in chosen:
         found = _read(
             apls[position],
+            0,
+            len(apls[position]),
             entries[firsts[position] : firsts[position] + counts[position]],
             received[position],
             0,

@@ -545,11 +545,14 @@ class Pipeline:
             rows.values_read += len(readings)
             rows.reading_values.extend([(uids[n], *row, building, unit_id, keys[n]) for row in readings])
             appended.extend(itertools.repeat(start + n, len(readings)))
-        for n in [n for n, status in enumerate(statuses) if status[1]]:
-            when = batch.times.text(items[n].event_minute)
+        faulty = [n for n, status in enumerate(statuses) if status[1]]
+        if faulty:
+            # The model times as text in one pass (a fault is as common as its meters).
+            whens = batch.times.texts([items[n].event_minute for n in faulty])
             rows.status_events.extend(
                 [
                     StatusEventRow(device_uid=uids[n], event_time=when, event=fault, detail=detail)
+                    for n, when in zip(faulty, whens, strict=True)
                     for fault, detail in statuses[n][1]
                 ]
             )

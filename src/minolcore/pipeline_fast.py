@@ -64,7 +64,7 @@ from minolcore.wmbus.headers import (
 from minolcore.wmbus.record_batch import WalkStatus, _header, _value, walk
 from minolcore.wmbus.records import decode_records
 from minolcore.wmbus.scan import Flag, ScanResult, pack_frames, scan
-from minolcore.wmbus.security import STATUS_DECRYPTED, as_key, open_mode7, unseal
+from minolcore.wmbus.security import STATUS_DECRYPTED, OMSKey, as_key, open_mode7, unseal
 from minolcore.wmbus.vif import CODING_REAL
 
 __all__ = [
@@ -133,18 +133,27 @@ class FastRecords(msgspec.Struct, gc=False):
     layout's plan has its rows in the batch's :class:`ReadingColumn` list);
     ``event_minute``: the model's reading time "YYYY-MM-DDTHH:MM" as a number of the batch's
     :class:`ReadingTimes` (:attr:`FastRead.times`); ``status_key``: the
-    inputs of the profile's kind and faults; ``apl``: the plaintext application layer (for
-    building the model of a new status key). A struct, not a class with ``__init__``: one
-    is made per telegram, and the struct's constructor runs in C.
+    inputs of the profile's kind and faults; ``data``, ``apl_offset`` and ``apl_length``:
+    where the plaintext application layer lies in the batch's plaintexts (bytes), read as
+    :attr:`apl` only to learn a new layout or build the model of a new status key. A
+    struct, not a class with ``__init__``: one is made per telegram, and the struct's
+    constructor runs in C.
     """
 
     readings: list[tuple[Any, ...]]
     event_minute: int
     sts: int
     status_key: tuple[Any, ...]
-    apl: bytes
+    data: bytes
+    apl_offset: int
+    apl_length: int
     layout: tuple[str, ...]
     signature: int
+
+    @property
+    def apl(self) -> bytes:
+        """The plaintext application layer (sliced when asked for: rarely needed)."""
+        return self.data[self.apl_offset : self.apl_offset + self.apl_length]
 
 
 class FastRead(NamedTuple):
@@ -211,13 +220,12 @@ def fast_records(
         & np.isin(tpl_ci, _FAST_TPL_CIS)
     )
     index = np.flatnonzero(chosen)
+    # The mode-5 application layers stay where decryption put them (walked in place, not
+    # copied out one by one); the mode-7 ones follow them in one buffer.
     plain = decrypted.plain.tobytes()
-    apls = [
-        plain[start : start + length]
-        for start, length in zip(
-            decrypted.apl_offset[index].tolist(), decrypted.apl_length[index].tolist(), strict=True
-        )
-    ]
+    apl_offsets = decrypted.apl_offset[index]
+    apl_lengths = decrypted.apl_length[index].astype(np.int32)
+    sealed: list[bytes] = []
     positions = index.tolist()
     sts_column = scanned.output[info["out_offset"][index] + info["apl_offset"][index] - 3].tolist()
     if frames is not None:
@@ -232,12 +240,20 @@ def fast_records(
             found = _unseal_mode7(frames[row], keys[row])
             if found is not None:
                 positions.append(row)
-                apls.append(found[0])
+                sealed.append(found[0])
                 sts_column.append(found[1])
     if not positions:
         return FastRead(out, dependent, [], ReadingTimes())
-    buffer, apl_offsets, apl_lengths = pack_frames(apls)
+    data = plain
+    if sealed:
+        _, sealed_offsets, sealed_lengths = pack_frames(sealed)
+        data = plain + b"".join(sealed)
+        apl_offsets = np.concatenate((apl_offsets, sealed_offsets + len(plain)))
+        apl_lengths = np.concatenate((apl_lengths, sealed_lengths))
+    buffer = np.frombuffer(data, dtype=np.uint8)
     walked = walk(buffer, apl_offsets, apl_lengths)
+    starts = apl_offsets.tolist()
+    sizes = apl_lengths.tolist()
     ok = walked.info["status"] == WalkStatus.OK
     walked_signatures = walked.info["signature"].tolist()
     received = [received_at[row] for row in positions]
@@ -268,20 +284,24 @@ def fast_records(
                 event_minute,
                 sts,
                 (sts, error_flags, head),
-                apls[position],
+                data,
+                starts[position],
+                sizes[position],
                 layout,
                 walked_signatures[position],
             )
         rest[read.positions] = False
     if not rest.any():
         return FastRead(out, dependent, columns, times)
-    entries = _entries(buffer.tobytes(), apl_offsets, walked.rows, rest[walked.rows["telegram"]])
+    entries = _entries(data, apl_offsets, walked.rows, rest[walked.rows["telegram"]])
     counts = walked.info["record_count"].tolist()
     firsts = walked.info["first_record"].tolist()
     for position in np.flatnonzero(rest).tolist():
         first = firsts[position]
         out[positions[position]] = _read(
-            apls[position],
+            data,
+            starts[position],
+            sizes[position],
             entries[first : first + counts[position]],
             received[position],
             sts_column[position],
@@ -307,20 +327,20 @@ def _unseal_mode7(raw: bytes, key: Any) -> tuple[bytes, int] | None:
     size = raw[0] + 1
     if not _MODE7_MIN_INPUT <= size <= len(raw):
         return _unseal_mode7_objects(raw, key)
-    # Mode 7 never reads the bytes beyond L (only ciphertext inside L is authenticated).
-    frame = raw[:size]
-    fcl = frame[12] | (frame[13] << 8)
+    # Mode 7 never reads the bytes beyond L (only ciphertext inside L is authenticated):
+    # every index below is checked against ``size``, and slices reaching the end stop there.
+    fcl = raw[12] | (raw[13] << 8)
     if fcl & _AFL_NEEDED != _AFL_NEEDED:
         return _unseal_mode7_objects(raw, key)
-    mac_length = AFL_MAC_LENGTHS.get(frame[14] & 0x0F)
-    tpl_at = 12 + frame[11]  # the AFL ends where AFLL says
+    mac_length = AFL_MAC_LENGTHS.get(raw[14] & 0x0F)
+    tpl_at = 12 + raw[11]  # the AFL ends where AFLL says
     mcr_at = 17 if fcl & AFL_KI_PRESENT else 15
     mac_at = mcr_at + 4
     if mac_length is None or tpl_at >= size:
         return _unseal_mode7_objects(raw, key)
     mac_end = mac_at + mac_length
     fields_end = mac_end + 2 if fcl & AFL_ML_PRESENT else mac_end
-    tpl_ci = frame[tpl_at]
+    tpl_ci = raw[tpl_at]
     if tpl_ci == _CI_SHORT_TPL:
         cf_at = tpl_at + 3
         id_at = 4  # the link-layer ID keys a short header's telegram
@@ -330,30 +350,31 @@ def _unseal_mode7(raw: bytes, key: Any) -> tuple[bytes, int] | None:
     else:
         return _unseal_mode7_objects(raw, key)
     payload_at = cf_at + 3  # CF (2) and the mode-7 CF extension
-    cf = frame[cf_at] | (frame[cf_at + 1] << 8) if payload_at <= size else 0
+    cf = raw[cf_at] | (raw[cf_at + 1] << 8) if payload_at <= size else 0
     if fields_end > tpl_at or (cf >> 8) & 0x1F != _MODE7:
         return _unseal_mode7_objects(raw, key)
     # From here on the object path fails exactly when these checks do: a KDF other than
     # the OMS one, no encrypted block ("not encrypted"), blocks reaching beyond L, then
     # (open_mode7) the MAC and the 2F2F prefix.
     cipher_end = payload_at + ((cf >> 4) & 0x0F) * 16
-    if (frame[cf_at + 2] >> 4) & 0x3 != _KDF_SELECTION_OMS or cipher_end == payload_at or cipher_end > size:
+    if (raw[cf_at + 2] >> 4) & 0x3 != _KDF_SELECTION_OMS or cipher_end == payload_at or cipher_end > size:
         return None
-    try:
-        master = as_key(key)
-    except MinolcoreError:
-        return None
-    authenticated = frame[14:mac_at] + frame[mac_end:fields_end] + frame[tpl_at:]
+    if type(key) is not OMSKey:  # the keys of a key file are OMSKeys already
+        try:
+            key = as_key(key)
+        except MinolcoreError:
+            return None
+    authenticated = raw[14:mac_at] + raw[mac_end:fields_end] + raw[tpl_at:size]
     plain = open_mode7(
-        master,
-        frame[mcr_at:mac_at] + frame[id_at : id_at + 4],
+        key,
+        raw[mcr_at:mac_at] + raw[id_at : id_at + 4],
         authenticated,
-        frame[mac_at:mac_end],
-        frame[payload_at:cipher_end],
+        raw[mac_at:mac_end],
+        raw[payload_at:cipher_end],
     )
     if plain is None:
         return None
-    return plain + frame[cipher_end:], frame[cf_at - 1]
+    return plain + raw[cipher_end:size], raw[cf_at - 1]
 
 
 def _unseal_mode7_objects(raw: bytes, key: Any) -> tuple[bytes, int] | None:
@@ -494,12 +515,19 @@ def _entries(
 
 
 def _read(
-    apl: bytes, entries: list[_Entry], received_at: float, sts: int, signature: int, times: ReadingTimes
+    source: bytes,
+    apl_offset: int,
+    apl_length: int,
+    entries: list[_Entry],
+    received_at: float,
+    sts: int,
+    signature: int,
+    times: ReadingTimes,
 ) -> FastRecords:
-    """The reading rows and status inputs of one application layer, as the object path
-    derives them from its record objects (readings.reading_rows, profiles._reading_time,
-    profiles.standard_status and the EI Electronics head); its model time is numbered by
-    ``times``."""
+    """The reading rows and status inputs of one application layer (``apl_length`` bytes at
+    ``apl_offset`` of ``source``), as the object path derives them from its record objects
+    (readings.reading_rows, profiles._reading_time, profiles.standard_status and the EI
+    Electronics head); its model time is numbered by ``times``."""
     layout = [entry[0] for entry in entries]
     now: str | None = None
     dates: dict[tuple[int, int, int], str] = {}
@@ -553,7 +581,15 @@ def _read(
     else:
         event_time = iso_minute(received_at)
     return FastRecords(
-        readings, times.number(event_time), sts, (sts, error_flags, head), apl, tuple(layout), signature
+        readings,
+        times.number(event_time),
+        sts,
+        (sts, error_flags, head),
+        source,
+        apl_offset,
+        apl_length,
+        tuple(layout),
+        signature,
     )
 
 
