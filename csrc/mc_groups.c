@@ -16,10 +16,12 @@
 #define GOLDEN 0x9e3779b97f4a7c15ULL
 
 /* A slot of the table holds a group's number, or -1; the keys are compared byte for byte,
- * the hash only picks the slot. Eight bytes at a time: the keys are a few words wide. */
-static uint64_t hash_key(const uint8_t *key, size_t width)
+ * the hash only picks the slot. Eight bytes at a time: the keys are a few words wide. The
+ * caller's seed (random per process) keeps keys chosen to share slots, such as dates sent
+ * by meters, from being found offline: the groups do not depend on it. */
+static uint64_t hash_key(const uint8_t *key, size_t width, uint64_t seed)
 {
-    uint64_t h = (uint64_t)width * GOLDEN;
+    uint64_t h = seed ^ ((uint64_t)width * GOLDEN);
     size_t i = 0;
     for (; i + 8 <= width; i += 8) {
         uint64_t word;
@@ -55,7 +57,7 @@ static int text_before(const uint8_t *texts, const int64_t *starts, const int64_
 int64_t mc_key_groups(const uint8_t *keys, size_t keys_len, size_t n_rows, size_t width, const int64_t *order,
                       const int64_t *text_of, const uint8_t *texts, size_t texts_len, const int64_t *text_starts,
                       const int64_t *text_ends, size_t n_texts, int64_t *group_of, int64_t *first,
-                      int64_t *smallest)
+                      int64_t *smallest, uint64_t seed)
 {
     if (n_rows == 0)
         return 0;
@@ -86,7 +88,7 @@ int64_t mc_key_groups(const uint8_t *keys, size_t keys_len, size_t n_rows, size_
     int64_t groups = 0;
     for (size_t i = 0; i < n_rows; i++) {
         const uint8_t *key = keys + i * width;
-        size_t s = (size_t)hash_key(key, width) & (capacity - 1);
+        size_t s = (size_t)hash_key(key, width, seed) & (capacity - 1);
         int64_t g;
         for (;; s = (s + 1) & (capacity - 1)) {
             g = slots[s];

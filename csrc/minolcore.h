@@ -143,8 +143,9 @@ int64_t mc_layout_groups(const uint8_t *buffer, size_t buffer_len, const int64_t
 
 /* Group rows 0..n_rows by their keys keys[i * width : (i + 1) * width] (mc_groups.c): rows
  * whose keys are the same bytes share a group. group_of[i] is row i's group, numbered in
- * order of first appearance; first[g] is the row of group g with the smallest order[row]
- * (order NULL: its first row), of equal ones the first. With text_of, smallest[g] is the
+ * order of first appearance (whatever the seed: it only varies the hash, so that keys
+ * cannot be chosen to share slots); first[g] is the row of group g with the smallest
+ * order[row] (order NULL: its first row), of equal ones the first. With text_of, smallest[g] is the
  * text entry, of those its rows name (text_of[row]), whose text
  * texts[text_starts[t] : text_ends[t]] sorts first bytewise (a prefix first); of equal
  * texts the one of the row first by order, then row. first and smallest need room for
@@ -155,7 +156,7 @@ enum { MC_GROUPS_RANGE = -1, MC_GROUPS_NOMEM = -2 };
 int64_t mc_key_groups(const uint8_t *keys, size_t keys_len, size_t n_rows, size_t width, const int64_t *order,
                       const int64_t *text_of, const uint8_t *texts, size_t texts_len, const int64_t *text_starts,
                       const int64_t *text_ends, size_t n_texts, int64_t *group_of, int64_t *first,
-                      int64_t *smallest);
+                      int64_t *smallest, uint64_t seed);
 
 /* The dedupe table (mc_dedupe.c). */
 typedef struct mc_dedupe mc_dedupe;

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from minolcore import _key_groups as key_groups_module
 from minolcore._key_groups import EncodedTexts, encoded_texts, fixed_rows, key_groups, ordered_texts
 from minolcore._reference.groups import GROUPS_RANGE, key_groups_into
 from minolcore.errors import InputError
@@ -105,6 +106,22 @@ def test_groups_are_the_rows_grouped_by_value(rows: Any) -> None:
     smallest = None if groups.smallest is None else groups.smallest.tolist()
     assert (groups.group_of.tolist(), groups.first.tolist(), smallest) == want
     assert reference(keys, order, encoded, text_of) == (len(groups.first), *want)
+
+
+@given(grouped_rows(), st.integers(0, 2**64 - 1))
+def test_the_groups_do_not_depend_on_the_hash_seed(rows: Any, seed: int) -> None:
+    keys, order, texts, text_of = rows
+    encoded = None if texts is None else encoded_texts(texts)
+    order_column = None if order is None else np.asarray(order, dtype=np.int64)
+    text_column = None if text_of is None else np.asarray(text_of, dtype=np.int64)
+    want = key_groups(keys, order_column, encoded, text_column)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(key_groups_module, "_HASH_SEED", seed)
+        got = key_groups(keys, order_column, encoded, text_column)
+    assert got.group_of.tolist() == want.group_of.tolist() and got.first.tolist() == want.first.tolist()
+    assert (got.smallest is None) == (want.smallest is None)
+    if got.smallest is not None and want.smallest is not None:
+        assert got.smallest.tolist() == want.smallest.tolist()
 
 
 @pytest.mark.equivalence

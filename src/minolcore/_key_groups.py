@@ -11,6 +11,7 @@ passed through), which orders them as Python orders ``str``.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -19,6 +20,10 @@ import numpy.typing as npt
 
 from minolcore import _native
 from minolcore.errors import InputError
+
+# The C core's hash of the keys is seeded per process (see csrc/mc_groups.c); the groups it
+# finds are the same whatever the seed.
+_HASH_SEED = int.from_bytes(os.urandom(8), "little")
 
 __all__ = ["EncodedTexts", "KeyGroups", "encoded_texts", "fixed_rows", "key_groups", "ordered_texts"]
 
@@ -155,6 +160,7 @@ def key_groups(
             ffi.from_buffer("int64_t[]", group_of),
             ffi.from_buffer("int64_t[]", first),
             ffi.from_buffer("int64_t[]", smallest),
+            _HASH_SEED,
         )
         if found == _native.lib.MC_GROUPS_NOMEM:
             raise MemoryError("no memory for the key groups")

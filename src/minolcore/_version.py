@@ -3,5 +3,5 @@
 __version__ = "0.1.0"
 # Raise whenever a C signature or struct layout changes: an extension built from older
 # sources then no longer matches and is noticed at import.
-NATIVE_ABI = 14
+NATIVE_ABI = 15
 NATIVE_STAMP = f"{__version__}+abi{NATIVE_ABI}"
