@@ -115,7 +115,8 @@ def key_groups(
     text_of: np.ndarray[Any, Any] | None = None,
 ) -> KeyGroups:
     """The groups of the rows of ``keys`` (a 2-D array: row ``i``'s key is the bytes of
-    ``keys[i]``, so equal rows of one dtype are one key).
+    ``keys[i]``, so rows of equal bytes are one key: integers as their values, while 0.0
+    and -0.0, or two NaNs of other bits, would be two).
 
     ``order`` (int64 per row, default the rows' order) picks each group's first row: the
     smallest, of equal ones the first. With ``texts`` and ``text_of`` (per row an entry of
