@@ -1383,14 +1383,14 @@ def _acceptances(
 ) -> tuple[JoinAcceptance, ...]:
     """The answer to each JoinRequest accepted in a batch (``accepted`` by the position of
     its first copy among ``receptions``), through the copy of it heard best in the batch."""
+    # The batch's copies of accepted requests, by uplink id: found in one pass.
+    copies: dict[int, list[int]] = {}
+    for i in np.flatnonzero((outcome == Outcome.JOINED) | (outcome == Outcome.JOIN_COPY)).tolist():
+        copies.setdefault(int(uplink_ids[i]), []).append(i)
     out = []
     for row, result in accepted.items():
-        uid = uplink_ids[row]
-        copies = np.flatnonzero(
-            (uplink_ids == uid) & ((outcome == Outcome.JOINED) | (outcome == Outcome.JOIN_COPY))
-        )
         best = max(
-            (receptions[i] for i in copies.tolist()),
+            (receptions[i] for i in copies[int(uplink_ids[row])]),
             key=lambda r: -math.inf if r.rssi is None else r.rssi,
         )
         out.append(
